@@ -1,0 +1,1 @@
+//! Speech recognition: the `Transcriber` trait and its whisper implementation.

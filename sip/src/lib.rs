@@ -1,0 +1,2 @@
+//! Sans-IO SIP for VoxBridge: messages, transactions (RFC 3261 §17), dialogs, SDP offer/answer,
+//! digest auth, and a thin tokio transport driver.
