@@ -1,0 +1,1 @@
+//! VoxBridge server library.
