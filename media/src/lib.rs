@@ -1,4 +1,2 @@
 //! Media core for VoxBridge: RTP/RTCP, jitter buffer and loss concealment, codecs, resampling,
-//! RFC 4733 DTMF, VAD, recording, and speech recognition (`asr`).
-
-pub mod asr;
+//! RFC 4733 DTMF, VAD and recording.

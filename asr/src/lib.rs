@@ -1,0 +1,1 @@
+//! Speech recognition for telephone audio: the `Transcriber` trait and its whisper backend.

@@ -1,1 +1,0 @@
-//! Speech recognition: the `Transcriber` trait and its whisper implementation.
