@@ -4,4 +4,5 @@
 //! Every protocol and signal-processing piece is sans-IO (time comes in as `now`, bytes in and
 //! out through caller buffers); only [`runtime`] owns sockets, threads and clocks.
 
+pub mod jitter;
 pub mod rtp;
