@@ -4,5 +4,6 @@
 //! Every protocol and signal-processing piece is sans-IO (time comes in as `now`, bytes in and
 //! out through caller buffers); only [`runtime`] owns sockets, threads and clocks.
 
+pub mod codec;
 pub mod jitter;
 pub mod rtp;
