@@ -1,2 +1,4 @@
 //! Sans-IO SIP for VoxBridge: messages, transactions (RFC 3261 §17), dialogs, SDP offer/answer,
 //! digest auth, and a thin tokio transport driver.
+
+pub mod message;
