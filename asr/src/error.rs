@@ -1,0 +1,59 @@
+//! The crate's error type: every failure a caller can act on has its own variant.
+
+use std::path::PathBuf;
+
+/// Why a WAV file was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WavError {
+    #[error("not a RIFF/WAVE file")]
+    NotWave,
+    #[error("the file ends inside the {0} chunk")]
+    Truncated(&'static str),
+    #[error("no `fmt ` chunk before the `data` chunk")]
+    MissingFormat,
+    #[error("no `data` chunk")]
+    MissingData,
+    #[error("unsupported WAV encoding (format tag {tag}, {bits} bits): use PCM16, μ-law or A-law")]
+    UnsupportedEncoding { tag: u16, bits: u16 },
+    #[error("unsupported sample rate {0} Hz: use 8000 or 16000")]
+    UnsupportedRate(u32),
+    #[error("unsupported channel count {0}: use mono")]
+    UnsupportedChannels(u16),
+}
+
+/// Everything the recognizer can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AsrError {
+    #[error("speech model {path} not found: run scripts/fetch-model.sh or set [asr] model")]
+    ModelMissing { path: PathBuf },
+    #[error("speech model {path} could not be loaded (corrupt or not a whisper.cpp ggml model): {reason}")]
+    ModelInvalid { path: PathBuf, reason: String },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Wav {
+        path: PathBuf,
+        #[source]
+        source: WavError,
+    },
+    #[error("all {0} recognition workers are busy")]
+    Busy(usize),
+    #[error("recognition did not finish before its deadline")]
+    Timeout,
+    #[error("the recognition pool has shut down")]
+    PoolClosed,
+    #[error("no audio to recognize")]
+    EmptyAudio,
+    #[error("answer type `choice` needs at least one choice")]
+    NoChoices,
+    #[error("unknown answer type `{0}` (free, yes_no, digits, date, time, amount, spelling, choice)")]
+    UnknownAnswerType(String),
+    #[error("speech engine failed: {0}")]
+    Engine(String),
+    #[error("this build has no speech engine (enable the `whisper` feature)")]
+    NoEngine,
+}

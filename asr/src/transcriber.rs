@@ -1,0 +1,117 @@
+//! The backend-neutral recognition interface. whisper-rs churns between releases, so everything
+//! outside `whisper.rs` talks to these types only.
+
+use serde::Serialize;
+
+use crate::error::AsrError;
+
+/// Whisper's fixed input rate.
+pub const MODEL_RATE: u32 = 16_000;
+/// Longest audio one decoding window can hold; longer utterances are split first.
+pub const MAX_WINDOW_MS: u64 = 30_000;
+
+/// How much of the encoder's 30 s context to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioContext {
+    /// The whole 1500-frame context, as stock whisper does.
+    Full,
+    /// Just enough frames for the clip, but never fewer than `floor`: below ~384 frames tiny.en
+    /// falls into repetition loops, and 512 costs no accuracy on short answers (docs/asr.md).
+    Fit { floor: u32 },
+}
+
+/// Decoder settings; [`DecodeSettings::telephone`] is our tuned profile, [`DecodeSettings::stock`]
+/// the whisper.cpp defaults kept for side-by-side measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeSettings {
+    pub no_timestamps: bool,
+    pub audio_context: AudioContext,
+    /// Cap on generated tokens per second of audio (plus a fixed allowance): the guard against
+    /// runaway repetition with a shortened context.
+    pub max_tokens_per_second: Option<u32>,
+    /// Collapse a phrase repeated three or more times in a row to one occurrence.
+    pub collapse_repeats: bool,
+}
+
+impl DecodeSettings {
+    pub fn telephone() -> Self {
+        DecodeSettings {
+            no_timestamps: true,
+            audio_context: AudioContext::Fit { floor: 512 },
+            max_tokens_per_second: Some(8),
+            collapse_repeats: true,
+        }
+    }
+
+    pub fn stock() -> Self {
+        DecodeSettings {
+            no_timestamps: false,
+            audio_context: AudioContext::Full,
+            max_tokens_per_second: None,
+            collapse_repeats: false,
+        }
+    }
+}
+
+/// One recognition job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Text the speech is likely to follow (the question asked, expected vocabulary).
+    pub prompt: Option<String>,
+    pub settings: DecodeSettings,
+    /// Closed-set answers to score after the prompt, in this order (empty: none).
+    pub candidates: Vec<String>,
+    /// Decoder threads for this job.
+    pub threads: usize,
+    /// Language code for multilingual models ("en"); English-only models ignore it.
+    pub language: String,
+}
+
+impl Request {
+    pub fn new(threads: usize, language: &str) -> Self {
+        Request {
+            prompt: None,
+            settings: DecodeSettings::telephone(),
+            candidates: Vec::new(),
+            threads,
+            language: language.to_string(),
+        }
+    }
+}
+
+/// A piece of recognized text with its position in the audio.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+/// What one job produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognition {
+    pub text: String,
+    pub segments: Vec<Segment>,
+    /// Geometric mean probability of the text tokens (0–1); 0 for no text.
+    pub confidence: f32,
+    /// Log-probability of each requested candidate, in request order.
+    pub candidate_logprobs: Vec<f32>,
+}
+
+/// A loaded model, shared by all workers (load once, wrap in `Arc`).
+pub trait Transcriber: Send + Sync {
+    /// A per-worker decoding session holding its own buffers.
+    fn session(&self) -> Result<Box<dyn Session>, AsrError>;
+}
+
+/// Mutable decoding state; one per worker thread.
+pub trait Session: Send {
+    /// Recognizes one utterance of 16 kHz mono samples (at most [`MAX_WINDOW_MS`]).
+    /// `deadline`: give up (with [`AsrError::Timeout`]) once this instant has passed.
+    fn recognize(
+        &mut self,
+        audio: &[f32],
+        request: &Request,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Recognition, AsrError>;
+}

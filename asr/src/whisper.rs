@@ -1,0 +1,298 @@
+//! The whisper.cpp backend (via whisper-rs). The only module that touches whisper-rs.
+
+use std::ffi::c_void;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::Instant;
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+    WhisperTokenId,
+};
+
+use crate::error::AsrError;
+use crate::model_file::check_model_file;
+use crate::repeats::collapse_repeats;
+use crate::transcriber::{
+    AudioContext, Recognition, Request, Segment, Session, Transcriber, MODEL_RATE,
+};
+
+/// whisper.cpp skips input shorter than one second; one-word answers are often shorter.
+const MIN_SAMPLES: usize = MODEL_RATE as usize * 3 / 2;
+/// Encoder frames per second of audio (1500 frames per 30 s window).
+const FRAMES_PER_SECOND: u64 = 50;
+const FULL_CONTEXT: u32 = 1500;
+/// Fixed allowance on top of the per-second token cap (punctuation, short answers).
+const TOKEN_ALLOWANCE: u32 = 16;
+
+fn engine(err: whisper_rs::WhisperError) -> AsrError {
+    AsrError::Engine(err.to_string())
+}
+
+/// A whisper.cpp ggml model loaded once and shared by every session.
+pub struct WhisperModel {
+    ctx: Arc<WhisperContext>,
+    path: PathBuf,
+}
+
+impl WhisperModel {
+    /// Loads a ggml model; a missing or malformed file is a clear error, never a crash.
+    pub fn load(path: &Path) -> Result<Self, AsrError> {
+        static QUIET: Once = Once::new();
+        // Routes whisper.cpp's own logging into the (disabled) log hooks instead of stderr.
+        QUIET.call_once(whisper_rs::install_logging_hooks);
+        check_model_file(path)?;
+        let invalid = |reason: String| AsrError::ModelInvalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let path_str = path
+            .to_str()
+            .ok_or_else(|| invalid("path is not valid UTF-8".into()))?;
+        let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+            .map_err(|e| invalid(format!("whisper.cpp refused it: {e}")))?;
+        Ok(WhisperModel {
+            ctx: Arc::new(ctx),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Transcriber for WhisperModel {
+    fn session(&self) -> Result<Box<dyn Session>, AsrError> {
+        let state = self.ctx.create_state().map_err(engine)?;
+        Ok(Box::new(WhisperSession {
+            ctx: Arc::clone(&self.ctx),
+            state,
+        }))
+    }
+}
+
+struct WhisperSession {
+    ctx: Arc<WhisperContext>,
+    state: WhisperState,
+}
+
+/// whisper.cpp polls this between graph computations and decoder steps.
+unsafe extern "C" fn past_deadline(user_data: *mut c_void) -> bool {
+    // SAFETY: `user_data` points at the `Instant` owned by `recognize`, which outlives the
+    // `full()` call during which whisper.cpp may invoke this callback.
+    let deadline = unsafe { &*(user_data as *const Instant) };
+    Instant::now() >= *deadline
+}
+
+fn audio_ctx(context: AudioContext, samples: usize) -> i32 {
+    match context {
+        AudioContext::Full => 0,
+        AudioContext::Fit { floor } => {
+            let frames = (samples as u64 * FRAMES_PER_SECOND).div_ceil(u64::from(MODEL_RATE));
+            // A little slack past the end of speech, rounded to a multiple of 64.
+            let wanted = (frames + 32).div_ceil(64) * 64;
+            wanted.clamp(u64::from(floor), u64::from(FULL_CONTEXT)) as i32
+        }
+    }
+}
+
+fn log_softmax_at(logits: &[f32], token: WhisperTokenId) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    let logit = usize::try_from(token)
+        .ok()
+        .and_then(|i| logits.get(i))
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
+    logit - max - sum.ln()
+}
+
+impl WhisperSession {
+    fn tokenize(&self, text: &str) -> Result<Vec<WhisperTokenId>, AsrError> {
+        // The C API cannot take interior NULs; they carry no meaning in a prompt anyway.
+        let clean: String = text.chars().filter(|&c| c != '\0').collect();
+        self.ctx.tokenize(&clean, 512).map_err(engine)
+    }
+
+    /// Tokens that open a transcription: [sot, (lang, transcribe), (no-timestamps)].
+    fn sot_sequence(&self, request: &Request) -> Vec<WhisperTokenId> {
+        let mut seq = vec![self.ctx.token_sot()];
+        if self.ctx.is_multilingual() {
+            let lang = whisper_rs::get_lang_id(&request.language).unwrap_or(0);
+            seq.push(self.ctx.token_lang(lang));
+            seq.push(self.ctx.token_transcribe());
+        }
+        if request.settings.no_timestamps {
+            seq.push(self.ctx.token_not());
+        }
+        seq
+    }
+
+    /// Log-probability of each candidate's tokens following the prompt, reusing the encoder
+    /// output left in the state by the preceding `full()` call (encode once, score many).
+    fn score_candidates(
+        &mut self,
+        prompt_tokens: &[WhisperTokenId],
+        request: &Request,
+    ) -> Result<Vec<f32>, AsrError> {
+        let mut prefix = Vec::with_capacity(prompt_tokens.len() + 5);
+        if !prompt_tokens.is_empty() {
+            prefix.push(self.ctx.token_prev());
+            prefix.extend_from_slice(prompt_tokens);
+        }
+        prefix.extend(self.sot_sequence(request));
+        let threads = request.threads.max(1);
+        self.state.decode(&prefix, 0, threads).map_err(engine)?;
+        let first = self.state.get_logits().map_err(engine)?.to_vec();
+        let mut scores = Vec::with_capacity(request.candidates.len());
+        for candidate in &request.candidates {
+            let tokens = self.tokenize(&format!(" {}", candidate.trim()))?;
+            let Some((&head, rest)) = tokens.split_first() else {
+                scores.push(f32::NEG_INFINITY);
+                continue;
+            };
+            let mut logprob = log_softmax_at(&first, head);
+            let mut previous = head;
+            for (i, &token) in rest.iter().enumerate() {
+                self.state
+                    .decode(&[previous], prefix.len() + i, threads)
+                    .map_err(engine)?;
+                logprob += log_softmax_at(self.state.get_logits().map_err(engine)?, token);
+                previous = token;
+            }
+            scores.push(logprob);
+        }
+        Ok(scores)
+    }
+}
+
+impl Session for WhisperSession {
+    fn recognize(
+        &mut self,
+        audio: &[f32],
+        request: &Request,
+        deadline: Option<Instant>,
+    ) -> Result<Recognition, AsrError> {
+        if audio.is_empty() {
+            return Err(AsrError::EmptyAudio);
+        }
+        let mut padded;
+        let audio = if audio.len() < MIN_SAMPLES {
+            padded = audio.to_vec();
+            padded.resize(MIN_SAMPLES, 0.0);
+            &padded[..]
+        } else {
+            audio
+        };
+        let prompt_tokens = match request.prompt.as_deref().map(str::trim) {
+            Some(p) if !p.is_empty() => self.tokenize(&format!(" {p}"))?,
+            _ => Vec::new(),
+        };
+        let settings = &request.settings;
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(request.threads.max(1) as i32);
+        params.set_language(Some(&request.language));
+        params.set_translate(false);
+        // Every job stands alone: no text carried over from the previous job on this state.
+        params.set_no_context(true);
+        params.set_no_timestamps(settings.no_timestamps);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        // Temperature fallback samples randomly; results must not depend on a state's history.
+        params.set_temperature_inc(0.0);
+        params.set_audio_ctx(audio_ctx(settings.audio_context, audio.len()));
+        if let Some(per_second) = settings.max_tokens_per_second {
+            let seconds = (audio.len() as u32).div_ceil(MODEL_RATE);
+            params.set_max_tokens((TOKEN_ALLOWANCE + per_second * seconds) as i32);
+            params.set_single_segment(true);
+        }
+        if !prompt_tokens.is_empty() {
+            params.set_tokens(&prompt_tokens);
+        }
+        let deadline_slot = deadline;
+        if let Some(deadline) = deadline_slot.as_ref() {
+            // SAFETY: the pointer refers to `deadline_slot`, alive until after `full()` returns;
+            // the callback only reads it.
+            unsafe {
+                params.set_abort_callback(Some(past_deadline));
+                params.set_abort_callback_user_data(deadline as *const Instant as *mut c_void);
+            }
+        }
+        let result = self.state.full(params, audio);
+        if deadline_slot.is_some_and(|d| Instant::now() >= d) {
+            return Err(AsrError::Timeout);
+        }
+        result.map_err(engine)?;
+
+        let mut segments = Vec::new();
+        let (mut logprob_sum, mut n_tokens) = (0f64, 0u32);
+        let eot = self.ctx.token_eot();
+        for segment in self.state.as_iter() {
+            let text = segment.to_str_lossy().map_err(engine)?.trim().to_string();
+            for i in 0..segment.n_tokens() {
+                if let Some(token) = segment.get_token(i) {
+                    if token.token_id() < eot {
+                        logprob_sum += f64::from(token.token_probability().max(1e-6)).ln();
+                        n_tokens += 1;
+                    }
+                }
+            }
+            if !text.is_empty() {
+                // whisper.cpp timestamps are in 10 ms units.
+                segments.push(Segment {
+                    start_ms: segment.start_timestamp().max(0) as u64 * 10,
+                    end_ms: segment.end_timestamp().max(0) as u64 * 10,
+                    text,
+                });
+            }
+        }
+        let mut text = segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if settings.collapse_repeats {
+            text = collapse_repeats(&text);
+        }
+        let confidence = if n_tokens == 0 {
+            0.0
+        } else {
+            (logprob_sum / f64::from(n_tokens)).exp() as f32
+        };
+        let candidate_logprobs = if request.candidates.is_empty() {
+            Vec::new()
+        } else {
+            self.score_candidates(&prompt_tokens, request)?
+        };
+        Ok(Recognition {
+            text,
+            segments,
+            confidence,
+            candidate_logprobs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fitted_context_has_a_floor_and_a_ceiling() {
+        let fit = AudioContext::Fit { floor: 512 };
+        assert_eq!(audio_ctx(fit, 2 * 16_000), 512);
+        assert_eq!(audio_ctx(fit, 12 * 16_000), 640);
+        assert_eq!(audio_ctx(fit, 40 * 16_000), 1500);
+        assert_eq!(audio_ctx(AudioContext::Full, 16_000), 0);
+    }
+
+    #[test]
+    fn log_softmax_of_uniform_logits() {
+        let lp = log_softmax_at(&[0.0; 4], 2);
+        assert!((lp - (0.25f32).ln()).abs() < 1e-6);
+        assert_eq!(log_softmax_at(&[0.0; 4], 9), f32::NEG_INFINITY);
+    }
+}
