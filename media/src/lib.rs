@@ -5,5 +5,7 @@
 //! out through caller buffers); only [`runtime`] owns sockets, threads and clocks.
 
 pub mod codec;
+pub mod dtmf;
 pub mod jitter;
+pub mod resample;
 pub mod rtp;
