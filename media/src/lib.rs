@@ -9,3 +9,4 @@ pub mod dtmf;
 pub mod jitter;
 pub mod resample;
 pub mod rtp;
+pub mod vad;
