@@ -2,3 +2,4 @@
 //! digest auth, and a thin tokio transport driver.
 
 pub mod message;
+pub mod transaction;

@@ -3,10 +3,15 @@
 //! or dropped when no response can be routed.
 
 use bytes::Bytes;
-use voxbridge_sip::message::{parse_datagram, triage, DropReason, HeaderName, Inbound, Message, Method, ParseErrorKind};
+use voxbridge_sip::message::{
+    parse_datagram, triage, DropReason, HeaderName, Inbound, Message, Method, ParseErrorKind,
+};
 
 fn load(name: &str) -> Bytes {
-    let path = format!("{}/../fixtures/sip/torture/{name}.sip", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../fixtures/sip/torture/{name}.sip",
+        env!("CARGO_MANIFEST_DIR")
+    );
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
@@ -23,11 +28,14 @@ enum Expect {
 
 fn expect(name: &str) -> Expect {
     match name {
-        "wsinv" | "intmeth" | "esc01" | "escnull" | "esc02" | "lwsdisp" | "dblreq" | "semiuri" | "transports"
-        | "unreason" | "noreason" | "trws" | "baddate" | "badbranch" | "inv2543" | "unksm2" | "zeromf"
-        | "ipv6-good" | "port-unambiguous" | "via-received-v6" => Expect::Process,
-        "clerr" | "ncl" | "scalar02" | "quotbal" | "ltgtruri" | "escruri" | "regbadct" | "badaspec" | "baddn"
-        | "mismatch01" | "mismatch02" | "mcl01" | "multi01" | "ipv6-bad" | "bad-ipv6-ref" => Expect::Answer(400),
+        "wsinv" | "intmeth" | "esc01" | "escnull" | "esc02" | "lwsdisp" | "dblreq" | "semiuri"
+        | "transports" | "unreason" | "noreason" | "trws" | "baddate" | "badbranch" | "inv2543"
+        | "unksm2" | "zeromf" | "ipv6-good" | "port-unambiguous" | "via-received-v6" => {
+            Expect::Process
+        }
+        "clerr" | "ncl" | "scalar02" | "quotbal" | "ltgtruri" | "escruri" | "regbadct"
+        | "badaspec" | "baddn" | "mismatch01" | "mismatch02" | "mcl01" | "multi01" | "ipv6-bad"
+        | "bad-ipv6-ref" => Expect::Answer(400),
         "badvers" => Expect::Answer(505),
         "novelsc" | "unkscm" => Expect::Answer(416),
         "badinv01" | "scalarlg" | "lwsruri" | "lwsstart" | "bigcode" | "insuf" => Expect::Drop,
@@ -40,7 +48,14 @@ fn every_fixture_meets_its_rfc_expectation() {
     let dir = format!("{}/../fixtures/sip/torture", env!("CARGO_MANIFEST_DIR"));
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("fixture dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".sip").map(str::to_owned))
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".sip")
+                .map(str::to_owned)
+        })
         .collect();
     names.sort();
     assert!(names.len() >= 44, "fixtures missing: {names:?}");
@@ -80,12 +95,25 @@ fn wsinv_fields() {
     assert_eq!(h.call_id().unwrap(), "wsinv.ndaksdj@192.0.2.1");
     let vias: Vec<_> = h.vias().map(|v| v.unwrap()).collect();
     assert_eq!(vias.len(), 3);
-    assert_eq!((vias[0].transport, vias[0].host, vias[0].branch()), ("UDP", "192.0.2.2", Some("390skdjuw")));
-    assert_eq!((vias[1].transport, vias[1].host), ("TCP", "spindle.example.com"));
-    assert_eq!((vias[2].host, vias[2].branch()), ("192.168.255.111", Some("z9hG4bK30239")));
-    assert_eq!(h.get(&HeaderName::Subject).map(|v| v.as_ref()), Some(&b""[..]));
     assert_eq!(
-        h.get(&HeaderName::from_wire(b"NewFangledHeader")).map(|v| v.as_ref()),
+        (vias[0].transport, vias[0].host, vias[0].branch()),
+        ("UDP", "192.0.2.2", Some("390skdjuw"))
+    );
+    assert_eq!(
+        (vias[1].transport, vias[1].host),
+        ("TCP", "spindle.example.com")
+    );
+    assert_eq!(
+        (vias[2].host, vias[2].branch()),
+        ("192.168.255.111", Some("z9hG4bK30239"))
+    );
+    assert_eq!(
+        h.get(&HeaderName::Subject).map(|v| v.as_ref()),
+        Some(&b""[..])
+    );
+    assert_eq!(
+        h.get(&HeaderName::from_wire(b"NewFangledHeader"))
+            .map(|v| v.as_ref()),
         Some(&b"newfangled value continued newfangled value"[..])
     );
     let contact = h.contact().unwrap();
@@ -98,12 +126,24 @@ fn wsinv_fields() {
 #[test]
 fn intmeth_unusual_characters() {
     let r = request("intmeth");
-    assert_eq!(r.method.as_bytes(), b"!interesting-Method0123456789_*+`.%indeed'~");
+    assert_eq!(
+        r.method.as_bytes(),
+        b"!interesting-Method0123456789_*+`.%indeed'~"
+    );
     let uri = r.uri().unwrap();
-    assert_eq!(uri.user, Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
+    assert_eq!(
+        uri.user,
+        Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+    );
     assert_eq!(uri.host, "example.com");
-    assert_eq!(r.headers.from_hdr().unwrap().tag(), Some("_token~1'+`*%!-."));
-    assert_eq!(r.headers.call_id().unwrap(), "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{");
+    assert_eq!(
+        r.headers.from_hdr().unwrap().tag(),
+        Some("_token~1'+`*%!-.")
+    );
+    assert_eq!(
+        r.headers.call_id().unwrap(),
+        "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
+    );
     assert!(r.headers.to_hdr().unwrap().display.unwrap().contains('\0'));
 }
 
@@ -113,7 +153,10 @@ fn esc01_escapes_stay_escaped_until_asked() {
     let uri = r.uri().unwrap();
     assert_eq!(uri.user, Some("sips%3Auser%40example.com"));
     assert_eq!(uri.user_unescaped().unwrap(), "sips:user@example.com");
-    assert_eq!(r.headers.to_hdr().unwrap().uri.user_unescaped().unwrap(), "user");
+    assert_eq!(
+        r.headers.to_hdr().unwrap().uri.user_unescaped().unwrap(),
+        "user"
+    );
 }
 
 #[test]
@@ -155,7 +198,10 @@ fn clerr_keeps_head_for_the_400() {
 
 #[test]
 fn bigcode_is_unparseable() {
-    assert!(matches!(outcome("bigcode"), Inbound::Drop(DropReason::Unparseable(ParseErrorKind::StartLine))));
+    assert!(matches!(
+        outcome("bigcode"),
+        Inbound::Drop(DropReason::Unparseable(ParseErrorKind::StartLine))
+    ));
 }
 
 #[test]
@@ -164,5 +210,8 @@ fn ipv6_hosts() {
     let uri = r.uri().unwrap();
     assert_eq!((uri.host, uri.port), ("[2001:db8::10]", Some(5070)));
     let r = request("via-received-v6");
-    assert_eq!(r.headers.via_top().unwrap().received(), Some("[2001:db8::9:255]"));
+    assert_eq!(
+        r.headers.via_top().unwrap().received(),
+        Some("[2001:db8::9:255]")
+    );
 }

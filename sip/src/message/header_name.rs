@@ -86,7 +86,10 @@ mod tests {
     fn compact_and_case_insensitive_forms_resolve() {
         assert_eq!(HeaderName::from_wire(b"v"), HeaderName::Via);
         assert_eq!(HeaderName::from_wire(b"I"), HeaderName::CallId);
-        assert_eq!(HeaderName::from_wire(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_wire(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_wire(b"l"), HeaderName::ContentLength);
     }
 

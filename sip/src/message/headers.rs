@@ -21,16 +21,27 @@ pub struct Headers {
 
 impl Headers {
     pub fn with_capacity(n: usize) -> Self {
-        Headers { list: Vec::with_capacity(n) }
+        Headers {
+            list: Vec::with_capacity(n),
+        }
     }
 
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.list.push(Header { name, value: value.into() });
+        self.list.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// Puts a header before all others (a proxy's or a UAC's own Via goes on top).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.list.insert(0, Header { name, value: value.into() });
+        self.list.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
     }
 
     /// First value of `name`.
@@ -45,7 +56,10 @@ impl Headers {
 
     /// Every field line named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.list.iter().filter(move |h| &h.name == name).map(|h| &h.value)
+        self.list
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| &h.value)
     }
 
     pub fn count(&self, name: &HeaderName) -> usize {

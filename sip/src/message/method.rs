@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::text::{is_token_char, parse_u32, SyntaxError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Method {
     Invite,
     Ack,
@@ -105,7 +105,13 @@ mod tests {
 
     #[test]
     fn cseq_with_leading_zeros_and_folding_whitespace() {
-        assert_eq!(CSeq::parse("0009 \t INVITE").unwrap(), CSeq { seq: 9, method: Method::Invite });
+        assert_eq!(
+            CSeq::parse("0009 \t INVITE").unwrap(),
+            CSeq {
+                seq: 9,
+                method: Method::Invite
+            }
+        );
     }
 
     #[test]
@@ -119,6 +125,9 @@ mod tests {
     #[test]
     fn methods_are_case_sensitive() {
         assert_eq!(Method::from_wire(b"INVITE"), Some(Method::Invite));
-        assert!(matches!(Method::from_wire(b"invite"), Some(Method::Other(_))));
+        assert!(matches!(
+            Method::from_wire(b"invite"),
+            Some(Method::Other(_))
+        ));
     }
 }

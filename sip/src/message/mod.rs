@@ -1,6 +1,7 @@
 //! SIP messages: a hand-written parser that keeps header values as slices of the received
 //! datagram (`Bytes`), typed accessors that parse on demand, and a serializer.
 
+mod build;
 mod header_name;
 mod headers;
 mod method;
@@ -14,11 +15,12 @@ mod uri;
 mod validate;
 mod via;
 
+pub use build::{new_branch, new_call_id, new_tag, random_hex};
 pub use header_name::HeaderName;
 pub use headers::{Header, Headers};
 pub use method::{CSeq, Method};
 pub use name_addr::NameAddr;
-pub use parse::{parse_datagram, StreamFramer, ParseError, ParseErrorKind, MAX_MESSAGE_SIZE};
+pub use parse::{parse_datagram, ParseError, ParseErrorKind, StreamFramer, MAX_MESSAGE_SIZE};
 pub use text::{split_list, unquote, Param, SyntaxError};
 pub use triage::{triage, DropReason, Inbound};
 pub use typed::HeaderError;
@@ -53,7 +55,12 @@ pub enum Message {
 
 impl Request {
     pub fn new(method: Method, uri: impl Into<Bytes>) -> Request {
-        Request { method, uri: uri.into(), headers: Headers::with_capacity(12), body: Bytes::new() }
+        Request {
+            method,
+            uri: uri.into(),
+            headers: Headers::with_capacity(12),
+            body: Bytes::new(),
+        }
     }
 
     pub fn uri(&self) -> Result<Uri<'_>, SyntaxError> {
@@ -64,7 +71,12 @@ impl Request {
 
 impl Response {
     pub fn new(status: u16, reason: impl Into<Bytes>) -> Response {
-        Response { status, reason: reason.into(), headers: Headers::with_capacity(10), body: Bytes::new() }
+        Response {
+            status,
+            reason: reason.into(),
+            headers: Headers::with_capacity(10),
+            body: Bytes::new(),
+        }
     }
 
     pub fn is_provisional(&self) -> bool {

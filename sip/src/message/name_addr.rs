@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 
-use super::text::{find_params_start, is_token_char, parse_params, quoted_end, unquote, Param, SyntaxError};
+use super::text::{
+    find_params_start, is_token_char, parse_params, quoted_end, unquote, Param, SyntaxError,
+};
 use super::uri::Uri;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +26,20 @@ impl<'a> NameAddr<'a> {
         } else if let Some(lt) = s.find('<') {
             let name = s[..lt].trim();
             // Unquoted display names are tokens separated by LWS (RFC 4475 baddn rejects commas).
-            if !name.bytes().all(|c| is_token_char(c) || c == b' ' || c == b'\t') {
+            if !name
+                .bytes()
+                .all(|c| is_token_char(c) || c == b' ' || c == b'\t')
+            {
                 return Err(SyntaxError::NameAddr);
             }
-            (if name.is_empty() { None } else { Some(name.into()) }, &s[lt..])
+            (
+                if name.is_empty() {
+                    None
+                } else {
+                    Some(name.into())
+                },
+                &s[lt..],
+            )
         } else {
             (None, s)
         };
@@ -58,7 +70,12 @@ impl<'a> NameAddr<'a> {
             None if after.is_empty() => "",
             _ => return Err(SyntaxError::NameAddr),
         };
-        Ok(NameAddr { display, uri_text, uri, params })
+        Ok(NameAddr {
+            display,
+            uri_text,
+            uri,
+            params,
+        })
     }
 
     pub fn params(&self) -> impl Iterator<Item = Param<'a>> {
@@ -70,7 +87,9 @@ impl<'a> NameAddr<'a> {
         if self.params.is_empty() {
             return None;
         }
-        self.params().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value)
+        self.params()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
     }
 
     pub fn tag(&self) -> Option<&'a str> {
@@ -84,7 +103,10 @@ mod tests {
 
     #[test]
     fn quoted_display_with_escapes_and_lws_params() {
-        let n = NameAddr::parse("\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>   ;  tag = 98asjd8").unwrap();
+        let n = NameAddr::parse(
+            "\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>   ;  tag = 98asjd8",
+        )
+        .unwrap();
         assert_eq!(n.display.as_deref(), Some("J Rosenberg \\\""));
         assert_eq!(n.uri.host, "example.com");
         assert_eq!(n.tag(), Some("98asjd8"));
@@ -99,7 +121,8 @@ mod tests {
 
     #[test]
     fn token_display_name() {
-        let n = NameAddr::parse("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;tag=x").unwrap();
+        let n = NameAddr::parse("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;tag=x")
+            .unwrap();
         assert_eq!(n.display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
     }
 

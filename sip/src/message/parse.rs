@@ -57,22 +57,42 @@ fn parse_message(buf: Bytes, require_content_length: bool) -> Result<Message, Pa
         return Err(ParseError::bare(ParseErrorKind::TooLarge));
     }
     let start = skip_leading_newlines(&buf);
-    let (head_end, body_start) = find_head_end(&buf, start).ok_or(ParseError::bare(ParseErrorKind::Incomplete))?;
+    let (head_end, body_start) =
+        find_head_end(&buf, start).ok_or(ParseError::bare(ParseErrorKind::Incomplete))?;
     let (start_line, headers) = parse_head(&buf, start, head_end).map_err(ParseError::bare)?;
     let head = |start_line: StartLine, headers: Headers| match start_line {
-        StartLine::Request { method, uri, .. } => {
-            Message::Request(Request { method, uri, headers, body: Bytes::new() })
-        }
-        StartLine::Response { status, reason } => {
-            Message::Response(Response { status, reason, headers, body: Bytes::new() })
-        }
+        StartLine::Request { method, uri, .. } => Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body: Bytes::new(),
+        }),
+        StartLine::Response { status, reason } => Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body: Bytes::new(),
+        }),
     };
-    if let StartLine::Request { version_ok: false, .. } = start_line {
-        return Err(ParseError { kind: ParseErrorKind::UnsupportedVersion, head: Some(Box::new(head(start_line, headers))) });
+    if let StartLine::Request {
+        version_ok: false, ..
+    } = start_line
+    {
+        return Err(ParseError {
+            kind: ParseErrorKind::UnsupportedVersion,
+            head: Some(Box::new(head(start_line, headers))),
+        });
     }
-    let fail = |kind, start_line, headers| Err(ParseError { kind, head: Some(Box::new(head(start_line, headers))) });
+    let fail = |kind, start_line, headers| {
+        Err(ParseError {
+            kind,
+            head: Some(Box::new(head(start_line, headers))),
+        })
+    };
     let body_end = match content_length(&headers) {
-        Ok(Some(len)) => body_start.checked_add(len as usize).filter(|&end| end <= buf.len()),
+        Ok(Some(len)) => body_start
+            .checked_add(len as usize)
+            .filter(|&end| end <= buf.len()),
         Ok(None) if !require_content_length => Some(buf.len()),
         _ => return fail(ParseErrorKind::ContentLength, start_line, headers),
     };
@@ -90,7 +110,9 @@ fn parse_message(buf: Bytes, require_content_length: bool) -> Result<Message, Pa
 
 /// RFC 3261 §7.5: CRLFs before the start line are ignored (also keep-alives on streams).
 fn skip_leading_newlines(buf: &[u8]) -> usize {
-    buf.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(buf.len())
+    buf.iter()
+        .position(|&c| c != b'\r' && c != b'\n')
+        .unwrap_or(buf.len())
 }
 
 /// Finds the empty line: returns (end of the last header line, start of the body).
@@ -98,7 +120,11 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut i = from;
     while i < buf.len() {
         if buf[i] == b'\n' {
-            let line_end = if i > from && buf[i - 1] == b'\r' { i - 1 } else { i };
+            let line_end = if i > from && buf[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
             let next = i + 1;
             if buf.get(next) == Some(&b'\n') {
                 return Some((line_end, next + 1));
@@ -113,8 +139,15 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
 }
 
 enum StartLine {
-    Request { method: Method, uri: Bytes, version_ok: bool },
-    Response { status: u16, reason: Bytes },
+    Request {
+        method: Method,
+        uri: Bytes,
+        version_ok: bool,
+    },
+    Response {
+        status: u16,
+        reason: Bytes,
+    },
 }
 
 /// Iterates lines of `buf[from..to]` as (start, end) without their line terminators.
@@ -125,9 +158,17 @@ fn lines(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = (usize, usi
             return None;
         }
         let start = pos;
-        let nl = buf[start..to].iter().position(|&c| c == b'\n').map(|p| start + p).unwrap_or(to);
+        let nl = buf[start..to]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map(|p| start + p)
+            .unwrap_or(to);
         pos = nl + 1;
-        let end = if nl > start && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let end = if nl > start && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
         Some((start, end))
     })
 }
@@ -139,7 +180,10 @@ fn parse_head(buf: &Bytes, from: usize, to: usize) -> Result<(StartLine, Headers
     let mut headers = Headers::with_capacity(16);
     while let Some((s, e)) = it.next() {
         let line = &buf[s..e];
-        let colon = line.iter().position(|&c| c == b':').ok_or(ParseErrorKind::HeaderLine)?;
+        let colon = line
+            .iter()
+            .position(|&c| c == b':')
+            .ok_or(ParseErrorKind::HeaderLine)?;
         let name = trim_end_ws(&line[..colon]);
         if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
             return Err(ParseErrorKind::HeaderLine);
@@ -189,10 +233,19 @@ fn parse_start_line(buf: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseE
             return Err(ParseErrorKind::StartLine);
         }
         let reason_start = (s + 8 + code_len + 1).min(e);
-        return Ok(StartLine::Response { status, reason: buf.slice(reason_start..e) });
+        return Ok(StartLine::Response {
+            status,
+            reason: buf.slice(reason_start..e),
+        });
     }
-    let sp1 = line.iter().position(|&c| c == b' ').ok_or(ParseErrorKind::StartLine)?;
-    let sp2 = line.iter().rposition(|&c| c == b' ').ok_or(ParseErrorKind::StartLine)?;
+    let sp1 = line
+        .iter()
+        .position(|&c| c == b' ')
+        .ok_or(ParseErrorKind::StartLine)?;
+    let sp2 = line
+        .iter()
+        .rposition(|&c| c == b' ')
+        .ok_or(ParseErrorKind::StartLine)?;
     if sp2 <= sp1 + 1 {
         return Err(ParseErrorKind::StartLine);
     }
@@ -207,11 +260,17 @@ fn parse_start_line(buf: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseE
     if !version_ok && !is_sip_version(version) {
         return Err(ParseErrorKind::StartLine);
     }
-    Ok(StartLine::Request { method, uri: buf.slice(s + sp1 + 1..s + sp2), version_ok })
+    Ok(StartLine::Request {
+        method,
+        uri: buf.slice(s + sp1 + 1..s + sp2),
+        version_ok,
+    })
 }
 
 fn is_sip_version(v: &[u8]) -> bool {
-    let Some(rest) = v.strip_prefix(b"SIP/") else { return false };
+    let Some(rest) = v.strip_prefix(b"SIP/") else {
+        return false;
+    };
     let mut parts = rest.split(|&c| c == b'.');
     matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
         if !a.is_empty() && !b.is_empty() && a.iter().chain(b).all(u8::is_ascii_digit))
@@ -264,7 +323,9 @@ pub struct StreamFramer {
 
 impl StreamFramer {
     pub fn new() -> StreamFramer {
-        StreamFramer { buf: BytesMut::with_capacity(4096) }
+        StreamFramer {
+            buf: BytesMut::with_capacity(4096),
+        }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -282,7 +343,8 @@ impl StreamFramer {
                 Ok(None)
             };
         };
-        let len = head_content_length(&self.buf[..head_end]).ok_or(ParseError::bare(ParseErrorKind::ContentLength))?;
+        let len = head_content_length(&self.buf[..head_end])
+            .ok_or(ParseError::bare(ParseErrorKind::ContentLength))?;
         let total = body_start + len;
         if total > MAX_MESSAGE_SIZE {
             return Err(ParseError::bare(ParseErrorKind::TooLarge));
@@ -334,7 +396,10 @@ mod tests {
     fn stream_requires_content_length_and_bounds_size() {
         let mut f = StreamFramer::new();
         f.push(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
-        assert_eq!(f.next_message().unwrap_err().kind, ParseErrorKind::ContentLength);
+        assert_eq!(
+            f.next_message().unwrap_err().kind,
+            ParseErrorKind::ContentLength
+        );
         let mut f = StreamFramer::new();
         f.push(&vec![b'a'; MAX_MESSAGE_SIZE + 1]);
         assert_eq!(f.next_message().unwrap_err().kind, ParseErrorKind::TooLarge);

@@ -120,7 +120,9 @@ pub fn parse_params(s: &str) -> Result<Vec<Param<'_>>, SyntaxError> {
 
 /// Parameter values are tokens, but IPv6 references (`[::1]`) and `:` occur in practice.
 fn is_param_value(v: &str) -> bool {
-    !v.is_empty() && v.bytes().all(|c| is_token_char(c) || b"[]:".contains(&c) || c >= 0x80)
+    !v.is_empty()
+        && v.bytes()
+            .all(|c| is_token_char(c) || b"[]:".contains(&c) || c >= 0x80)
 }
 
 fn split_semicolons(s: &str) -> impl Iterator<Item = &str> {
@@ -213,8 +215,20 @@ mod tests {
     #[test]
     fn params_allow_lws_and_flags() {
         let p = parse_params(" tag    = 1918181833n ; lr").unwrap();
-        assert_eq!(p[0], Param { name: "tag", value: Some("1918181833n") });
-        assert_eq!(p[1], Param { name: "lr", value: None });
+        assert_eq!(
+            p[0],
+            Param {
+                name: "tag",
+                value: Some("1918181833n")
+            }
+        );
+        assert_eq!(
+            p[1],
+            Param {
+                name: "lr",
+                value: None
+            }
+        );
     }
 
     #[test]

@@ -38,12 +38,24 @@ pub fn triage(parsed: Result<Message, ParseError>) -> Inbound {
                 Inbound::Drop(DropReason::BadResponse)
             }
         }
-        Err(ParseError { kind, head: Some(head) }) => match *head {
+        Err(ParseError {
+            kind,
+            head: Some(head),
+        }) => match *head {
             Message::Request(req) => {
                 let rejection = match kind {
-                    ParseErrorKind::UnsupportedVersion => Rejection { status: 505, reason: "Version Not Supported" },
-                    ParseErrorKind::TooLarge => Rejection { status: 513, reason: "Message Too Large" },
-                    _ => Rejection { status: 400, reason: "Bad Request" },
+                    ParseErrorKind::UnsupportedVersion => Rejection {
+                        status: 505,
+                        reason: "Version Not Supported",
+                    },
+                    ParseErrorKind::TooLarge => Rejection {
+                        status: 513,
+                        reason: "Message Too Large",
+                    },
+                    _ => Rejection {
+                        status: 400,
+                        reason: "Bad Request",
+                    },
                 };
                 reject_or_drop(req, rejection)
             }

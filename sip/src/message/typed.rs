@@ -32,7 +32,9 @@ impl Headers {
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, HeaderError>> {
         self.get_all(&HeaderName::Via).flat_map(|raw| {
             let items: Vec<Result<Via<'_>, HeaderError>> = match std::str::from_utf8(raw) {
-                Ok(t) => split_list(t).map(|v| Via::parse(v).map_err(|e| HeaderError::Invalid("Via", e))).collect(),
+                Ok(t) => split_list(t)
+                    .map(|v| Via::parse(v).map_err(|e| HeaderError::Invalid("Via", e)))
+                    .collect(),
                 Err(_) => vec![Err(HeaderError::Invalid("Via", SyntaxError::Encoding))],
             };
             items
@@ -48,15 +50,18 @@ impl Headers {
     }
 
     pub fn cseq(&self) -> Result<CSeq, HeaderError> {
-        CSeq::parse(self.text(&HeaderName::CSeq, "CSeq")?).map_err(|e| HeaderError::Invalid("CSeq", e))
+        CSeq::parse(self.text(&HeaderName::CSeq, "CSeq")?)
+            .map_err(|e| HeaderError::Invalid("CSeq", e))
     }
 
     pub fn from_hdr(&self) -> Result<NameAddr<'_>, HeaderError> {
-        NameAddr::parse(self.text(&HeaderName::From, "From")?).map_err(|e| HeaderError::Invalid("From", e))
+        NameAddr::parse(self.text(&HeaderName::From, "From")?)
+            .map_err(|e| HeaderError::Invalid("From", e))
     }
 
     pub fn to_hdr(&self) -> Result<NameAddr<'_>, HeaderError> {
-        NameAddr::parse(self.text(&HeaderName::To, "To")?).map_err(|e| HeaderError::Invalid("To", e))
+        NameAddr::parse(self.text(&HeaderName::To, "To")?)
+            .map_err(|e| HeaderError::Invalid("To", e))
     }
 
     /// The first Contact address (a dialog's remote target).
@@ -67,10 +72,14 @@ impl Headers {
     }
 
     /// All values of a list-valued address header (Route, Record-Route), in order.
-    pub fn name_addrs<'a>(&'a self, name: &'a HeaderName) -> Result<Vec<NameAddr<'a>>, HeaderError> {
+    pub fn name_addrs<'a>(
+        &'a self,
+        name: &'a HeaderName,
+    ) -> Result<Vec<NameAddr<'a>>, HeaderError> {
         let mut out = Vec::new();
         for raw in self.get_all(name) {
-            let text = std::str::from_utf8(raw).map_err(|_| HeaderError::Invalid("Route", SyntaxError::Encoding))?;
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| HeaderError::Invalid("Route", SyntaxError::Encoding))?;
             for item in split_list(text) {
                 out.push(NameAddr::parse(item).map_err(|e| HeaderError::Invalid("Route", e))?);
             }
@@ -79,7 +88,8 @@ impl Headers {
     }
 
     pub fn max_forwards(&self) -> Result<u32, HeaderError> {
-        parse_u32(self.text(&HeaderName::MaxForwards, "Max-Forwards")?).map_err(|e| HeaderError::Invalid("Max-Forwards", e))
+        parse_u32(self.text(&HeaderName::MaxForwards, "Max-Forwards")?)
+            .map_err(|e| HeaderError::Invalid("Max-Forwards", e))
     }
 
     /// Whether a comma-list header (Require, Supported) names `option` (case-insensitive).

@@ -31,7 +31,10 @@ pub struct Uri<'a> {
 
 impl<'a> Uri<'a> {
     pub fn parse(s: &'a str) -> Result<Uri<'a>, SyntaxError> {
-        if s.is_empty() || s.bytes().any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"') {
+        if s.is_empty()
+            || s.bytes()
+                .any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"')
+        {
             return Err(SyntaxError::Uri);
         }
         let colon = s.find(':').ok_or(SyntaxError::Uri)?;
@@ -84,7 +87,16 @@ impl<'a> Uri<'a> {
         if !params.is_empty() {
             parse_params(params).map_err(|_| SyntaxError::Uri)?;
         }
-        Ok(Uri { scheme, user, password, host, port, params, headers, opaque: "" })
+        Ok(Uri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+            opaque: "",
+        })
     }
 
     pub fn is_sip(&self) -> bool {
@@ -105,7 +117,9 @@ impl<'a> Uri<'a> {
         if self.params.is_empty() {
             return None;
         }
-        self.params().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value)
+        self.params()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
     }
 }
 
@@ -131,9 +145,15 @@ pub fn split_hostport(s: &str) -> Result<(&str, Option<u16>), SyntaxError> {
         }
     };
     let valid_host = if host.starts_with('[') {
-        host.len() > 2 && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
+        host.len() > 2
+            && host[1..host.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok()
     } else {
-        !host.is_empty() && host.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
     };
     if !valid_host {
         return Err(SyntaxError::Uri);
@@ -189,8 +209,14 @@ mod tests {
     #[test]
     fn user_with_unusual_characters_and_password() {
         let u = Uri::parse("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com").unwrap();
-        assert_eq!(u.user, Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-        assert_eq!(u.password, Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+        assert_eq!(
+            u.user,
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password,
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
         assert_eq!(u.host, "example.com");
     }
 

@@ -15,7 +15,10 @@ pub struct Rejection {
 }
 
 const fn bad(reason: &'static str) -> Rejection {
-    Rejection { status: 400, reason }
+    Rejection {
+        status: 400,
+        reason,
+    }
 }
 
 impl Request {
@@ -24,7 +27,14 @@ impl Request {
     pub fn is_answerable(&self) -> bool {
         let h = &self.headers;
         h.via_top().is_ok()
-            && [HeaderName::CallId, HeaderName::CSeq, HeaderName::From, HeaderName::To].iter().all(|n| h.get(n).is_some())
+            && [
+                HeaderName::CallId,
+                HeaderName::CSeq,
+                HeaderName::From,
+                HeaderName::To,
+            ]
+            .iter()
+            .all(|n| h.get(n).is_some())
             && self.method != Method::Ack
     }
 
@@ -66,7 +76,12 @@ impl Request {
         let uri = self.uri().map_err(|_| bad("Bad Request-URI"))?;
         match uri.scheme {
             Scheme::Sip | Scheme::Sips => {}
-            Scheme::Other(_) => return Err(Rejection { status: 416, reason: "Unsupported URI Scheme" }),
+            Scheme::Other(_) => {
+                return Err(Rejection {
+                    status: 416,
+                    reason: "Unsupported URI Scheme",
+                })
+            }
         }
         if uri.headers.is_some() {
             return Err(bad("Headers Not Allowed In Request-URI"));

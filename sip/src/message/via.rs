@@ -43,7 +43,12 @@ impl<'a> Via<'a> {
         if !params.is_empty() {
             parse_params(params).map_err(|_| SyntaxError::Via)?;
         }
-        Ok(Via { transport, host, port, params })
+        Ok(Via {
+            transport,
+            host,
+            port,
+            params,
+        })
     }
 
     pub fn params(&self) -> impl Iterator<Item = Param<'a>> {
@@ -54,7 +59,9 @@ impl<'a> Via<'a> {
         if self.params.is_empty() {
             return None;
         }
-        self.params().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value)
+        self.params()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
     }
 
     pub fn branch(&self) -> Option<&'a str> {
@@ -72,7 +79,8 @@ impl<'a> Via<'a> {
 
     /// The branch when it carries the RFC 3261 magic cookie (a usable transaction id).
     pub fn rfc3261_branch(&self) -> Option<&'a str> {
-        self.branch().filter(|b| b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len())
+        self.branch()
+            .filter(|b| b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len())
     }
 }
 
@@ -93,14 +101,19 @@ mod tests {
         assert_eq!(v.host, "192.0.2.2");
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert_eq!(v.rfc3261_branch(), None);
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;   branch  =   z9hG4bK9ikj8").unwrap();
+        let v =
+            Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;   branch  =   z9hG4bK9ikj8")
+                .unwrap();
         assert_eq!(v.host, "spindle.example.com");
         assert_eq!(v.rfc3261_branch(), Some("z9hG4bK9ikj8"));
     }
 
     #[test]
     fn rport_and_received() {
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3;rport;received=192.0.2.1").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3;rport;received=192.0.2.1",
+        )
+        .unwrap();
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some("192.0.2.1"));
