@@ -7,6 +7,10 @@
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod pacer;
+pub mod ports;
+pub mod quality;
 pub mod resample;
 pub mod rtp;
 pub mod vad;
+pub mod wav;
