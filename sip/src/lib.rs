@@ -2,4 +2,5 @@
 //! digest auth, and a thin tokio transport driver.
 
 pub mod message;
+pub mod sdp;
 pub mod transaction;
