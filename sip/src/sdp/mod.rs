@@ -93,7 +93,9 @@ pub struct SessionDescription {
 impl Media {
     /// Direction of this stream: media-level attribute, else session-level, else sendrecv.
     pub fn effective_direction(&self, session: &SessionDescription) -> Direction {
-        self.direction.or(session.direction).unwrap_or(Direction::SendRecv)
+        self.direction
+            .or(session.direction)
+            .unwrap_or(Direction::SendRecv)
     }
 
     pub fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
@@ -112,7 +114,16 @@ fn addr_type(ip: &IpAddr) -> &'static str {
 impl std::fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = String::with_capacity(256);
-        let _ = write!(s, "v=0\r\no={} {} {} IN {} {}\r\ns={}\r\n", self.origin_user, self.session_id, self.session_version, addr_type(&self.origin_addr), self.origin_addr, self.session_name);
+        let _ = write!(
+            s,
+            "v=0\r\no={} {} {} IN {} {}\r\ns={}\r\n",
+            self.origin_user,
+            self.session_id,
+            self.session_version,
+            addr_type(&self.origin_addr),
+            self.origin_addr,
+            self.session_name
+        );
         if let Some(c) = &self.connection {
             let _ = write!(s, "c=IN {} {}\r\n", addr_type(c), c);
         }
@@ -130,7 +141,11 @@ impl std::fmt::Display for SessionDescription {
                 let _ = write!(s, "c=IN {} {}\r\n", addr_type(c), c);
             }
             for r in &m.rtpmaps {
-                let _ = write!(s, "a=rtpmap:{} {}/{}", r.payload_type, r.encoding, r.clock_rate);
+                let _ = write!(
+                    s,
+                    "a=rtpmap:{} {}/{}",
+                    r.payload_type, r.encoding, r.clock_rate
+                );
                 if let Some(ch) = r.channels {
                     let _ = write!(s, "/{ch}");
                 }

@@ -28,7 +28,12 @@ impl Codec {
             Codec::Pcma => ("PCMA", 8000, None),
             Codec::Opus => ("opus", 48000, Some(2)),
         };
-        RtpMap { payload_type: pt, encoding: encoding.to_owned(), clock_rate, channels }
+        RtpMap {
+            payload_type: pt,
+            encoding: encoding.to_owned(),
+            clock_rate,
+            channels,
+        }
     }
 
     fn matches(self, pt: u8, map: Option<&RtpMap>) -> bool {
@@ -100,12 +105,28 @@ pub fn offer(local: &LocalMedia, session_id: u64, version: u64) -> SessionDescri
 }
 
 /// Answers `offer`; returns the answer and what was agreed.
-pub fn answer(offer: &SessionDescription, local: &LocalMedia, session_id: u64, version: u64) -> Result<(SessionDescription, Negotiated), NegotiationError> {
-    let index = offer.media.iter().position(|m| m.kind == "audio" && m.port != 0 && m.proto.starts_with("RTP/AVP")).ok_or(NegotiationError::NoAudio)?;
+pub fn answer(
+    offer: &SessionDescription,
+    local: &LocalMedia,
+    session_id: u64,
+    version: u64,
+) -> Result<(SessionDescription, Negotiated), NegotiationError> {
+    let index = offer
+        .media
+        .iter()
+        .position(|m| m.kind == "audio" && m.port != 0 && m.proto.starts_with("RTP/AVP"))
+        .ok_or(NegotiationError::NoAudio)?;
     let m = &offer.media[index];
     let (codec, pt) = pick(m, local).ok_or(NegotiationError::NoCommonCodec)?;
-    let te = if local.telephone_event { telephone_event_pt(m) } else { None };
-    let remote_ip = m.connection.or(offer.connection).ok_or(NegotiationError::NoConnection)?;
+    let te = if local.telephone_event {
+        telephone_event_pt(m)
+    } else {
+        None
+    };
+    let remote_ip = m
+        .connection
+        .or(offer.connection)
+        .ok_or(NegotiationError::NoConnection)?;
     let direction = m.effective_direction(offer).answer_to(local.direction);
     let ptime = m.ptime.unwrap_or(local.ptime);
 
@@ -122,17 +143,48 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia, session_id: u64, v
         .media
         .iter()
         .enumerate()
-        .map(|(i, om)| if i == index { ours.clone() } else { Media { port: 0, rtpmaps: Vec::new(), fmtps: Vec::new(), ptime: None, direction: None, connection: None, ..om.clone() } })
+        .map(|(i, om)| {
+            if i == index {
+                ours.clone()
+            } else {
+                Media {
+                    port: 0,
+                    rtpmaps: Vec::new(),
+                    fmtps: Vec::new(),
+                    ptime: None,
+                    direction: None,
+                    connection: None,
+                    ..om.clone()
+                }
+            }
+        })
         .collect();
-    let negotiated = Negotiated { remote: SocketAddr::new(remote_ip, m.port), codec, payload_type: pt, telephone_event_pt: te, ptime, direction };
+    let negotiated = Negotiated {
+        remote: SocketAddr::new(remote_ip, m.port),
+        codec,
+        payload_type: pt,
+        telephone_event_pt: te,
+        ptime,
+        direction,
+    };
     Ok((session(local.addr, session_id, version, media), negotiated))
 }
 
 /// Reads the answer to our offer.
-pub fn apply_answer(answer: &SessionDescription, local: &LocalMedia) -> Result<Negotiated, NegotiationError> {
-    let m = answer.media.iter().find(|m| m.kind == "audio" && m.port != 0).ok_or(NegotiationError::NoAudio)?;
+pub fn apply_answer(
+    answer: &SessionDescription,
+    local: &LocalMedia,
+) -> Result<Negotiated, NegotiationError> {
+    let m = answer
+        .media
+        .iter()
+        .find(|m| m.kind == "audio" && m.port != 0)
+        .ok_or(NegotiationError::NoAudio)?;
     let (codec, pt) = pick(m, local).ok_or(NegotiationError::NoCommonCodec)?;
-    let remote_ip = m.connection.or(answer.connection).ok_or(NegotiationError::NoConnection)?;
+    let remote_ip = m
+        .connection
+        .or(answer.connection)
+        .ok_or(NegotiationError::NoConnection)?;
     Ok(Negotiated {
         remote: SocketAddr::new(remote_ip, m.port),
         codec,
@@ -145,19 +197,34 @@ pub fn apply_answer(answer: &SessionDescription, local: &LocalMedia) -> Result<N
 
 /// The first offered format (offerer's preference order) that we support.
 fn pick(m: &Media, local: &LocalMedia) -> Option<(Codec, u8)> {
-    m.formats.iter().filter_map(|f| f.parse::<u8>().ok()).find_map(|pt| {
-        let map = m.rtpmap(pt);
-        local.codecs.iter().find(|c| c.matches(pt, map)).map(|&c| (c, pt))
-    })
+    m.formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .find_map(|pt| {
+            let map = m.rtpmap(pt);
+            local
+                .codecs
+                .iter()
+                .find(|c| c.matches(pt, map))
+                .map(|&c| (c, pt))
+        })
 }
 
 fn telephone_event_pt(m: &Media) -> Option<u8> {
-    m.rtpmaps.iter().find(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000).map(|r| r.payload_type)
+    m.rtpmaps
+        .iter()
+        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000)
+        .map(|r| r.payload_type)
 }
 
 fn push_telephone_event(m: &mut Media, pt: u8) {
     m.formats.push(pt.to_string());
-    m.rtpmaps.push(RtpMap { payload_type: pt, encoding: "telephone-event".to_owned(), clock_rate: 8000, channels: None });
+    m.rtpmaps.push(RtpMap {
+        payload_type: pt,
+        encoding: "telephone-event".to_owned(),
+        clock_rate: 8000,
+        channels: None,
+    });
     m.fmtps.push((pt, "0-16".to_owned()));
 }
 
@@ -193,7 +260,14 @@ mod tests {
     use super::*;
 
     fn local(codecs: Vec<Codec>) -> LocalMedia {
-        LocalMedia { addr: "127.0.0.1".parse().unwrap(), port: 30000, codecs, telephone_event: true, ptime: 20, direction: Direction::SendRecv }
+        LocalMedia {
+            addr: "127.0.0.1".parse().unwrap(),
+            port: 30000,
+            codecs,
+            telephone_event: true,
+            ptime: 20,
+            direction: Direction::SendRecv,
+        }
     }
 
     fn parse(s: &str) -> SessionDescription {
@@ -204,8 +278,17 @@ mod tests {
 
     #[test]
     fn answer_takes_offerers_first_supported_codec_and_keeps_dtmf() {
-        let (ans, neg) = answer(&parse(OFFER), &local(vec![Codec::Pcmu, Codec::Pcma]), 7, 1).unwrap();
-        assert_eq!((neg.codec, neg.payload_type, neg.telephone_event_pt, neg.ptime), (Codec::Pcma, 8, Some(101), 30));
+        let (ans, neg) =
+            answer(&parse(OFFER), &local(vec![Codec::Pcmu, Codec::Pcma]), 7, 1).unwrap();
+        assert_eq!(
+            (
+                neg.codec,
+                neg.payload_type,
+                neg.telephone_event_pt,
+                neg.ptime
+            ),
+            (Codec::Pcma, 8, Some(101), 30)
+        );
         assert_eq!(neg.remote, "192.0.2.5:40000".parse().unwrap());
         assert_eq!(ans.media.len(), 2);
         assert_eq!(ans.media[1].port, 0);
@@ -220,15 +303,24 @@ mod tests {
         assert_eq!((neg.codec, neg.payload_type), (Codec::Opus, 111));
         let bare = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
         let (_, neg) = answer(&parse(bare), &local(vec![Codec::Pcmu]), 1, 1).unwrap();
-        assert_eq!((neg.codec, neg.telephone_event_pt, neg.ptime), (Codec::Pcmu, None, 20));
+        assert_eq!(
+            (neg.codec, neg.telephone_event_pt, neg.ptime),
+            (Codec::Pcmu, None, 20)
+        );
     }
 
     #[test]
     fn no_common_codec_is_an_error() {
         let g729 = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
-        assert_eq!(answer(&parse(g729), &local(vec![Codec::Pcmu]), 1, 1).unwrap_err(), NegotiationError::NoCommonCodec);
+        assert_eq!(
+            answer(&parse(g729), &local(vec![Codec::Pcmu]), 1, 1).unwrap_err(),
+            NegotiationError::NoCommonCodec
+        );
         let video = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 4000 RTP/AVP 31\r\n";
-        assert_eq!(answer(&parse(video), &local(vec![Codec::Pcmu]), 1, 1).unwrap_err(), NegotiationError::NoAudio);
+        assert_eq!(
+            answer(&parse(video), &local(vec![Codec::Pcmu]), 1, 1).unwrap_err(),
+            NegotiationError::NoAudio
+        );
     }
 
     #[test]
@@ -238,18 +330,35 @@ mod tests {
         assert_eq!(neg.direction, Direction::RecvOnly);
         assert_eq!(ans.media[0].direction, Some(Direction::RecvOnly));
         let inactive = OFFER.replace("a=ptime:30\r\n", "a=inactive\r\n");
-        assert_eq!(answer(&parse(&inactive), &local(vec![Codec::Pcma]), 1, 2).unwrap().1.direction, Direction::Inactive);
-        assert_eq!(Direction::RecvOnly.answer_to(Direction::SendRecv), Direction::SendOnly);
+        assert_eq!(
+            answer(&parse(&inactive), &local(vec![Codec::Pcma]), 1, 2)
+                .unwrap()
+                .1
+                .direction,
+            Direction::Inactive
+        );
+        assert_eq!(
+            Direction::RecvOnly.answer_to(Direction::SendRecv),
+            Direction::SendOnly
+        );
     }
 
     #[test]
     fn offer_then_answer_round_trip() {
         let ours = local(vec![Codec::Opus, Codec::Pcmu, Codec::Pcma]);
         let o = offer(&ours, 1, 1);
-        let peer = LocalMedia { port: 41000, addr: "127.0.0.2".parse().unwrap(), codecs: vec![Codec::Pcmu], ..ours.clone() };
+        let peer = LocalMedia {
+            port: 41000,
+            addr: "127.0.0.2".parse().unwrap(),
+            codecs: vec![Codec::Pcmu],
+            ..ours.clone()
+        };
         let (ans, _) = answer(&parse(&o.to_string()), &peer, 9, 1).unwrap();
         let neg = apply_answer(&parse(&ans.to_string()), &ours).unwrap();
-        assert_eq!((neg.codec, neg.payload_type, neg.telephone_event_pt), (Codec::Pcmu, 0, Some(101)));
+        assert_eq!(
+            (neg.codec, neg.payload_type, neg.telephone_event_pt),
+            (Codec::Pcmu, 0, Some(101))
+        );
         assert_eq!(neg.remote, "127.0.0.2:41000".parse().unwrap());
     }
 }

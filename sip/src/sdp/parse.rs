@@ -37,7 +37,10 @@ impl SessionDescription {
             return Err(SdpError::TooLarge);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| SdpError::Encoding)?;
-        let mut lines = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty());
+        let mut lines = text
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.is_empty());
         if lines.next() != Some("v=0") {
             return Err(SdpError::Version);
         }
@@ -53,7 +56,9 @@ impl SessionDescription {
         };
         let mut seen_origin = false;
         for line in lines {
-            let Some((kind, value)) = line.split_once('=') else { continue };
+            let Some((kind, value)) = line.split_once('=') else {
+                continue;
+            };
             match (kind, sdp.media.last_mut()) {
                 ("o", None) => {
                     parse_origin(value, &mut sdp)?;
@@ -86,7 +91,9 @@ impl SessionDescription {
 
 fn parse_origin(value: &str, sdp: &mut SessionDescription) -> Result<(), SdpError> {
     let f: Vec<&str> = value.split_ascii_whitespace().collect();
-    let [user, id, version, "IN", _, addr] = f.as_slice() else { return Err(SdpError::Origin) };
+    let [user, id, version, "IN", _, addr] = f.as_slice() else {
+        return Err(SdpError::Origin);
+    };
     sdp.origin_user = (*user).to_owned();
     sdp.session_id = id.parse().map_err(|_| SdpError::Origin)?;
     sdp.session_version = version.parse().map_err(|_| SdpError::Origin)?;
@@ -97,7 +104,9 @@ fn parse_origin(value: &str, sdp: &mut SessionDescription) -> Result<(), SdpErro
 
 fn parse_connection(value: &str) -> Result<IpAddr, SdpError> {
     let f: Vec<&str> = value.split_ascii_whitespace().collect();
-    let [ "IN", _, addr] = f.as_slice() else { return Err(SdpError::Connection) };
+    let ["IN", _, addr] = f.as_slice() else {
+        return Err(SdpError::Connection);
+    };
     // Multicast TTL suffix ("/127") is not used by telephony peers; drop it if present.
     let addr = addr.split('/').next().unwrap_or_default();
     addr.parse().map_err(|_| SdpError::Connection)
@@ -105,9 +114,16 @@ fn parse_connection(value: &str) -> Result<IpAddr, SdpError> {
 
 fn parse_media(value: &str) -> Result<Media, SdpError> {
     let mut f = value.split_ascii_whitespace();
-    let (Some(kind), Some(port), Some(proto)) = (f.next(), f.next(), f.next()) else { return Err(SdpError::Media) };
+    let (Some(kind), Some(port), Some(proto)) = (f.next(), f.next(), f.next()) else {
+        return Err(SdpError::Media);
+    };
     // Port may carry "/count" (RFC 8866 §5.14); only the base port matters here.
-    let port = port.split('/').next().unwrap_or_default().parse().map_err(|_| SdpError::Media)?;
+    let port = port
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| SdpError::Media)?;
     let formats: Vec<String> = f.map(str::to_owned).collect();
     if formats.len() > MAX_FORMATS {
         return Err(SdpError::TooMany);
@@ -141,7 +157,9 @@ fn parse_media_attribute(value: &str, m: &mut Media) -> Result<(), SdpError> {
     } else if let Some(rest) = value.strip_prefix("rtpmap:") {
         let (pt, enc) = rest.split_once(' ').ok_or(SdpError::RtpMap)?;
         let mut parts = enc.trim().split('/');
-        let (Some(name), Some(rate)) = (parts.next(), parts.next()) else { return Err(SdpError::RtpMap) };
+        let (Some(name), Some(rate)) = (parts.next(), parts.next()) else {
+            return Err(SdpError::RtpMap);
+        };
         let channels = match parts.next() {
             Some(c) => Some(c.parse().map_err(|_| SdpError::RtpMap)?),
             None => None,
@@ -186,9 +204,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        assert_eq!(SessionDescription::parse(b"v=1\r\n"), Err(SdpError::Version));
-        assert_eq!(SessionDescription::parse(b"v=0\r\no=- x 1 IN IP4 1.2.3.4\r\n"), Err(SdpError::Origin));
-        assert_eq!(SessionDescription::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n"), Err(SdpError::Media));
-        assert_eq!(SessionDescription::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 nope\r\n"), Err(SdpError::Connection));
+        assert_eq!(
+            SessionDescription::parse(b"v=1\r\n"),
+            Err(SdpError::Version)
+        );
+        assert_eq!(
+            SessionDescription::parse(b"v=0\r\no=- x 1 IN IP4 1.2.3.4\r\n"),
+            Err(SdpError::Origin)
+        );
+        assert_eq!(
+            SessionDescription::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n"),
+            Err(SdpError::Media)
+        );
+        assert_eq!(
+            SessionDescription::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 nope\r\n"),
+            Err(SdpError::Connection)
+        );
     }
 }
