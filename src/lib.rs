@@ -1,1 +1,12 @@
-//! VoxBridge server library.
+//! VoxBridge: a self-hosted SIP/RTP media server with an embedded control API.
+
+pub mod api;
+pub mod config;
+pub mod dispatcher;
+pub mod domain;
+pub mod metrics;
+pub mod phone;
+pub mod provision;
+pub mod server;
+pub mod store;
+pub mod webhooks;

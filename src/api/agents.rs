@@ -1,0 +1,135 @@
+//! `/v1/agents`: list, create and update an org's agents.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, Problem};
+use super::extract::{ApiJson, Authed};
+use super::AppState;
+use crate::config::{default_voice, is_slug};
+use crate::domain::{new_id, validate_agent_shape, Agent, AgentKind, Direction, Question};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentList {
+    pub data: Vec<Agent>,
+}
+
+/// List the org's agents.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", responses((status = 200, body = AgentList)),
+    security(("api_key" = [])))]
+pub async fn list_agents(State(state): State<AppState>, Authed(org): Authed) -> Result<Json<AgentList>, ApiError> {
+    Ok(Json(AgentList { data: state.store.list_agents(org.id).await? }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    pub slug: String,
+    pub name: String,
+    pub direction: Direction,
+    pub voice: Option<String>,
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default)]
+    pub kind: AgentKind,
+    pub url: Option<String>,
+    pub protocol: Option<String>,
+    pub greeting: Option<String>,
+    #[serde(default)]
+    pub questions: Vec<Question>,
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// Create an agent.
+#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = NewAgent,
+    responses((status = 201, body = Agent), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn create_agent(
+    State(state): State<AppState>,
+    Authed(org): Authed,
+    body: ApiJson<NewAgent>,
+) -> Result<(StatusCode, Json<Agent>), ApiError> {
+    let new = body.value;
+    let agent = Agent {
+        id: new_id(),
+        org_id: org.id,
+        slug: new.slug,
+        name: new.name,
+        direction: new.direction,
+        voice: new.voice.unwrap_or_else(default_voice),
+        prompt: new.prompt,
+        kind: new.kind,
+        url: new.url,
+        protocol: new.protocol,
+        greeting: new.greeting,
+        questions: new.questions,
+        active: new.active.unwrap_or(true),
+        default: new.default,
+    };
+    validate(&agent)?;
+    state.store.insert_agent(&agent).await?;
+    Ok((StatusCode::CREATED, Json(agent)))
+}
+
+/// Fields to change; absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPatch {
+    pub slug: Option<String>,
+    pub name: Option<String>,
+    pub direction: Option<Direction>,
+    pub voice: Option<String>,
+    pub prompt: Option<String>,
+    pub kind: Option<AgentKind>,
+    pub url: Option<String>,
+    pub protocol: Option<String>,
+    pub greeting: Option<String>,
+    pub questions: Option<Vec<Question>>,
+    pub active: Option<bool>,
+    pub default: Option<bool>,
+}
+
+/// Update an agent.
+#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path)), request_body = AgentPatch,
+    responses((status = 200, body = Agent), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn update_agent(
+    State(state): State<AppState>,
+    Authed(org): Authed,
+    Path(id): Path<String>,
+    body: ApiJson<AgentPatch>,
+) -> Result<Json<Agent>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("agent"))?;
+    let mut agent = state.store.agent(org.id, id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
+    let p = body.value;
+    macro_rules! merge {
+        ($($field:ident),*) => { $(if let Some(v) = p.$field { agent.$field = v; })* };
+    }
+    merge!(slug, name, direction, voice, prompt, kind, questions, active, default);
+    macro_rules! merge_opt {
+        ($($field:ident),*) => { $(if let Some(v) = p.$field { agent.$field = Some(v); })* };
+    }
+    merge_opt!(url, protocol, greeting);
+    validate(&agent)?;
+    state.store.update_agent(&agent).await?;
+    Ok(Json(agent))
+}
+
+fn validate(agent: &Agent) -> Result<(), ApiError> {
+    if !is_slug(&agent.slug) {
+        return Err(ApiError::field("slug", "use 1 to 64 lowercase letters, digits and '-'"));
+    }
+    if agent.name.trim().is_empty() {
+        return Err(ApiError::field("name", "must not be empty"));
+    }
+    validate_agent_shape(agent.kind, agent.url.as_deref(), &agent.questions)
+        .map_err(|(field, message)| ApiError::field(field, message))
+}

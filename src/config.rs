@@ -1,0 +1,483 @@
+//! Configuration: a TOML file overlaid with `VOXBRIDGE__SECTION__KEY` environment variables.
+//!
+//! Every struct denies unknown fields so a typo is an error that names the key's full path
+//! (`orgs[0].agents[1].dirction`), never a silently ignored setting.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AgentKind, Direction, Question};
+use crate::phone::PhoneNormalizer;
+
+pub const DEFAULT_CONFIG_PATH: &str = "config/voxbridge.toml";
+const ENV_PREFIX: &str = "VOXBRIDGE__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    pub asr: Option<AsrConfig>,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub telephony: TelephonyConfig,
+    #[serde(default)]
+    pub trunks: Vec<TrunkConfig>,
+    #[serde(default)]
+    pub orgs: Vec<OrgConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    /// Connections in the pool (PostgreSQL) or readers (SQLite, which has one writer).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://data/voxbridge.db".into(), max_connections: 16 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    pub listen: SocketAddr,
+    /// Address advertised in Via/Contact/SDP; defaults to the listen address.
+    pub public_addr: Option<IpAddr>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([0, 0, 0, 0], 5060)), public_addr: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self { rtp_port_min: 20000, rtp_port_max: 30000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsrConfig {
+    /// A ggml whisper model. Absent: transcription is off.
+    pub model: Option<PathBuf>,
+    #[serde(default = "default_asr_threads")]
+    pub threads: usize,
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Transcriptions running at once; more are refused (back-pressure), never queued behind media.
+    #[serde(default = "default_asr_concurrency")]
+    pub max_concurrent: usize,
+}
+
+fn default_asr_threads() -> usize {
+    2
+}
+fn default_language() -> String {
+    "en".into()
+}
+fn default_asr_concurrency() -> usize {
+    2
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Lets webhooks reach loopback/private addresses (development and tests only).
+    pub allow_private_targets: bool,
+    pub timeout_seconds: u64,
+    /// Deliveries in flight at once, across all targets.
+    pub max_in_flight: usize,
+    /// Delay before the first retry; each further retry doubles it, capped at one hour.
+    pub first_retry_seconds: u64,
+    /// How long a failing event keeps being retried before it is marked failed.
+    pub retry_for_hours: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            timeout_seconds: 10,
+            max_in_flight: 64,
+            first_retry_seconds: 5,
+            retry_for_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelephonyConfig {
+    /// false: outbound calls stay `queued` (no dispatcher runs).
+    pub enabled: bool,
+    pub outbound_trunk: Option<String>,
+    /// Region for numbers written without a country code (ISO 3166 alpha-2).
+    pub default_region: String,
+    pub max_concurrent_calls: usize,
+    pub calls_per_second: u32,
+    /// Wait before a retriable failed attempt is dialled again; doubles per attempt.
+    pub retry_backoff_seconds: u64,
+}
+
+impl Default for TelephonyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            outbound_trunk: None,
+            default_region: "US".into(),
+            max_concurrent_calls: 100,
+            calls_per_second: 10,
+            retry_backoff_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    pub host: String,
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Sources allowed to send INVITEs through this trunk.
+    #[serde(default)]
+    pub inbound_cidrs: Vec<IpNet>,
+    pub from_number: Option<String>,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+fn default_transport() -> Transport {
+    Transport::Udp
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub minutes_included: i64,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub slug: String,
+    pub name: String,
+    pub direction: Direction,
+    #[serde(default = "default_voice")]
+    pub voice: String,
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default)]
+    pub kind: AgentKind,
+    pub url: Option<String>,
+    pub protocol: Option<String>,
+    pub greeting: Option<String>,
+    #[serde(default)]
+    pub questions: Vec<Question>,
+    #[serde(default = "default_true")]
+    pub active: bool,
+    #[serde(default)]
+    pub default: bool,
+}
+
+pub fn default_voice() -> String {
+    "neutral".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Config {
+    /// Reads `path`, applies `VOXBRIDGE__…` overrides from `env`, and validates the result.
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml_str(&text, path, env)
+    }
+
+    pub fn from_toml_str(
+        text: &str,
+        origin: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: origin.to_owned(), message: e.to_string() })?;
+        let mut root = toml::Value::Table(table);
+        for (var, value) in env {
+            if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
+                apply_override(&mut root, &var, rest, &value)?;
+            }
+        }
+        let config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+            // The path already ends with an unknown key's name; the message's first line says why.
+            let message = e.inner().to_string();
+            invalid(e.path().to_string(), message.lines().next().unwrap_or_default())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.media.rtp_port_min >= self.media.rtp_port_max {
+            return Err(invalid("media.rtp_port_min", "must be below media.rtp_port_max"));
+        }
+        if self.media.rtp_port_min % 2 != 0 {
+            return Err(invalid("media.rtp_port_min", "must be even (RTP uses even ports, RTCP the next odd one)"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            return Err(invalid("database.url", "must start with sqlite:// or postgres://"));
+        }
+        if let Some(asr) = &self.asr {
+            if let Some(model) = &asr.model {
+                if !model.is_file() {
+                    return Err(invalid(
+                        "asr.model",
+                        format!("model file {} does not exist (run scripts/fetch-model.sh)", model.display()),
+                    ));
+                }
+            }
+            if asr.threads == 0 || asr.max_concurrent == 0 {
+                return Err(invalid("asr.threads", "asr.threads and asr.max_concurrent must be at least 1"));
+            }
+        }
+        let phones = PhoneNormalizer::new(&self.telephony.default_region)
+            .map_err(|e| invalid("telephony.default_region", e.to_string()))?;
+        self.validate_telephony()?;
+        self.validate_trunks(&phones)?;
+        self.validate_orgs(&phones)
+    }
+
+    fn validate_telephony(&self) -> Result<(), ConfigError> {
+        let t = &self.telephony;
+        if t.max_concurrent_calls == 0 || t.calls_per_second == 0 {
+            return Err(invalid(
+                "telephony.calls_per_second",
+                "telephony.calls_per_second and max_concurrent_calls must be at least 1",
+            ));
+        }
+        if let Some(trunk) = &t.outbound_trunk {
+            if !self.trunks.iter().any(|tr| &tr.name == trunk) {
+                return Err(invalid("telephony.outbound_trunk", format!("no [[trunks]] entry is named {trunk:?}")));
+            }
+        } else if t.enabled {
+            return Err(invalid("telephony.outbound_trunk", "required when telephony.enabled = true"));
+        }
+        Ok(())
+    }
+
+    fn validate_trunks(&self, phones: &PhoneNormalizer) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, trunk) in self.trunks.iter().enumerate() {
+            if !names.insert(trunk.name.as_str()) {
+                return Err(invalid(format!("trunks[{i}].name"), format!("duplicate trunk name {:?}", trunk.name)));
+            }
+            if trunk.username.is_some() != trunk.password.is_some() {
+                return Err(invalid(format!("trunks[{i}].password"), "username and password go together"));
+            }
+            if let Some(from) = &trunk.from_number {
+                phones.normalize(from).map_err(|e| invalid(format!("trunks[{i}].from_number"), e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_orgs(&self, phones: &PhoneNormalizer) -> Result<(), ConfigError> {
+        let mut slugs = HashSet::new();
+        let mut keys = HashSet::new();
+        let mut numbers = HashSet::new();
+        for (i, org) in self.orgs.iter().enumerate() {
+            let at = |field: &str| format!("orgs[{i}].{field}");
+            if !is_slug(&org.slug) {
+                return Err(invalid(at("slug"), "use lowercase letters, digits and '-'"));
+            }
+            if !slugs.insert(org.slug.as_str()) {
+                return Err(invalid(at("slug"), format!("duplicate org slug {:?}", org.slug)));
+            }
+            if org.minutes_included < 0 {
+                return Err(invalid(at("minutes_included"), "must not be negative"));
+            }
+            if let Some(secret) = &org.webhook_secret {
+                crate::webhooks::signing::SigningKey::from_secret(secret)
+                    .map_err(|e| invalid(at("webhook_secret"), e.to_string()))?;
+            }
+            if let Some(url) = &org.webhook_url {
+                crate::webhooks::target::parse_target(url, self.webhooks.allow_private_targets)
+                    .map_err(|e| invalid(at("webhook_url"), e.to_string()))?;
+            }
+            for (k, key) in org.api_keys.iter().enumerate() {
+                if key.len() < 16 {
+                    return Err(invalid(at(&format!("api_keys[{k}]")), "API keys must be at least 16 characters"));
+                }
+                if !keys.insert(key.as_str()) {
+                    return Err(invalid(at(&format!("api_keys[{k}]")), "API key is used twice"));
+                }
+            }
+            for (n, number) in org.numbers.iter().enumerate() {
+                let e164 = phones.normalize(number).map_err(|e| invalid(at(&format!("numbers[{n}]")), e.to_string()))?;
+                if !numbers.insert(e164.clone()) {
+                    return Err(invalid(at(&format!("numbers[{n}]")), format!("{e164} is mapped twice")));
+                }
+            }
+            validate_agents(&org.agents, &at("agents"))?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_agents(agents: &[AgentConfig], at: &str) -> Result<(), ConfigError> {
+    let mut slugs = HashSet::new();
+    let mut defaults = HashSet::new();
+    for (a, agent) in agents.iter().enumerate() {
+        let key = |field: &str| format!("{at}[{a}].{field}");
+        if !is_slug(&agent.slug) {
+            return Err(invalid(key("slug"), "use lowercase letters, digits and '-'"));
+        }
+        if !slugs.insert(agent.slug.as_str()) {
+            return Err(invalid(key("slug"), format!("duplicate agent slug {:?}", agent.slug)));
+        }
+        if agent.default && !defaults.insert(agent.direction) {
+            return Err(invalid(key("default"), format!("a second default {} agent", agent.direction.as_str())));
+        }
+        crate::domain::validate_agent_shape(agent.kind, agent.url.as_deref(), &agent.questions)
+            .map_err(|(field, msg)| invalid(key(field), msg))?;
+    }
+    Ok(())
+}
+
+pub fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Sets `SECTION__KEY[__KEY…]` (numeric segments index arrays) to `value`, read as a TOML
+/// value when it parses as one (`true`, `42`, `"x"`, `["a"]`) and as a plain string otherwise.
+fn apply_override(root: &mut toml::Value, var: &str, path: &str, value: &str) -> Result<(), ConfigError> {
+    let env_err = |message: String| ConfigError::Env { var: var.to_owned(), message };
+    let segments: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+    if segments.iter().any(String::is_empty) {
+        return Err(env_err("empty key segment".into()));
+    }
+    let parsed = parse_env_value(value);
+    let (last, parents) = segments.split_last().ok_or_else(|| env_err("no key".into()))?;
+    let mut node = root;
+    for seg in parents {
+        node = match node {
+            toml::Value::Table(t) => t.entry(seg.clone()).or_insert_with(|| toml::Value::Table(Default::default())),
+            toml::Value::Array(items) => {
+                let idx: usize = seg.parse().map_err(|_| env_err(format!("{seg:?} is not an array index")))?;
+                items.get_mut(idx).ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?
+            }
+            _ => return Err(env_err(format!("{seg:?} is inside a value that is not a table"))),
+        };
+    }
+    match node {
+        toml::Value::Table(t) => {
+            t.insert(last.clone(), parsed);
+        }
+        toml::Value::Array(items) => {
+            let idx: usize = last.parse().map_err(|_| env_err(format!("{last:?} is not an array index")))?;
+            let slot = items.get_mut(idx).ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?;
+            *slot = parsed;
+        }
+        _ => return Err(env_err(format!("{last:?} is inside a value that is not a table"))),
+    }
+    Ok(())
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}

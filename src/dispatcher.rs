@@ -1,0 +1,299 @@
+//! The dispatcher: the only component that turns a queued call into a dial. It claims due
+//! calls under a lease, dials them through a [`Dialer`] within the configured rate and
+//! concurrency, and books each attempt's outcome (retry, `failed`, `completed`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::TelephonyConfig;
+use crate::domain::{now, to_millis, Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry};
+use crate::store::{Store, Transition};
+
+/// How long a claimed call stays ours without a heartbeat.
+const LEASE: Duration = Duration::from_secs(30);
+const HEARTBEAT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(500);
+
+/// What one dial attempt came to.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome {
+    /// The callee answered and the conversation ran to its end.
+    Completed {
+        ended_at: OffsetDateTime,
+        end_reason: EndReason,
+        transcript: Vec<TranscriptEntry>,
+        analysis: Option<Analysis>,
+    },
+    /// The attempt failed before or while connecting (busy, no answer, trunk error, …).
+    Failed { end_reason: EndReason, sip_status: Option<u16> },
+}
+
+/// Tells the dispatcher the callee answered, so the call shows `in_progress` while it lasts.
+pub struct AnswerSignal(oneshot::Sender<(OffsetDateTime, Option<u16>)>);
+
+impl AnswerSignal {
+    pub fn answered(self, at: OffsetDateTime, sip_status: Option<u16>) {
+        // The dispatcher may have stopped waiting (canceled call); nothing to tell then.
+        let _ = self.0.send((at, sip_status));
+    }
+}
+
+/// Places calls. Implemented by the telephony layer; the dispatcher knows nothing of SIP.
+#[async_trait]
+pub trait Dialer: Send + Sync + 'static {
+    /// Dials `call.to` for `call` and returns when the attempt is over. Dropping the future
+    /// hangs up (used when the call is canceled mid-attempt).
+    async fn dial(&self, call: &Call, answer: AnswerSignal) -> AttemptOutcome;
+}
+
+pub struct Dispatcher {
+    store: Store,
+    dialer: Arc<dyn Dialer>,
+    config: TelephonyConfig,
+    node: String,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, dialer: Arc<dyn Dialer>, config: TelephonyConfig, node: String) -> Self {
+        Self { store, dialer, config, node }
+    }
+
+    /// Runs until `shutdown` turns true, then waits for the attempts in progress.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.config.max_concurrent_calls));
+        let mut pacer = Pacer::new(this.config.calls_per_second);
+        let mut attempts = JoinSet::new();
+        let mut last_recovery = tokio::time::Instant::now() - LEASE;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if last_recovery.elapsed() >= LEASE / 3 {
+                last_recovery = tokio::time::Instant::now();
+                this.recover_expired().await;
+            }
+            let budget = pacer.available().min(slots.available_permits() as u32);
+            let claimed = if budget > 0 { this.claim(budget).await } else { Vec::new() };
+            let claimed_any = !claimed.is_empty();
+            for call in claimed {
+                pacer.take();
+                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let this = this.clone();
+                attempts.spawn(async move {
+                    this.attempt(call).await;
+                    drop(permit);
+                });
+            }
+            while attempts.try_join_next().is_some() {}
+            if claimed_any && pacer.available() > 0 && slots.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = this.store.dispatch_changed() => {}
+                _ = tokio::time::sleep(pacer.until_next().max(Duration::from_millis(1)).min(POLL)) => {}
+                Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+
+    async fn claim(&self, budget: u32) -> Vec<Call> {
+        let now_ms = to_millis(now());
+        let lease_until = now_ms + LEASE.as_millis() as i64;
+        match self.store.claim_due_calls(&self.node, now_ms, lease_until, i64::from(budget)).await {
+            Ok(calls) => calls,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming due calls failed");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn recover_expired(&self) {
+        match self.store.fail_expired_leases(to_millis(now())).await {
+            Ok(calls) if !calls.is_empty() => {
+                tracing::warn!(count = calls.len(), "failed calls whose dispatcher lease expired mid-attempt");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
+        }
+    }
+
+    /// One attempt: check the quota, dial, keep the lease alive, and book the outcome.
+    async fn attempt(&self, mut call: Call) {
+        metrics::counter!("voxbridge_dial_attempts_total").increment(1);
+        match self.store.org(call.org_id).await {
+            Ok(Some(org)) if org.quota_exhausted() => {
+                let outcome = AttemptOutcome::Failed { end_reason: EndReason::QuotaExhausted, sip_status: None };
+                self.book(&mut call, CallStatus::Calling, outcome).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, call = %call.id, "reading the org before dialling failed"),
+        }
+        let (answer_tx, mut answer_rx) = oneshot::channel();
+        let dialer = self.dialer.clone();
+        let dialled = call.clone();
+        let dial = dialer.dial(&dialled, AnswerSignal(answer_tx));
+        tokio::pin!(dial);
+        let mut status = CallStatus::Calling;
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut dial => break outcome,
+                Ok((at, sip_status)) = &mut answer_rx, if status == CallStatus::Calling => {
+                    status = self.answered(&mut call, at, sip_status).await;
+                }
+                _ = heartbeat.tick() => {
+                    let lease_until = to_millis(now()) + LEASE.as_millis() as i64;
+                    match self.store.heartbeat(call.id, &self.node, lease_until).await {
+                        Ok(true) => {}
+                        // Canceled or taken over: dropping `dial` hangs up.
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(error = %e, call = %call.id, "lease heartbeat failed"),
+                    }
+                }
+            }
+        };
+        if status == CallStatus::Calling {
+            // An answer signalled in the same instant the dial returned.
+            if let Ok((at, sip_status)) = answer_rx.try_recv() {
+                status = self.answered(&mut call, at, sip_status).await;
+            }
+        }
+        self.book(&mut call, status, outcome).await;
+    }
+
+    async fn answered(&self, call: &mut Call, at: OffsetDateTime, sip_status: Option<u16>) -> CallStatus {
+        call.status = CallStatus::InProgress;
+        call.answered_at = Some(at);
+        call.sip_status = sip_status.map(i64::from);
+        let t = Transition {
+            call,
+            from: CallStatus::Calling,
+            lease_owner: Some(&self.node),
+            events: &[EventType::Answered],
+            charge_minutes: 0,
+        };
+        match self.store.transition(&t).await {
+            Ok(true) => CallStatus::InProgress,
+            Ok(false) => CallStatus::Calling,
+            Err(e) => {
+                tracing::warn!(error = %e, call = %call.id, "recording the answer failed");
+                CallStatus::Calling
+            }
+        }
+    }
+
+    /// Persists the attempt's outcome: completed (minutes charged), back to queued for a
+    /// retry, or failed for good.
+    async fn book(&self, call: &mut Call, from: CallStatus, outcome: AttemptOutcome) {
+        let mut events: Vec<EventType> = Vec::with_capacity(2);
+        let mut charge = 0;
+        match outcome {
+            AttemptOutcome::Completed { ended_at, end_reason, transcript, analysis } => {
+                call.status = CallStatus::Completed;
+                call.ended_at = Some(ended_at);
+                call.end_reason = Some(end_reason);
+                let answered = call.answered_at.unwrap_or(ended_at);
+                call.duration_seconds = Some((ended_at - answered).whole_seconds().max(0));
+                call.transcript = transcript;
+                events.push(EventType::Ended);
+                if analysis.is_some() {
+                    call.analysis = analysis;
+                    events.push(EventType::Analyzed);
+                }
+                charge = call.billable_minutes();
+            }
+            AttemptOutcome::Failed { end_reason, sip_status } => {
+                call.end_reason = Some(end_reason);
+                call.sip_status = sip_status.map(i64::from).or(call.sip_status);
+                if end_reason.is_retriable() && call.attempts < call.max_attempts {
+                    call.status = CallStatus::Queued;
+                    let backoff = Duration::from_secs(self.config.retry_backoff_seconds)
+                        .saturating_mul(1 << call.attempts.clamp(1, 10).saturating_sub(1));
+                    call.next_attempt_at = now() + backoff;
+                    events.push(EventType::Queued);
+                } else {
+                    call.status = CallStatus::Failed;
+                    call.ended_at = Some(now());
+                    events.push(EventType::Ended);
+                }
+            }
+        }
+        metrics::counter!("voxbridge_dial_outcomes_total", "status" => call.status.as_str()).increment(1);
+        let t = Transition { call, from, lease_owner: Some(&self.node), events: &events, charge_minutes: charge };
+        match self.store.transition(&t).await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(call = %call.id, "call changed during the attempt (canceled?); outcome dropped"),
+            Err(e) => tracing::error!(error = %e, call = %call.id, "booking the attempt failed"),
+        }
+    }
+}
+
+/// A token bucket for `calls_per_second`, holding at most one second of burst.
+struct Pacer {
+    rate: f64,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        Self { rate, tokens: rate, last: tokio::time::Instant::now() }
+    }
+
+    fn refill(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+    }
+
+    fn available(&mut self) -> u32 {
+        self.refill();
+        self.tokens.floor() as u32
+    }
+
+    fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+
+    fn until_next(&mut self) -> Duration {
+        self.refill();
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pacer;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_allows_the_configured_rate() {
+        let mut pacer = Pacer::new(10);
+        assert_eq!(pacer.available(), 10);
+        for _ in 0..10 {
+            pacer.take();
+        }
+        assert_eq!(pacer.available(), 0);
+        assert_eq!(pacer.until_next(), Duration::from_millis(100));
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert_eq!(pacer.available(), 2);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(pacer.available(), 10, "burst is capped at one second");
+    }
+}

@@ -1,0 +1,278 @@
+//! The records VoxBridge keeps: organizations, agents, calls and their vocabularies.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Declares a string enum with its wire names and `as_str`/`parse` in one place, so the
+/// database, the API and the config all spell each value the same way.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(Direction { Inbound = "inbound", Outbound = "outbound" });
+
+wire_enum!(
+    /// `queued → calling → in_progress → completed | failed`, and `canceled`.
+    CallStatus {
+        Queued = "queued",
+        Calling = "calling",
+        InProgress = "in_progress",
+        Completed = "completed",
+        Failed = "failed",
+        Canceled = "canceled",
+    }
+);
+
+impl CallStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, CallStatus::Completed | CallStatus::Failed | CallStatus::Canceled)
+    }
+}
+
+wire_enum!(EndReason {
+    CallerHangup = "caller_hangup",
+    AgentHangup = "agent_hangup",
+    Busy = "busy",
+    NoAnswer = "no_answer",
+    Rejected = "rejected",
+    InvalidNumber = "invalid_number",
+    TrunkError = "trunk_error",
+    Timeout = "timeout",
+    Canceled = "canceled",
+    QuotaExhausted = "quota_exhausted",
+    Error = "error",
+});
+
+impl EndReason {
+    /// Whether a failed attempt with this reason may be dialled again (DESIGN.md: invalid
+    /// numbers and explicit rejections are final; busy, no answer and trunk trouble are not).
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            EndReason::Busy | EndReason::NoAnswer | EndReason::TrunkError | EndReason::Timeout | EndReason::Error
+        )
+    }
+}
+
+wire_enum!(AgentKind { Builtin = "builtin", Websocket = "websocket" });
+
+impl Default for AgentKind {
+    fn default() -> Self {
+        AgentKind::Builtin
+    }
+}
+
+wire_enum!(QuestionType {
+    Free = "free",
+    YesNo = "yes_no",
+    Digits = "digits",
+    Date = "date",
+    Time = "time",
+    Amount = "amount",
+    Spelling = "spelling",
+    Choice = "choice",
+});
+
+impl Default for QuestionType {
+    fn default() -> Self {
+        QuestionType::Free
+    }
+}
+
+wire_enum!(EventType {
+    Queued = "call.queued",
+    Calling = "call.calling",
+    Answered = "call.answered",
+    Ended = "call.ended",
+    Analyzed = "call.analyzed",
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    pub key: String,
+    pub ask: String,
+    #[serde(default, rename = "type")]
+    pub kind: QuestionType,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+}
+
+/// Checks what serde cannot: websocket agents need a URL, choice questions need choices,
+/// keys are unique. Returns the offending field and why.
+pub fn validate_agent_shape(
+    kind: AgentKind,
+    url: Option<&str>,
+    questions: &[Question],
+) -> Result<(), (&'static str, String)> {
+    if kind == AgentKind::Websocket {
+        match url {
+            Some(u) if u.starts_with("ws://") || u.starts_with("wss://") => {}
+            _ => return Err(("url", "websocket agents need a ws:// or wss:// url".into())),
+        }
+    }
+    let mut keys = std::collections::HashSet::new();
+    for q in questions {
+        if q.key.is_empty() || !keys.insert(q.key.as_str()) {
+            return Err(("questions", format!("question keys must be unique and non-empty ({:?})", q.key)));
+        }
+        if q.kind == QuestionType::Choice && q.choices.len() < 2 {
+            return Err(("questions", format!("question {:?} of type choice needs at least two choices", q.key)));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Org {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub minutes_included: i64,
+    pub minutes_used: i64,
+    #[serde(skip)]
+    pub webhook_url: Option<String>,
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
+}
+
+impl Org {
+    pub fn quota_exhausted(&self) -> bool {
+        self.minutes_used >= self.minutes_included
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Agent {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub org_id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub direction: Direction,
+    pub voice: String,
+    pub prompt: String,
+    pub kind: AgentKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+    pub questions: Vec<Question>,
+    pub active: bool,
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    Agent,
+    Caller,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TranscriptEntry {
+    pub role: Speaker,
+    pub text: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Analysis {
+    /// Normalized answers by question key (boolean, digit string, ISO date, …).
+    #[schema(value_type = Object)]
+    pub answers: serde_json::Map<String, serde_json::Value>,
+    /// What the caller actually said, by question key.
+    pub answer_text: std::collections::BTreeMap<String, String>,
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Call {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub org_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub direction: Direction,
+    pub status: CallStatus,
+    pub to: String,
+    pub from: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Value>,
+    pub webhook_url: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub schedule_at: Option<OffsetDateTime>,
+    pub max_attempts: i64,
+    pub attempts: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub answered_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ended_at: Option<OffsetDateTime>,
+    pub duration_seconds: Option<i64>,
+    pub end_reason: Option<EndReason>,
+    pub sip_status: Option<i64>,
+    pub transcript: Vec<TranscriptEntry>,
+    pub analysis: Option<Analysis>,
+    /// When the dispatcher may next dial this call (not part of the API).
+    #[serde(skip)]
+    pub next_attempt_at: OffsetDateTime,
+}
+
+impl Call {
+    /// Minutes this call draws from the org's pool: started minutes, as carriers bill.
+    pub fn billable_minutes(&self) -> i64 {
+        self.duration_seconds.map_or(0, |s| (s.max(0) + 59) / 60)
+    }
+}
+
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Milliseconds since the Unix epoch: how every time is stored.
+pub fn to_millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Now, truncated to milliseconds so values survive a round trip through the store unchanged.
+pub fn now() -> OffsetDateTime {
+    from_millis(to_millis(OffsetDateTime::now_utc()))
+}

@@ -1,0 +1,87 @@
+//! Starts and stops everything `voxbridge serve` runs: store, provisioning, HTTP API, webhook
+//! outbox worker and (with telephony enabled) the dispatcher.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::dispatcher::{Dialer, Dispatcher};
+use crate::phone::PhoneNormalizer;
+use crate::store::{Store, StoreError};
+use crate::webhooks::DeliveryWorker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot build the webhook client: {0}")]
+    Webhooks(#[from] reqwest::Error),
+    #[error("telephony.default_region: {0}")]
+    Region(#[from] crate::phone::PhoneError),
+    #[error("telephony.enabled = true, but no dialer is available to place calls")]
+    NoDialer,
+}
+
+pub struct Server {
+    pub http_addr: SocketAddr,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// `dialer` places outbound calls when `[telephony] enabled = true`.
+    pub async fn start(config: Config, dialer: Option<Arc<dyn Dialer>>) -> Result<Self, ServerError> {
+        let store = Store::connect(&config.database.url, config.database.max_connections).await?;
+        store.migrate().await?;
+        crate::provision::provision(&store, &config).await?;
+
+        let (shutdown, stop) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let worker = DeliveryWorker::new(store.clone(), config.webhooks.clone())?;
+        tasks.spawn(worker.run(stop.clone()));
+        if config.telephony.enabled {
+            let dialer = dialer.ok_or(ServerError::NoDialer)?;
+            let node = format!("{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..]);
+            let dispatcher = Dispatcher::new(store.clone(), dialer, config.telephony.clone(), node);
+            tasks.spawn(dispatcher.run(stop.clone()));
+        }
+
+        let state = AppState {
+            store: store.clone(),
+            phones: PhoneNormalizer::new(&config.telephony.default_region)?,
+            allow_private_webhooks: config.webhooks.allow_private_targets,
+            telephony_enabled: config.telephony.enabled,
+            metrics: crate::metrics::install(),
+        };
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: config.http.listen, source })?;
+        let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.http.listen, source })?;
+        let mut stop_http = stop.clone();
+        tasks.spawn(async move {
+            let app = api::router(state);
+            let graceful = async move {
+                let _ = stop_http.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracing::info!(%http_addr, telephony = config.telephony.enabled, "voxbridge is serving");
+        Ok(Self { http_addr, store, shutdown, tasks })
+    }
+
+    /// Stops accepting work, lets in-flight requests, deliveries and attempts finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        self.store.close().await;
+    }
+}

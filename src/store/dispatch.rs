@@ -1,0 +1,71 @@
+//! Dispatcher leases: claiming due calls, keeping the lease alive, and recovering calls whose
+//! node died mid-attempt.
+
+use uuid::Uuid;
+
+use super::events::insert_event;
+use super::rows::{self, CALL_COLUMNS};
+use super::{Result, Store};
+use crate::domain::{Call, EventType};
+
+impl Store {
+    /// Moves up to `limit` due queued calls to `calling` under this node's lease, counting the
+    /// attempt and announcing `call.calling`, in one transaction.
+    pub async fn claim_due_calls(&self, owner: &str, now_ms: i64, lease_until: i64, limit: i64) -> Result<Vec<Call>> {
+        let sql = format!(
+            "UPDATE calls SET status = 'calling', attempts = attempts + 1, lease_owner = $1, lease_until = $2, \
+             end_reason = NULL, sip_status = NULL \
+             WHERE status = 'queued' AND id IN (SELECT id FROM calls WHERE status = 'queued' AND next_attempt_at <= $3 \
+             ORDER BY next_attempt_at LIMIT $4{}) RETURNING {CALL_COLUMNS}",
+            self.dialect().skip_locked()
+        );
+        let mut tx = self.write().begin().await?;
+        let rows = sqlx::query(&sql).bind(owner).bind(lease_until).bind(now_ms).bind(limit).fetch_all(&mut *tx).await?;
+        let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
+        for call in &calls {
+            insert_event(&mut tx, call, EventType::Calling).await?;
+        }
+        tx.commit().await?;
+        if !calls.is_empty() {
+            self.notify_outbox();
+        }
+        Ok(calls)
+    }
+
+    /// Extends the lease; false means the call left `calling`/`in_progress` (e.g. canceled) or
+    /// the lease was lost, and the attempt must stop.
+    pub async fn heartbeat(&self, call_id: Uuid, owner: &str, lease_until: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE calls SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 \
+             AND status IN ('calling', 'in_progress')",
+        )
+        .bind(lease_until)
+        .bind(call_id.to_string())
+        .bind(owner)
+        .execute(self.write())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Fails calls whose lease expired mid-attempt (their node died). They are not dialled
+    /// again: the dead node may have reached the callee, and ringing someone twice is worse
+    /// than reporting the attempt as an error.
+    pub async fn fail_expired_leases(&self, now_ms: i64) -> Result<Vec<Call>> {
+        let sql = format!(
+            "UPDATE calls SET status = 'failed', end_reason = 'error', ended_at = $1, lease_owner = NULL, \
+             lease_until = NULL WHERE status IN ('calling', 'in_progress') AND lease_until < $1 \
+             RETURNING {CALL_COLUMNS}"
+        );
+        let mut tx = self.write().begin().await?;
+        let rows = sqlx::query(&sql).bind(now_ms).fetch_all(&mut *tx).await?;
+        let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
+        for call in &calls {
+            insert_event(&mut tx, call, EventType::Ended).await?;
+        }
+        tx.commit().await?;
+        if !calls.is_empty() {
+            self.notify_outbox();
+        }
+        Ok(calls)
+    }
+}

@@ -1,0 +1,156 @@
+//! Call events and the webhook outbox they feed. The payload is frozen when the event is
+//! written, so a retried delivery shows the call as it was when the event happened.
+
+use sqlx::{Any, Row, Transaction};
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::rows;
+use super::{Result, Store};
+use crate::domain::{now, to_millis, Call, EventType};
+
+/// An event claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub id: String,
+    pub org_id: Uuid,
+    pub target_url: String,
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum DeliveryResult {
+    Delivered { status_code: u16 },
+    /// Failed; try again at `next_attempt_at` (unix ms).
+    Retry { status_code: Option<u16>, error: String, next_attempt_at: i64 },
+    /// Failed and out of retry time.
+    GaveUp { status_code: Option<u16>, error: String },
+}
+
+/// Writes the event row; it enters the outbox when the call or its org has a webhook URL.
+pub(super) async fn insert_event(tx: &mut Transaction<'_, Any>, call: &Call, event: EventType) -> Result<()> {
+    let at = now();
+    let envelope = serde_json::json!({
+        "type": event.as_str(),
+        "timestamp": at.format(&Rfc3339).unwrap_or_default(),
+        "data": call,
+    });
+    sqlx::query(
+        "INSERT INTO events (id, org_id, call_id, type, payload, created_at, target_url, delivery_status, \
+         next_attempt_at) \
+         SELECT $1, $2, $3, $4, $5, $6, t.url, CASE WHEN t.url IS NULL THEN 'none' ELSE 'pending' END, $6 \
+         FROM (SELECT COALESCE($7, (SELECT webhook_url FROM orgs WHERE id = $2)) AS url) t",
+    )
+    .bind(format!("msg_{}", Uuid::now_v7().simple()))
+    .bind(call.org_id.to_string())
+    .bind(call.id.to_string())
+    .bind(event.as_str())
+    .bind(rows::to_json(&envelope))
+    .bind(to_millis(at))
+    .bind(&call.webhook_url)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Leases up to `limit` due events until `lease_until` so no other worker (or node) takes
+    /// them meanwhile; a worker that dies leaves them to be claimed again after the lease.
+    pub async fn claim_due_events(&self, now_ms: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxEvent>> {
+        let sql = format!(
+            "UPDATE events SET lease_until = $1 WHERE id IN (SELECT id FROM events \
+             WHERE delivery_status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+             ORDER BY next_attempt_at LIMIT $3{}) \
+             RETURNING id, org_id, target_url, payload, attempts, created_at",
+            self.dialect().skip_locked()
+        );
+        let rows =
+            sqlx::query(&sql).bind(lease_until).bind(now_ms).bind(limit).fetch_all(self.write()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxEvent {
+                    id: row.try_get("id")?,
+                    org_id: rows::uuid(row, "org_id")?,
+                    target_url: row.try_get("target_url")?,
+                    payload: row.try_get("payload")?,
+                    attempts: row.try_get("attempts")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records attempts and their outcomes, all in one transaction.
+    pub async fn record_deliveries(&self, results: &[(OutboxEvent, i64, i64, DeliveryResult)]) -> Result<()> {
+        let mut tx = self.write().begin().await?;
+        for (event, at, duration_ms, result) in results {
+            let attempt = event.attempts + 1;
+            let (status_code, error) = match result {
+                DeliveryResult::Delivered { status_code } => (Some(*status_code), None),
+                DeliveryResult::Retry { status_code, error, .. } | DeliveryResult::GaveUp { status_code, error } => {
+                    (*status_code, Some(error.as_str()))
+                }
+            };
+            sqlx::query(
+                "INSERT INTO webhook_attempts (event_id, attempt, at, status_code, error, duration_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&event.id)
+            .bind(attempt)
+            .bind(*at)
+            .bind(status_code.map(i64::from))
+            .bind(error)
+            .bind(*duration_ms)
+            .execute(&mut *tx)
+            .await?;
+            let (state, next_attempt_at, delivered_at) = match result {
+                DeliveryResult::Delivered { .. } => ("delivered", *at, Some(*at)),
+                DeliveryResult::Retry { next_attempt_at, .. } => ("pending", *next_attempt_at, None),
+                DeliveryResult::GaveUp { .. } => ("failed", *at, None),
+            };
+            sqlx::query(
+                "UPDATE events SET delivery_status = $1, attempts = $2, next_attempt_at = $3, delivered_at = $4, \
+                 last_error = $5, lease_until = NULL WHERE id = $6",
+            )
+            .bind(state)
+            .bind(attempt)
+            .bind(next_attempt_at)
+            .bind(delivered_at)
+            .bind(error)
+            .bind(&event.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The org's webhook signing secret, if it has one.
+    pub async fn webhook_secret(&self, org_id: Uuid) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT webhook_secret FROM orgs WHERE id = $1")
+            .bind(org_id.to_string())
+            .fetch_optional(self.read())
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("webhook_secret")?,
+            None => None,
+        })
+    }
+
+    /// `(event type, delivery status, attempts)` of a call's events, oldest first.
+    pub async fn call_events(&self, call_id: Uuid) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT type, delivery_status, attempts FROM events WHERE call_id = $1 ORDER BY created_at, id",
+        )
+        .bind(call_id.to_string())
+        .fetch_all(self.read())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("type")?, r.try_get("delivery_status")?, r.try_get("attempts")?)))
+            .collect()
+    }
+}
