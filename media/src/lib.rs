@@ -8,6 +8,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod pacer;
+pub mod pipeline;
 pub mod ports;
 pub mod quality;
 pub mod resample;

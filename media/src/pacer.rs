@@ -32,6 +32,11 @@ impl Pacer {
         }
     }
 
+    /// Index of the next tick.
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
     pub fn poll_timeout(&self) -> Instant {
         self.deadline(self.next)
     }
