@@ -82,7 +82,11 @@ impl DtmfReceiver {
 
     /// Feeds one telephone-event packet; returns at most two digits (a previous event whose
     /// end was lost, then this one if it ended).
-    pub fn receive(&mut self, timestamp: u32, payload: &[u8]) -> Result<[Option<Digit>; 2], DtmfError> {
+    pub fn receive(
+        &mut self,
+        timestamp: u32,
+        payload: &[u8],
+    ) -> Result<[Option<Digit>; 2], DtmfError> {
         let ev = TelephoneEvent::parse(payload)?;
         let mut out = [None, None];
         match &mut self.current {
@@ -206,8 +210,14 @@ mod tests {
         assert_eq!(packets.len(), 5 + 2);
         assert!(packets[0].marker && packets[1..].iter().all(|p| !p.marker));
         assert!(packets.iter().all(|p| p.timestamp == 1000));
-        let evs: Vec<_> = packets.iter().map(|p| TelephoneEvent::parse(&p.payload).unwrap()).collect();
-        assert_eq!(evs.iter().map(|e| e.duration).collect::<Vec<_>>(), [160, 320, 480, 640, 800, 800, 800]);
+        let evs: Vec<_> = packets
+            .iter()
+            .map(|p| TelephoneEvent::parse(&p.payload).unwrap())
+            .collect();
+        assert_eq!(
+            evs.iter().map(|e| e.duration).collect::<Vec<_>>(),
+            [160, 320, 480, 640, 800, 800, 800]
+        );
         assert_eq!(evs.iter().filter(|e| e.end).count(), 3);
         assert!(evs.iter().all(|e| e.event == 5 && e.volume == 10));
     }
@@ -222,21 +232,45 @@ mod tests {
                 got.extend(digits(&mut rx, p.timestamp, &p.payload));
             }
         }
-        let d: Vec<_> = got.iter().map(|d| (d.digit, d.duration, d.timestamp)).collect();
-        assert_eq!(d, vec![('1', 480, 1000), ('#', 480, 5000), ('1', 480, 9000)]);
+        let d: Vec<_> = got
+            .iter()
+            .map(|d| (d.digit, d.duration, d.timestamp))
+            .collect();
+        assert_eq!(
+            d,
+            vec![('1', 480, 1000), ('#', 480, 5000), ('1', 480, 9000)]
+        );
     }
 
     #[test]
     fn lost_end_packets_still_yield_the_digit_when_the_next_starts() {
         let mut rx = DtmfReceiver::new();
         let mut p = [0u8; 4];
-        TelephoneEvent { event: 9, end: false, volume: 10, duration: 320 }.write(&mut p);
+        TelephoneEvent {
+            event: 9,
+            end: false,
+            volume: 10,
+            duration: 320,
+        }
+        .write(&mut p);
         assert!(digits(&mut rx, 100, &p).is_empty());
-        TelephoneEvent { event: 2, end: true, volume: 10, duration: 400 }.write(&mut p);
+        TelephoneEvent {
+            event: 2,
+            end: true,
+            volume: 10,
+            duration: 400,
+        }
+        .write(&mut p);
         let d = digits(&mut rx, 2000, &p);
         assert_eq!(d.iter().map(|d| d.digit).collect::<String>(), "92");
         // A late retransmission of the old event is ignored.
-        TelephoneEvent { event: 9, end: true, volume: 10, duration: 480 }.write(&mut p);
+        TelephoneEvent {
+            event: 9,
+            end: true,
+            volume: 10,
+            duration: 480,
+        }
+        .write(&mut p);
         assert!(digits(&mut rx, 100, &p).is_empty());
     }
 

@@ -192,7 +192,13 @@ impl JitterBuffer {
         self.slots.iter_mut().for_each(|s| s.filled = false);
     }
 
-    pub fn push(&mut self, now: Instant, timestamp: u32, marker: bool, payload: &[u8]) -> PushOutcome {
+    pub fn push(
+        &mut self,
+        now: Instant,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> PushOutcome {
         self.stats.received += 1;
         if payload.len() > self.cfg.max_payload {
             return PushOutcome::TooLarge;
@@ -255,7 +261,10 @@ impl JitterBuffer {
 
     /// Packets waiting to be played.
     pub fn buffered(&self) -> usize {
-        self.slots.iter().filter(|s| s.filled && s.frame >= self.next_frame).count()
+        self.slots
+            .iter()
+            .filter(|s| s.filled && s.frame >= self.next_frame)
+            .count()
     }
 
     /// When the next frame is due; `None` before the first packet.
@@ -358,14 +367,24 @@ mod tests {
         assert_eq!(b.pop(t0 + Duration::from_millis(39)), None);
         b.push(t0 + F, 1160, false, &pkt(1));
         match b.pop(t0 + Duration::from_millis(40)) {
-            Some(Playout::Frame { payload, timestamp, marker }) => {
+            Some(Playout::Frame {
+                payload,
+                timestamp,
+                marker,
+            }) => {
                 assert_eq!(payload[0], 0);
                 assert_eq!(timestamp, 1000);
                 assert!(marker);
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(b.pop(t0 + Duration::from_millis(60)), Some(Playout::Frame { timestamp: 1160, .. })));
+        assert!(matches!(
+            b.pop(t0 + Duration::from_millis(60)),
+            Some(Playout::Frame {
+                timestamp: 1160,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -378,12 +397,17 @@ mod tests {
         assert_eq!(b.push(t0, 160, false, &pkt(1)), PushOutcome::Duplicate);
         let mut got = vec![];
         for k in 0..3 {
-            if let Some(Playout::Frame { payload, .. }) = b.pop(t0 + Duration::from_millis(40 + 20 * k)) {
+            if let Some(Playout::Frame { payload, .. }) =
+                b.pop(t0 + Duration::from_millis(40 + 20 * k))
+            {
                 got.push(payload[0]);
             }
         }
         assert_eq!(got, vec![0, 1, 2]);
-        assert_eq!(b.push(t0 + Duration::from_millis(100), 160, false, &pkt(1)), PushOutcome::Late);
+        assert_eq!(
+            b.push(t0 + Duration::from_millis(100), 160, false, &pkt(1)),
+            PushOutcome::Late
+        );
         let s = b.stats();
         assert_eq!((s.duplicates, s.late, s.delivered), (1, 1, 3));
     }
@@ -399,7 +423,10 @@ mod tests {
             Some(Playout::Conceal { next: Some(n) }) => assert_eq!(n[0], 2),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(b.pop(t0 + 4 * F), Some(Playout::Frame { timestamp: 320, .. })));
+        assert!(matches!(
+            b.pop(t0 + 4 * F),
+            Some(Playout::Frame { timestamp: 320, .. })
+        ));
         assert_eq!(b.stats().concealed, 1);
         assert_eq!(b.stats().lost, 1);
     }
@@ -436,13 +463,22 @@ mod tests {
         assert!(silence >= 40, "{silence}");
         assert_eq!(b.stats().concealed, 5);
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(b.push(later, 8000 * 60, true, &pkt(9)), PushOutcome::Resynced);
-        assert!(matches!(b.pop(later + Duration::from_millis(40)), Some(Playout::Frame { .. })));
+        assert_eq!(
+            b.push(later, 8000 * 60, true, &pkt(9)),
+            PushOutcome::Resynced
+        );
+        assert!(matches!(
+            b.pop(later + Duration::from_millis(40)),
+            Some(Playout::Frame { .. })
+        ));
     }
 
     #[test]
     fn oversize_payload_refused() {
         let mut b = jb();
-        assert_eq!(b.push(Instant::now(), 0, false, &[0; 161]), PushOutcome::TooLarge);
+        assert_eq!(
+            b.push(Instant::now(), 0, false, &[0; 161]),
+            PushOutcome::TooLarge
+        );
     }
 }

@@ -93,12 +93,17 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(t0, P);
         let now = t0 + P * 2;
-        let got: Vec<_> = std::iter::from_fn(|| p.poll(now)).map(|t| t.index).collect();
+        let got: Vec<_> = std::iter::from_fn(|| p.poll(now))
+            .map(|t| t.index)
+            .collect();
         assert_eq!(got, vec![0, 1, 2]);
         // A 1 s stall: only the last max_burst ticks are sent, the rest skipped.
         let now = t0 + Duration::from_secs(1);
         let ticks: Vec<_> = std::iter::from_fn(|| p.poll(now)).collect();
-        assert_eq!(ticks.iter().map(|t| t.index).collect::<Vec<_>>(), vec![48, 49, 50]);
+        assert_eq!(
+            ticks.iter().map(|t| t.index).collect::<Vec<_>>(),
+            vec![48, 49, 50]
+        );
         assert_eq!(ticks[0].skipped, 45);
     }
 }

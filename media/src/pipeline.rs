@@ -150,7 +150,12 @@ impl CallMedia {
     pub fn new(cfg: CallMediaConfig, now: Instant) -> Result<Self, MediaError> {
         let codec = cfg.codec.create(cfg.ptime_ms)?;
         let info = codec.info();
-        let mut scfg = SessionConfig::new(cfg.local_ssrc, cfg.initial_seq, info.rtp_clock_rate, cfg.remote_rtp);
+        let mut scfg = SessionConfig::new(
+            cfg.local_ssrc,
+            cfg.initial_seq,
+            info.rtp_clock_rate,
+            cfg.remote_rtp,
+        );
         if let Some(rtcp) = cfg.remote_rtcp {
             scfg.remote_rtcp = rtcp;
         }
@@ -164,7 +169,10 @@ impl CallMedia {
         let mut jcfg = JitterConfig::new(info.rtp_clock_rate, frame, info.max_payload);
         jcfg.min_delay = cfg.jitter_min_delay;
         jcfg.max_delay = cfg.jitter_max_delay;
-        jcfg.initial_delay = cfg.jitter_min_delay.max(frame * 2).min(cfg.jitter_max_delay);
+        jcfg.initial_delay = cfg
+            .jitter_min_delay
+            .max(frame * 2)
+            .min(cfg.jitter_max_delay);
         let pipeline_frame = (PIPELINE_RATE * cfg.ptime_ms / 1000) as usize;
         Ok(Self {
             now,
@@ -183,7 +191,8 @@ impl CallMedia {
             decoded: vec![0; 5760],
             caller_frame: vec![0; pipeline_frame],
             agent_queue: VecDeque::with_capacity(PIPELINE_RATE as usize),
-            max_agent_samples: (cfg.max_agent_queue.as_millis() as usize) * PIPELINE_RATE as usize / 1000,
+            max_agent_samples: (cfg.max_agent_queue.as_millis() as usize) * PIPELINE_RATE as usize
+                / 1000,
             agent_frame: vec![0; pipeline_frame],
             encode_pcm: vec![0; info.frame_samples],
             talking: false,
@@ -205,9 +214,19 @@ impl CallMedia {
         self.session.remote_rtp()
     }
 
-    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, component: Component, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        component: Component,
+        data: &[u8],
+    ) {
         self.now = now;
-        let datagram = Datagram { source, component, data };
+        let datagram = Datagram {
+            source,
+            component,
+            data,
+        };
         if let Ok(Some(rx)) = self.session.handle_input(Input::Receive(now, datagram)) {
             let h = rx.packet.header;
             if rx.new_source {
@@ -215,10 +234,12 @@ impl CallMedia {
             }
             if Some(h.payload_type) == self.cfg.dtmf_payload_type {
                 if let Ok(digits) = self.dtmf_rx.receive(h.timestamp, rx.packet.payload) {
-                    self.events.extend(digits.into_iter().flatten().map(MediaEvent::Dtmf));
+                    self.events
+                        .extend(digits.into_iter().flatten().map(MediaEvent::Dtmf));
                 }
             } else if h.payload_type == self.cfg.payload_type {
-                self.jitter.push(now, h.timestamp, h.marker, rx.packet.payload);
+                self.jitter
+                    .push(now, h.timestamp, h.marker, rx.packet.payload);
             }
         }
         self.drain_session();
@@ -310,7 +331,11 @@ impl CallMedia {
         });
         // One frame per period whatever the packet held: truncate or pad with silence.
         self.decoded[n.min(frame)..frame].fill(0);
-        if self.upsample.process(&self.decoded[..frame], &mut self.caller_frame).is_err() {
+        if self
+            .upsample
+            .process(&self.decoded[..frame], &mut self.caller_frame)
+            .is_err()
+        {
             self.caller_frame.fill(0);
         }
         if let Some(e) = self.vad.process(&self.caller_frame) {
@@ -333,7 +358,14 @@ impl CallMedia {
                 self.agent_frame.fill(0);
                 self.rtp_pending = self
                     .session
-                    .write_rtp(self.now, pt, packet.marker, packet.timestamp, 4, &mut self.rtp_out)
+                    .write_rtp(
+                        self.now,
+                        pt,
+                        packet.marker,
+                        packet.timestamp,
+                        4,
+                        &mut self.rtp_out,
+                    )
                     .ok();
                 return;
             }
@@ -341,7 +373,11 @@ impl CallMedia {
         }
         let take = self.agent_frame.len().min(self.agent_queue.len());
         let voiced = take > 0;
-        for (dst, src) in self.agent_frame.iter_mut().zip(self.agent_queue.drain(..take)) {
+        for (dst, src) in self
+            .agent_frame
+            .iter_mut()
+            .zip(self.agent_queue.drain(..take))
+        {
             *dst = src;
         }
         if voiced {
@@ -354,7 +390,11 @@ impl CallMedia {
         // RFC 3551 §4.1: marker on the first packet of a talk spurt.
         let marker = voiced && !self.talking;
         self.talking = voiced;
-        if self.downsample.process(&self.agent_frame, &mut self.encode_pcm).is_err() {
+        if self
+            .downsample
+            .process(&self.agent_frame, &mut self.encode_pcm)
+            .is_err()
+        {
             self.encode_pcm.fill(0);
         }
         let payload = &mut self.rtp_out[RTP_HEADER_LEN..];
@@ -362,7 +402,14 @@ impl CallMedia {
             Ok(len) => {
                 self.rtp_pending = self
                     .session
-                    .write_rtp(self.now, self.cfg.payload_type, marker, timestamp, len, &mut self.rtp_out)
+                    .write_rtp(
+                        self.now,
+                        self.cfg.payload_type,
+                        marker,
+                        timestamp,
+                        len,
+                        &mut self.rtp_out,
+                    )
                     .ok();
             }
             Err(_) => self.codec_errors += 1,
@@ -375,13 +422,16 @@ impl CallMedia {
             self.noise_state ^= self.noise_state << 13;
             self.noise_state ^= self.noise_state >> 17;
             self.noise_state ^= self.noise_state << 5;
-            *s = ((self.noise_state >> 16) as i32 % (2 * COMFORT_NOISE_AMPLITUDE + 1) - COMFORT_NOISE_AMPLITUDE) as i16;
+            *s = ((self.noise_state >> 16) as i32 % (2 * COMFORT_NOISE_AMPLITUDE + 1)
+                - COMFORT_NOISE_AMPLITUDE) as i16;
         }
     }
 
     /// Queues 16 kHz agent audio for playout; returns how many samples were accepted.
     pub fn push_agent_audio(&mut self, pcm: &[i16]) -> usize {
-        let room = self.max_agent_samples.saturating_sub(self.agent_queue.len());
+        let room = self
+            .max_agent_samples
+            .saturating_sub(self.agent_queue.len());
         let n = room.min(pcm.len());
         self.agent_queue.extend(&pcm[..n]);
         n
@@ -440,7 +490,11 @@ impl CallMedia {
             packets_received: received,
             packets_sent: u64::from(self.session.sent_packets()),
             packets_lost: lost,
-            loss_percent: if expected == 0 { 0.0 } else { lost as f64 * 100.0 / expected as f64 },
+            loss_percent: if expected == 0 {
+                0.0
+            } else {
+                lost as f64 * 100.0 / expected as f64
+            },
             jitter_ms: src.map_or(0.0, |s| s.jitter_secs() * 1000.0),
             late: jb.late,
             concealed: jb.concealed,

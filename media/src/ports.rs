@@ -44,7 +44,11 @@ pub struct PortAllocator {
 impl PortAllocator {
     pub fn new(min: u16, max: u16, reuse_guard: Duration) -> Result<Self, PortError> {
         let first = min.saturating_add(min % 2);
-        let count = if max > first { usize::from((max - first + 1) / 2) } else { 0 };
+        let count = if max > first {
+            usize::from((max - first).div_ceil(2))
+        } else {
+            0
+        };
         if count == 0 {
             return Err(PortError::EmptyRange { min, max });
         }
@@ -72,7 +76,9 @@ impl PortAllocator {
             let i = (self.cursor + step) % n;
             let usable = match self.pairs[i] {
                 PairState::Free => true,
-                PairState::Cooling(since) => now.saturating_duration_since(since) >= self.reuse_guard,
+                PairState::Cooling(since) => {
+                    now.saturating_duration_since(since) >= self.reuse_guard
+                }
                 PairState::InUse => false,
             };
             if usable {
@@ -113,8 +119,17 @@ mod tests {
         let mut a = PortAllocator::new(20001, 20008, Duration::from_secs(5)).unwrap();
         assert_eq!(a.capacity(), 3);
         let got: Vec<_> = (0..3).map(|_| a.allocate(t0).unwrap()).collect();
-        assert_eq!(got.iter().map(|p| (p.rtp, p.rtcp)).collect::<Vec<_>>(), vec![(20002, 20003), (20004, 20005), (20006, 20007)]);
-        assert_eq!(a.allocate(t0), Err(PortError::Exhausted { min: 20002, max: 20008 }));
+        assert_eq!(
+            got.iter().map(|p| (p.rtp, p.rtcp)).collect::<Vec<_>>(),
+            vec![(20002, 20003), (20004, 20005), (20006, 20007)]
+        );
+        assert_eq!(
+            a.allocate(t0),
+            Err(PortError::Exhausted {
+                min: 20002,
+                max: 20008
+            })
+        );
         assert_eq!(a.in_use(), 3);
     }
 
@@ -124,9 +139,21 @@ mod tests {
         let mut a = PortAllocator::new(30000, 30001, Duration::from_secs(5)).unwrap();
         let p = a.allocate(t0).unwrap();
         a.release(p, t0).unwrap();
-        assert!(matches!(a.allocate(t0 + Duration::from_secs(4)), Err(PortError::Exhausted { .. })));
+        assert!(matches!(
+            a.allocate(t0 + Duration::from_secs(4)),
+            Err(PortError::Exhausted { .. })
+        ));
         assert_eq!(a.allocate(t0 + Duration::from_secs(5)), Ok(p));
-        assert_eq!(a.release(PortPair { rtp: 30002, rtcp: 30003 }, t0), Err(PortError::NotAllocated(30002)));
+        assert_eq!(
+            a.release(
+                PortPair {
+                    rtp: 30002,
+                    rtcp: 30003
+                },
+                t0
+            ),
+            Err(PortError::NotAllocated(30002))
+        );
     }
 
     #[test]
@@ -137,6 +164,9 @@ mod tests {
         a.release(p, t0).unwrap();
         assert_ne!(a.allocate(t0).unwrap(), p);
         assert_eq!(a.release(p, t0), Err(PortError::NotAllocated(p.rtp)));
-        assert!(matches!(PortAllocator::new(5, 5, Duration::ZERO), Err(PortError::EmptyRange { .. })));
+        assert!(matches!(
+            PortAllocator::new(5, 5, Duration::ZERO),
+            Err(PortError::EmptyRange { .. })
+        ));
     }
 }

@@ -38,7 +38,12 @@ fn impairment(codec: CodecKind) -> (f64, f64) {
 
 /// MOS-CQE from the E-model with default values for everything but delay and loss.
 /// `burst_ratio` is 1 for random loss and larger for bursty loss.
-pub fn estimate_mos(codec: CodecKind, one_way_delay_ms: f64, loss_percent: f64, burst_ratio: f64) -> f64 {
+pub fn estimate_mos(
+    codec: CodecKind,
+    one_way_delay_ms: f64,
+    loss_percent: f64,
+    burst_ratio: f64,
+) -> f64 {
     let (ie, bpl) = impairment(codec);
     let ta = one_way_delay_ms.max(0.0);
     let id = 0.024 * ta + if ta > 177.3 { 0.11 * (ta - 177.3) } else { 0.0 };

@@ -156,7 +156,10 @@ mod tests {
         let mut r = resampler(from, to, 20).unwrap();
         assert_eq!(r.input_frames(), (from / 50) as usize);
         assert_eq!(r.output_frames(), (to / 50) as usize);
-        let input: Vec<i16> = sine(from, freq, from as usize, 0).iter().map(|&x| x as i16).collect();
+        let input: Vec<i16> = sine(from, freq, from as usize, 0)
+            .iter()
+            .map(|&x| x as i16)
+            .collect();
         let mut out = vec![];
         let mut buf = vec![0i16; r.output_frames()];
         for chunk in input.chunks(r.input_frames()) {
@@ -174,7 +177,10 @@ mod tests {
             e += (f64::from(*o) - i).powi(2);
         }
         let snr = 10.0 * (s / e).log10();
-        assert!(snr > 35.0, "{from}->{to} @ {freq} Hz: snr {snr:.1} dB, delay {delay}");
+        assert!(
+            snr > 35.0,
+            "{from}->{to} @ {freq} Hz: snr {snr:.1} dB, delay {delay}"
+        );
         delay
     }
 
@@ -198,7 +204,10 @@ mod tests {
         let mut r = resampler(8000, 16_000, 20).unwrap();
         assert!(matches!(
             r.process(&[0; 10], &mut out),
-            Err(ResampleError::WrongInputLength { expected: 160, actual: 10 })
+            Err(ResampleError::WrongInputLength {
+                expected: 160,
+                actual: 10
+            })
         ));
     }
 }

@@ -110,7 +110,9 @@ impl Vad {
 
     fn classify(&mut self, frame: &[i16]) -> bool {
         match self.cfg.method {
-            VadMethod::FixedEnergy { threshold_dbfs } => level_db(frame.iter().copied()) > threshold_dbfs,
+            VadMethod::FixedEnergy { threshold_dbfs } => {
+                level_db(frame.iter().copied()) > threshold_dbfs
+            }
             VadMethod::AdaptiveEnergy { snr_db } => {
                 let level = level_db(frame.iter().copied());
                 self.above_floor(level, snr_db)
@@ -183,7 +185,9 @@ mod tests {
     use super::*;
 
     fn tone(amp: f64, n: usize) -> Vec<i16> {
-        (0..n).map(|i| ((i as f64 * 0.39).sin() * amp) as i16).collect()
+        (0..n)
+            .map(|i| ((i as f64 * 0.39).sin() * amp) as i16)
+            .collect()
     }
 
     #[test]
@@ -208,6 +212,9 @@ mod tests {
             }
         }
         // Start 3 frames into the speech at frame 31; end 30 frames after it stops at 66.
-        assert_eq!(events, vec![(33, VadEvent::SpeechStart), (95, VadEvent::SpeechEnd)]);
+        assert_eq!(
+            events,
+            vec![(33, VadEvent::SpeechStart), (95, VadEvent::SpeechEnd)]
+        );
     }
 }

@@ -44,17 +44,14 @@ impl<W: Write + Seek> WavWriter<W> {
             }
             self.out.write_all(&buf[..chunk.len() * 2])?;
         }
-        self.data_bytes = self
-            .data_bytes
-            .saturating_add((samples.len() * 2) as u32);
+        self.data_bytes = self.data_bytes.saturating_add((samples.len() * 2) as u32);
         Ok(())
     }
 
     /// Patches the RIFF and data sizes and returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.seek(SeekFrom::Start(4))?;
-        self.out
-            .write_all(&(36 + self.data_bytes).to_le_bytes())?;
+        self.out.write_all(&(36 + self.data_bytes).to_le_bytes())?;
         self.out.seek(SeekFrom::Start(40))?;
         self.out.write_all(&self.data_bytes.to_le_bytes())?;
         self.out.seek(SeekFrom::End(0))?;
@@ -147,10 +144,19 @@ mod tests {
         assert_eq!(&bytes[0..4], b"RIFF");
         assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()), 36 + 32);
         assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 2);
-        assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 16_000);
+        assert_eq!(
+            u32::from_le_bytes(bytes[24..28].try_into().unwrap()),
+            16_000
+        );
         assert_eq!(u32::from_le_bytes(bytes[40..44].try_into().unwrap()), 32);
-        let samples: Vec<i16> = bytes[44..].chunks(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
-        assert_eq!(samples, vec![1, 2, 1, 2, 1, 2, 1, 2, 3, 0, 3, 0, 3, 0, 3, 0]);
+        let samples: Vec<i16> = bytes[44..]
+            .chunks(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(
+            samples,
+            vec![1, 2, 1, 2, 1, 2, 1, 2, 3, 0, 3, 0, 3, 0, 3, 0]
+        );
     }
 
     #[test]
@@ -160,6 +166,9 @@ mod tests {
             rec.caller(&[5, 5]).unwrap();
         }
         let bytes = rec.wav.out.get_ref().len();
-        assert!(bytes > 44 + 4 * 15, "frames streamed while the agent is silent: {bytes}");
+        assert!(
+            bytes > 44 + 4 * 15,
+            "frames streamed while the agent is silent: {bytes}"
+        );
     }
 }

@@ -51,9 +51,9 @@ fn run(cfg: NetemConfig, seed: u64, secs: u32, drift_ppm: f64) -> Run {
         }
         while let Some(p) = jb.pop(now) {
             played.push(match p {
-                Playout::Frame { payload, .. } => {
-                    Some(u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]))
-                }
+                Playout::Frame { payload, .. } => Some(u32::from_be_bytes([
+                    payload[0], payload[1], payload[2], payload[3],
+                ])),
                 Playout::Conceal { .. } | Playout::Silence => None,
             });
         }
@@ -70,7 +70,10 @@ fn run(cfg: NetemConfig, seed: u64, secs: u32, drift_ppm: f64) -> Run {
 
 fn assert_in_order_no_dupes(r: &Run) {
     let frames: Vec<u32> = r.played.iter().flatten().copied().collect();
-    assert!(frames.windows(2).all(|w| w[0] < w[1]), "out of order or duplicated");
+    assert!(
+        frames.windows(2).all(|w| w[0] < w[1]),
+        "out of order or duplicated"
+    );
 }
 
 #[test]
@@ -91,13 +94,17 @@ fn jitter_raises_the_target_and_keeps_late_frames_rare() {
     let r = run(cfg, 2, 60, 0.0);
     assert_in_order_no_dupes(&r);
     assert!(
-        r.stats.target_delay >= Duration::from_millis(55) && r.stats.target_delay <= Duration::from_millis(80),
+        r.stats.target_delay >= Duration::from_millis(55)
+            && r.stats.target_delay <= Duration::from_millis(80),
         "target {:?}",
         r.stats.target_delay
     );
     let late = r.stats.late as f64 / f64::from(r.sent);
     assert!(late < 0.005, "late fraction {late}, stats {:?}", r.stats);
-    assert_eq!(r.stats.delivered + r.stats.late + r.stats.discarded, u64::from(r.sent));
+    assert_eq!(
+        r.stats.delivered + r.stats.late + r.stats.discarded,
+        u64::from(r.sent)
+    );
 }
 
 #[test]
@@ -109,14 +116,31 @@ fn bursty_loss_is_concealed_and_counted() {
     cfg.loss_bad = 0.8;
     let r = run(cfg, 3, 60, 0.0);
     assert_in_order_no_dupes(&r);
-    assert!(r.dropped > 50, "the model must actually lose packets: {}", r.dropped);
-    assert_eq!(r.stats.delivered + r.stats.late + r.stats.discarded + r.dropped, u64::from(r.sent));
+    assert!(
+        r.dropped > 50,
+        "the model must actually lose packets: {}",
+        r.dropped
+    );
+    assert_eq!(
+        r.stats.delivered + r.stats.late + r.stats.discarded + r.dropped,
+        u64::from(r.sent)
+    );
     // Every dropped frame is concealed (bursts are far shorter than max_conceal allows).
     let gaps = r.played.iter().filter(|p| p.is_none()).count() as u64;
     assert!(gaps >= r.dropped, "gaps {gaps} dropped {}", r.dropped);
     // Loss shows in the stats, except frames skipped by a shrink or lost at the very end.
-    assert!(r.stats.lost <= r.dropped, "{:?} dropped {}", r.stats, r.dropped);
-    assert!(r.stats.lost + r.stats.shrunk + 5 >= r.dropped, "{:?} dropped {}", r.stats, r.dropped);
+    assert!(
+        r.stats.lost <= r.dropped,
+        "{:?} dropped {}",
+        r.stats,
+        r.dropped
+    );
+    assert!(
+        r.stats.lost + r.stats.shrunk + 5 >= r.dropped,
+        "{:?} dropped {}",
+        r.stats,
+        r.dropped
+    );
 }
 
 #[test]
@@ -128,7 +152,11 @@ fn reordering_is_repaired_without_loss() {
     assert_in_order_no_dupes(&r);
     // After the first reordered packet teaches the buffer, nothing more is late.
     assert!(r.stats.late <= 3, "{:?}", r.stats);
-    assert!(r.stats.target_delay >= Duration::from_millis(30), "{:?}", r.stats);
+    assert!(
+        r.stats.target_delay >= Duration::from_millis(30),
+        "{:?}",
+        r.stats
+    );
 }
 
 #[test]
@@ -138,12 +166,21 @@ fn fast_sender_clock_drift_is_absorbed_by_dropping_frames() {
     assert_in_order_no_dupes(&r);
     assert!(r.stats.shrunk >= 10, "{:?}", r.stats);
     assert_eq!(r.stats.late, 0);
-    assert!(r.max_target <= Duration::from_millis(40), "{:?}", r.max_target);
+    assert!(
+        r.max_target <= Duration::from_millis(40),
+        "{:?}",
+        r.max_target
+    );
 }
 
 #[test]
 fn slow_sender_clock_drift_is_absorbed_by_stretching() {
-    let r = run(NetemConfig::clean(Duration::from_millis(30)), 6, 60, -5000.0);
+    let r = run(
+        NetemConfig::clean(Duration::from_millis(30)),
+        6,
+        60,
+        -5000.0,
+    );
     assert_in_order_no_dupes(&r);
     assert!(r.stats.stretched >= 10, "{:?}", r.stats);
     assert!(r.stats.late <= 2, "{:?}", r.stats);

@@ -48,7 +48,12 @@ fn decodes_opusenc_output_like_opusdec() {
         pcm.extend_from_slice(&frame[..n]);
     }
     let ours = &pcm[pre_skip..];
-    assert!(ours.len() >= reference.len(), "{} < {}", ours.len(), reference.len());
+    assert!(
+        ours.len() >= reference.len(),
+        "{} < {}",
+        ours.len(),
+        reference.len()
+    );
     let (mut signal, mut noise, mut worst) = (0f64, 0f64, 0i32);
     for (&a, &b) in ours.iter().zip(&reference) {
         signal += f64::from(b) * f64::from(b);
@@ -58,5 +63,8 @@ fn decodes_opusenc_output_like_opusdec() {
     }
     assert!(signal > 1e9, "reference must contain speech");
     let snr = 10.0 * (signal / noise.max(1.0)).log10();
-    assert!(snr > 60.0 && worst <= 2, "snr {snr:.1} dB, worst sample diff {worst}");
+    assert!(
+        snr > 60.0 && worst <= 2,
+        "snr {snr:.1} dB, worst sample diff {worst}"
+    );
 }

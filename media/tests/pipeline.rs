@@ -40,7 +40,11 @@ fn drain(end: &mut End, net: &mut Wire, now: Instant) {
             MediaOutput::Transmit(t) => {
                 if let Ok(p) = RtpPacket::parse(t.data) {
                     if !is_rtcp(t.data) {
-                        end.seen.sent.push((p.header.marker, p.header.payload_type, p.header.timestamp));
+                        end.seen.sent.push((
+                            p.header.marker,
+                            p.header.payload_type,
+                            p.header.timestamp,
+                        ));
                     }
                 }
                 net.send(now, (end.addr, t.destination, t.component, t.data.to_vec()));
@@ -61,18 +65,36 @@ fn config(codec: CodecKind, pt: u8, remote: SocketAddr, ssrc: u32) -> CallMediaC
 }
 
 /// Runs both ends for `secs`, calling `script(t_ms, a, b)` every 20 ms of virtual time.
-fn run(codec: CodecKind, pt: u8, net_cfg: NetemConfig, secs: u64, mut script: impl FnMut(u64, &mut CallMedia, &mut CallMedia)) -> (End, End) {
+fn run(
+    codec: CodecKind,
+    pt: u8,
+    net_cfg: NetemConfig,
+    secs: u64,
+    mut script: impl FnMut(u64, &mut CallMedia, &mut CallMedia),
+) -> (End, End) {
     let t0 = Instant::now();
     let (a_addr, b_addr) = (addr("127.0.0.1:40000"), addr("127.0.0.1:50000"));
-    let mut a = End { media: CallMedia::new(config(codec, pt, b_addr, 0xaaaa_0001), t0).unwrap(), addr: a_addr, seen: Seen::default() };
-    let mut b = End { media: CallMedia::new(config(codec, pt, a_addr, 0xbbbb_0002), t0).unwrap(), addr: b_addr, seen: Seen::default() };
+    let mut a = End {
+        media: CallMedia::new(config(codec, pt, b_addr, 0xaaaa_0001), t0).unwrap(),
+        addr: a_addr,
+        seen: Seen::default(),
+    };
+    let mut b = End {
+        media: CallMedia::new(config(codec, pt, a_addr, 0xbbbb_0002), t0).unwrap(),
+        addr: b_addr,
+        seen: Seen::default(),
+    };
     let mut net: Wire = Netem::new(net_cfg, 42);
     let end = t0 + Duration::from_secs(secs);
     let mut next_script = t0;
     let mut now = t0;
     while now < end {
         if now >= next_script {
-            script(next_script.duration_since(t0).as_millis() as u64, &mut a.media, &mut b.media);
+            script(
+                next_script.duration_since(t0).as_millis() as u64,
+                &mut a.media,
+                &mut b.media,
+            );
             next_script += Duration::from_millis(20);
         }
         while let Some((_, (from, to, component, data))) = net.poll(now) {
@@ -109,7 +131,11 @@ fn rms(x: &[i16]) -> f64 {
 #[test]
 fn speech_flows_both_ways_with_vad_markers_and_dtmf() {
     let speech = speech16();
-    let tone: Vec<i16> = (0..16_000).map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 16_000.0).sin() * 8000.0) as i16).collect();
+    let tone: Vec<i16> = (0..16_000)
+        .map(|i| {
+            ((i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 16_000.0).sin() * 8000.0) as i16
+        })
+        .collect();
     let mut net = NetemConfig::clean(Duration::from_millis(25));
     net.jitter = Duration::from_millis(15);
     let (a, b) = run(CodecKind::Pcmu, 0, net, 12, |t, a, b| {
@@ -128,15 +154,44 @@ fn speech_flows_both_ways_with_vad_markers_and_dtmf() {
         }
     });
     // A hears the caller's speech: two utterances, start and end each.
-    let vad: Vec<_> = a.seen.events.iter().filter_map(|e| match e { MediaEvent::Vad(v) => Some(*v), _ => None }).collect();
-    assert_eq!(vad, vec![VadEvent::SpeechStart, VadEvent::SpeechEnd, VadEvent::SpeechStart, VadEvent::SpeechEnd], "{:?}", a.seen.events);
-    let digits: Vec<_> = a.seen.events.iter().filter_map(|e| match e { MediaEvent::Dtmf(d) => Some(d.digit), _ => None }).collect();
+    let vad: Vec<_> = a
+        .seen
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Vad(v) => Some(*v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        vad,
+        vec![
+            VadEvent::SpeechStart,
+            VadEvent::SpeechEnd,
+            VadEvent::SpeechStart,
+            VadEvent::SpeechEnd
+        ],
+        "{:?}",
+        a.seen.events
+    );
+    let digits: Vec<_> = a
+        .seen
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Dtmf(d) => Some(d.digit),
+            _ => None,
+        })
+        .collect();
     assert_eq!(digits, vec!['7']);
     // B hears A's tone at about its level (μ-law + resampling), and comfort noise between.
     let heard = &b.seen.caller_audio;
     assert!(heard.len() >= 16_000 * 11, "{}", heard.len());
     let loud = heard.chunks(320).filter(|f| rms(f) > 4000.0).count();
-    assert!((95..=105).contains(&loud), "two seconds of tone, got {loud} frames");
+    assert!(
+        (95..=105).contains(&loud),
+        "two seconds of tone, got {loud} frames"
+    );
     let quiet = heard.chunks(320).filter(|f| rms(f) < 100.0).count();
     assert!(quiet > 300, "{quiet}");
     // A's outbound stream: markers exactly at the two talk-spurt starts, contiguous timestamps.
@@ -150,14 +205,19 @@ fn speech_flows_both_ways_with_vad_markers_and_dtmf() {
     assert!(dtmf[0].0 && dtmf[1..].iter().all(|s| !s.0));
     let q = a.media.quality();
     assert_eq!(q.packets_lost, 0);
-    assert!(q.packets_received >= 590 && q.jitter_ms > 1.0 && q.jitter_ms < 15.0, "{q:?}");
+    assert!(
+        q.packets_received >= 590 && q.jitter_ms > 1.0 && q.jitter_ms < 15.0,
+        "{q:?}"
+    );
     assert!(q.mos > 4.2, "{q:?}");
     assert!(q.rtt_ms.is_some_and(|r| (50.0..90.0).contains(&r)), "{q:?}");
 }
 
 #[test]
 fn opus_call_survives_bursty_loss_with_concealment() {
-    let tone: Vec<i16> = (0..16_000 * 6).map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 16_000.0).sin() * 6000.0) as i16).collect();
+    let tone: Vec<i16> = (0..16_000 * 6)
+        .map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 16_000.0).sin() * 6000.0) as i16)
+        .collect();
     let mut net = NetemConfig::clean(Duration::from_millis(30));
     net.p_good_bad = 0.02;
     net.p_bad_good = 0.4;
@@ -172,7 +232,14 @@ fn opus_call_survives_bursty_loss_with_concealment() {
     assert!(q.concealed >= q.packets_lost, "{q:?}");
     assert!(q.mos < 4.4 && q.mos > 3.0, "{q:?}");
     // Concealment keeps the tone going: almost no silent frames after start-up.
-    let frames: Vec<_> = b.seen.caller_audio.chunks(320).skip(10).take(250).map(rms).collect();
+    let frames: Vec<_> = b
+        .seen
+        .caller_audio
+        .chunks(320)
+        .skip(10)
+        .take(250)
+        .map(rms)
+        .collect();
     let silent = frames.iter().filter(|&&r| r < 500.0).count();
     assert!(silent <= 3, "silent frames {silent} of {}", frames.len());
 }

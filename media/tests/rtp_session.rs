@@ -47,16 +47,35 @@ fn latches_then_stays_strict() {
     let mut peer = RtpSession::new(SessionConfig::new(2, 100, 8000, addr("127.0.0.1:5000")), t0);
     let (pkt, _) = send_rtp(&mut peer, t0, 0);
     let nat = addr("127.0.0.2:6000");
-    let rx = |source| Input::Receive(t0, Datagram { source, component: Component::Rtp, data: &pkt });
+    let rx = |source| {
+        Input::Receive(
+            t0,
+            Datagram {
+                source,
+                component: Component::Rtp,
+                data: &pkt,
+            },
+        )
+    };
     let got = s.handle_input(rx(nat)).unwrap().unwrap();
     assert!(got.new_source);
     assert_eq!(got.packet.header.ssrc, 2);
-    assert_eq!(s.remote_rtp(), nat, "symmetric RTP answers where media comes from");
+    assert_eq!(
+        s.remote_rtp(),
+        nat,
+        "symmetric RTP answers where media comes from"
+    );
     assert_eq!(
         drain(&mut s).events,
-        vec![SessionEvent::SourceLatched(nat), SessionEvent::NewRemoteSsrc(2)]
+        vec![
+            SessionEvent::SourceLatched(nat),
+            SessionEvent::NewRemoteSsrc(2)
+        ]
     );
-    assert_eq!(s.handle_input(rx(sdp_remote)), Err(Rejected::UnexpectedSource));
+    assert_eq!(
+        s.handle_input(rx(sdp_remote)),
+        Err(Rejected::UnexpectedSource)
+    );
     assert_eq!(s.rejected(), 1);
 }
 
@@ -68,18 +87,48 @@ fn strict_policy_only_accepts_sdp_address() {
     let mut s = RtpSession::new(cfg, t0);
     let mut peer = RtpSession::new(SessionConfig::new(2, 0, 8000, addr("127.0.0.1:5000")), t0);
     let (pkt, _) = send_rtp(&mut peer, t0, 0);
-    let rx = |source| Input::Receive(t0, Datagram { source, component: Component::Rtp, data: &pkt });
-    assert_eq!(s.handle_input(rx(addr("127.0.0.9:4000"))), Err(Rejected::UnexpectedSource));
-    assert!(s.handle_input(rx(addr("127.0.0.1:4000"))).unwrap().is_some());
+    let rx = |source| {
+        Input::Receive(
+            t0,
+            Datagram {
+                source,
+                component: Component::Rtp,
+                data: &pkt,
+            },
+        )
+    };
+    assert_eq!(
+        s.handle_input(rx(addr("127.0.0.9:4000"))),
+        Err(Rejected::UnexpectedSource)
+    );
+    assert!(s
+        .handle_input(rx(addr("127.0.0.1:4000")))
+        .unwrap()
+        .is_some());
 }
 
 #[test]
 fn malformed_datagrams_are_rejected_not_fatal() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(SessionConfig::new(1, 0, 8000, addr("127.0.0.1:4000")), t0);
-    let d = |data| Input::Receive(t0, Datagram { source: addr("127.0.0.1:4000"), component: Component::Rtp, data });
-    assert!(matches!(s.handle_input(d(&[0x80, 0, 1])), Err(Rejected::Rtp(_))));
-    assert!(matches!(s.handle_input(d(&[0x00; 40])), Err(Rejected::Rtp(_))));
+    let d = |data| {
+        Input::Receive(
+            t0,
+            Datagram {
+                source: addr("127.0.0.1:4000"),
+                component: Component::Rtp,
+                data,
+            },
+        )
+    };
+    assert!(matches!(
+        s.handle_input(d(&[0x80, 0, 1])),
+        Err(Rejected::Rtp(_))
+    ));
+    assert!(matches!(
+        s.handle_input(d(&[0x00; 40])),
+        Err(Rejected::Rtp(_))
+    ));
 }
 
 /// A and B exchange 20 ms G.711 packets for 12 s with B dropping every 10th packet of A's,
@@ -108,9 +157,20 @@ fn rtcp_reports_loss_jitter_and_rtt() {
         in_flight.sort_by_key(|p| p.0);
         while in_flight.first().is_some_and(|p| p.0 <= now) {
             let (at, to_b, data) = in_flight.remove(0);
-            let (dst, src) = if to_b { (&mut b, a_addr) } else { (&mut a, b_addr) };
-            dst.handle_input(Input::Receive(at, Datagram { source: src, component: Component::Rtp, data: &data }))
-                .unwrap();
+            let (dst, src) = if to_b {
+                (&mut b, a_addr)
+            } else {
+                (&mut a, b_addr)
+            };
+            dst.handle_input(Input::Receive(
+                at,
+                Datagram {
+                    source: src,
+                    component: Component::Rtp,
+                    data: &data,
+                },
+            ))
+            .unwrap();
         }
         let (pa, _) = send_rtp(&mut a, now, i * 160);
         if i % 10 != 5 {
@@ -118,11 +178,18 @@ fn rtcp_reports_loss_jitter_and_rtt() {
         }
         let (pb, _) = send_rtp(&mut b, now, i * 160);
         in_flight.push((now + one_way, false, pb));
-        for (s, reports, to_b) in [(&mut a, &mut a_reports, true), (&mut b, &mut b_reports, false)] {
+        for (s, reports, to_b) in [
+            (&mut a, &mut a_reports, true),
+            (&mut b, &mut b_reports, false),
+        ] {
             s.handle_input(Input::Timeout(now)).unwrap();
             let w = drain(s);
             for (_, component, data) in w.rtcp {
-                assert_eq!(component, Component::Rtp, "rtcp-mux sends on the RTP socket");
+                assert_eq!(
+                    component,
+                    Component::Rtp,
+                    "rtcp-mux sends on the RTP socket"
+                );
                 in_flight.push((now + one_way, to_b, data));
             }
             reports.extend(w.events.into_iter().filter_map(|e| match e {
@@ -131,15 +198,23 @@ fn rtcp_reports_loss_jitter_and_rtt() {
             }));
         }
     }
-    let last_a = a_reports.last().expect("A got B's reports about A's stream");
+    let last_a = a_reports
+        .last()
+        .expect("A got B's reports about A's stream");
     assert!((0.05..0.15).contains(&last_a.fraction_lost), "{last_a:?}");
     assert!(last_a.cumulative_lost >= 45, "{last_a:?}");
     let rtt = last_a.rtt.expect("rtt from LSR/DLSR");
-    assert!(rtt.abs_diff(2 * one_way) < Duration::from_millis(2), "rtt {rtt:?}");
+    assert!(
+        rtt.abs_diff(2 * one_way) < Duration::from_millis(2),
+        "rtt {rtt:?}"
+    );
     let last_b = b_reports.last().expect("B got A's reports");
     assert_eq!(last_b.cumulative_lost, 0);
     assert!(last_b.jitter < Duration::from_millis(1));
     let src = b.source().unwrap();
     assert_eq!(src.ssrc, 0xa);
-    assert!(a.source().unwrap().extended_max() > 65536, "B's sequence wrapped");
+    assert!(
+        a.source().unwrap().extended_max() > 65536,
+        "B's sequence wrapped"
+    );
 }

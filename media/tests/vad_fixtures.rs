@@ -56,7 +56,11 @@ fn score(method: VadMethod, truth: &[bool], noisy: &[i16]) -> Score {
         marked.push(vad.is_speech());
     }
     let n = marked.len().min(truth.len());
-    let near_speech = |i: usize| truth[i.saturating_sub(hang)..(i + 4).min(n)].iter().any(|&t| t);
+    let near_speech = |i: usize| {
+        truth[i.saturating_sub(hang)..(i + 4).min(n)]
+            .iter()
+            .any(|&t| t)
+    };
     let speech = (0..n).filter(|&i| truth[i]).count();
     let hits = (0..n).filter(|&i| truth[i] && marked[i]).count();
     let far: Vec<usize> = (0..n).filter(|&i| !near_speech(i)).collect();
@@ -71,19 +75,36 @@ fn score(method: VadMethod, truth: &[bool], noisy: &[i16]) -> Score {
 #[test]
 fn default_method_detects_both_utterances_in_noise() {
     let clean = load16("vad_clean.ulaw");
-    let truth: Vec<bool> = clean.chunks_exact(FRAME).map(|f| level(f) > -50.0).collect();
+    let truth: Vec<bool> = clean
+        .chunks_exact(FRAME)
+        .map(|f| level(f) > -50.0)
+        .collect();
     let methods = [
-        ("fixed -40 dBFS", VadMethod::FixedEnergy { threshold_dbfs: -40.0 }),
+        (
+            "fixed -40 dBFS",
+            VadMethod::FixedEnergy {
+                threshold_dbfs: -40.0,
+            },
+        ),
         ("adaptive 9 dB", VadMethod::AdaptiveEnergy { snr_db: 9.0 }),
         ("band 9 dB", VadMethod::AdaptiveBand { snr_db: 9.0 }),
     ];
-    let fixtures = ["vad_clean.ulaw", "vad_pink_10db.ulaw", "vad_pink_5db.ulaw", "vad_white_10db.ulaw", "vad_white_5db.ulaw"];
+    let fixtures = [
+        "vad_clean.ulaw",
+        "vad_pink_10db.ulaw",
+        "vad_pink_5db.ulaw",
+        "vad_white_10db.ulaw",
+        "vad_white_5db.ulaw",
+    ];
     println!("| method | fixture | recall | false alarm | utterances |");
     for name in fixtures {
         let noisy = load16(name);
         for (label, method) in methods {
             let s = score(method, &truth, &noisy);
-            println!("| {label} | {name} | {:.3} | {:.3} | {} |", s.recall, s.false_alarm, s.utterances);
+            println!(
+                "| {label} | {name} | {:.3} | {:.3} | {} |",
+                s.recall, s.false_alarm, s.utterances
+            );
             if method == VadConfig::new(16_000).method {
                 assert!(s.recall > 0.85, "{name}: {s:?}");
                 assert!(s.false_alarm < 0.05, "{name}: {s:?}");

@@ -22,7 +22,11 @@ const fn segment(value: i32, ends: &[i32; 8]) -> usize {
 /// Reference μ-law encoder of a 14-bit sample.
 const fn ulaw_encode14(sample: i32) -> u8 {
     const ENDS: [i32; 8] = [0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff];
-    let (mut v, mask) = if sample < 0 { (-sample, 0x7f) } else { (sample, 0xff) };
+    let (mut v, mask) = if sample < 0 {
+        (-sample, 0x7f)
+    } else {
+        (sample, 0xff)
+    };
     if v > ULAW_CLIP {
         v = ULAW_CLIP;
     }
@@ -39,13 +43,21 @@ const fn ulaw_encode14(sample: i32) -> u8 {
 const fn ulaw_decode(code: u8) -> i16 {
     let u = !code as i32;
     let t = (((u & 0x0f) << 3) + ULAW_BIAS) << ((u & 0x70) >> 4);
-    (if u & 0x80 != 0 { ULAW_BIAS - t } else { t - ULAW_BIAS }) as i16
+    (if u & 0x80 != 0 {
+        ULAW_BIAS - t
+    } else {
+        t - ULAW_BIAS
+    }) as i16
 }
 
 /// Reference A-law encoder of a 13-bit sample.
 const fn alaw_encode13(sample: i32) -> u8 {
     const ENDS: [i32; 8] = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff];
-    let (v, mask) = if sample >= 0 { (sample, 0xd5) } else { (-sample - 1, 0x55) };
+    let (v, mask) = if sample >= 0 {
+        (sample, 0xd5)
+    } else {
+        (-sample - 1, 0x55)
+    };
     let seg = segment(v, &ENDS);
     let code = if seg >= 8 {
         0x7f
@@ -263,7 +275,9 @@ mod tests {
     fn frame_round_trip_and_plc() {
         for law in [G711Law::Mu, G711Law::A] {
             let mut c = G711::new(law, 20);
-            let pcm: Vec<i16> = (0..160).map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16).collect();
+            let pcm: Vec<i16> = (0..160)
+                .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+                .collect();
             let mut enc = [0u8; 160];
             assert_eq!(c.encode(&pcm, &mut enc).unwrap(), 160);
             let mut dec = [0i16; 160];

@@ -74,7 +74,13 @@ mod tests {
         let mut back = [0i16; 4];
         assert_eq!(c.decode(&bytes, &mut back).unwrap(), 4);
         assert_eq!(back, pcm);
-        assert!(matches!(c.decode(&bytes[..3], &mut back), Err(CodecError::OddPayload)));
-        assert!(matches!(c.encode(&pcm, &mut bytes[..7]), Err(CodecError::OutputTooSmall { .. })));
+        assert!(matches!(
+            c.decode(&bytes[..3], &mut back),
+            Err(CodecError::OddPayload)
+        ));
+        assert!(matches!(
+            c.encode(&pcm, &mut bytes[..7]),
+            Err(CodecError::OutputTooSmall { .. })
+        ));
     }
 }

@@ -6,7 +6,7 @@ mod l16;
 mod opus;
 mod plc;
 
-pub use g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear, G711, G711Law};
+pub use g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear, G711Law, G711};
 pub use l16::L16;
 pub use opus::Opus;
 
@@ -55,7 +55,9 @@ pub enum CodecKind {
     Pcmu,
     Pcma,
     /// Linear 16-bit big-endian mono at the given rate.
-    L16 { rate: u32 },
+    L16 {
+        rate: u32,
+    },
     /// opus/48000/2 on the wire; decoded and encoded mono.
     Opus,
 }

@@ -100,7 +100,10 @@ mod tests {
     fn encodes_decodes_and_recovers_loss_with_fec() {
         let mut c = Opus::new(16_000, 20).unwrap();
         let info = c.info();
-        assert_eq!((info.frame_samples, info.frame_ticks, info.rtp_clock_rate), (320, 960, 48_000));
+        assert_eq!(
+            (info.frame_samples, info.frame_ticks, info.rtp_clock_rate),
+            (320, 960, 48_000)
+        );
         let pcm = tone(320 * 50, 16_000.0);
         let mut packets = vec![];
         for f in pcm.chunks(320) {
@@ -125,7 +128,10 @@ mod tests {
         let reference = energy(&decoded[29]);
         let fec = energy(&decoded[30]);
         let plc = energy(&decoded[40]);
-        assert!(fec > reference * 0.1 && fec < reference * 3.0, "fec {fec} ref {reference}");
+        assert!(
+            fec > reference * 0.1 && fec < reference * 3.0,
+            "fec {fec} ref {reference}"
+        );
         assert!(plc > reference * 0.1, "plc {plc} ref {reference}");
     }
 }

@@ -7,7 +7,7 @@ mod source;
 
 pub use packet::{is_rtcp, RtpError, RtpHeader, RtpPacket, RTP_HEADER_LEN};
 pub use session::{
-    Component, Datagram, Input, Output, Received, Rejected, RemoteReport, RtpSession,
-    SessionConfig, SessionEvent, SendError, SourcePolicy, Transmit,
+    Component, Datagram, Input, Output, Received, Rejected, RemoteReport, RtpSession, SendError,
+    SessionConfig, SessionEvent, SourcePolicy, Transmit,
 };
 pub use source::{SeqVerdict, SourceStats};

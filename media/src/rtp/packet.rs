@@ -57,9 +57,7 @@ impl<'a> RtpPacket<'a> {
             return Err(RtpError::TooShort(buf.len()));
         }
         if has_extension {
-            let ext = buf
-                .get(offset..offset + 4)
-                .ok_or(RtpError::BadExtension)?;
+            let ext = buf.get(offset..offset + 4).ok_or(RtpError::BadExtension)?;
             let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
             offset += 4 + 4 * words;
             if buf.len() < offset {

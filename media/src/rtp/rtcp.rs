@@ -293,14 +293,23 @@ mod tests {
         let packets: Vec<_> = Compound::new(&buf[..n]).collect::<Result<_, _>>().unwrap();
         assert_eq!(packets.len(), 4);
         match packets[0] {
-            RtcpPacket::SenderReport { ssrc, info: i, blocks } => {
+            RtcpPacket::SenderReport {
+                ssrc,
+                info: i,
+                blocks,
+            } => {
                 assert_eq!(ssrc, 1);
                 assert_eq!(i, info);
                 assert_eq!(blocks.collect::<Vec<_>>(), vec![block()]);
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(packets[1], RtcpPacket::Other { packet_type: PT_SDES });
+        assert_eq!(
+            packets[1],
+            RtcpPacket::Other {
+                packet_type: PT_SDES
+            }
+        );
         match packets[2] {
             RtcpPacket::ReceiverReport { blocks, .. } => assert_eq!(blocks.count(), 2),
             other => panic!("unexpected {other:?}"),
@@ -324,13 +333,19 @@ mod tests {
         );
         // Count claims more blocks than the length holds.
         buf[0] = 0x80 | 3;
-        assert_eq!(Compound::new(&buf[..n]).next(), Some(Err(RtcpError::Truncated)));
+        assert_eq!(
+            Compound::new(&buf[..n]).next(),
+            Some(Err(RtcpError::Truncated))
+        );
     }
 
     #[test]
     fn writer_reports_full_buffer() {
         let mut buf = [0u8; 20];
         let mut w = RtcpWriter::new(&mut buf);
-        assert_eq!(w.receiver_report(1, &[block()]), Err(RtcpError::BufferTooSmall));
+        assert_eq!(
+            w.receiver_report(1, &[block()]),
+            Err(RtcpError::BufferTooSmall)
+        );
     }
 }

@@ -304,9 +304,12 @@ impl RtpSession {
                 .then(|| {
                     // RFC 3550 §6.4.1: RTT = A - LSR - DLSR in 1/65536 s.
                     let a = self.ntp_middle(now);
-                    let rtt = a.wrapping_sub(b.last_sr).wrapping_sub(b.delay_since_last_sr);
+                    let rtt = a
+                        .wrapping_sub(b.last_sr)
+                        .wrapping_sub(b.delay_since_last_sr);
                     // A negative result (clock skew, stale LSR) wraps huge: ignore it.
-                    (rtt < 1 << 31).then(|| Duration::from_micros(u64::from(rtt) * 1_000_000 >> 16))
+                    (rtt < 1 << 31)
+                        .then(|| Duration::from_micros((u64::from(rtt) * 1_000_000) >> 16))
                 })
                 .flatten();
             let report = RemoteReport {

@@ -1,8 +1,8 @@
 //! A seeded, sans-IO network model in the spirit of str0m's netem: fixed latency, random
 //! jitter, Gilbert–Elliott bursty loss and occasional reordering. Time comes in as `now`.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 /// splitmix64: tiny, seeded, good enough to drive a network model.
@@ -96,11 +96,19 @@ impl<T> Netem<T> {
     }
 
     pub fn send(&mut self, now: Instant, item: T) {
-        let flip = if self.bad { self.cfg.p_bad_good } else { self.cfg.p_good_bad };
+        let flip = if self.bad {
+            self.cfg.p_bad_good
+        } else {
+            self.cfg.p_good_bad
+        };
         if self.rng.f64() < flip {
             self.bad = !self.bad;
         }
-        let loss = if self.bad { self.cfg.loss_bad } else { self.cfg.loss_good };
+        let loss = if self.bad {
+            self.cfg.loss_bad
+        } else {
+            self.cfg.loss_good
+        };
         if self.rng.f64() < loss {
             self.dropped += 1;
             return;
