@@ -19,7 +19,10 @@ const ENV_PREFIX: &str = "VOXBRIDGE__";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
@@ -29,7 +32,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -62,7 +68,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
     }
 }
 
@@ -76,7 +84,10 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "sqlite://data/voxbridge.db".into(), max_connections: 16 }
+        Self {
+            url: "sqlite://data/voxbridge.db".into(),
+            max_connections: 16,
+        }
     }
 }
 
@@ -90,7 +101,10 @@ pub struct SipConfig {
 
 impl Default for SipConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([0, 0, 0, 0], 5060)), public_addr: None }
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            public_addr: None,
+        }
     }
 }
 
@@ -103,7 +117,10 @@ pub struct MediaConfig {
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self { rtp_port_min: 20000, rtp_port_max: 30000 }
+        Self {
+            rtp_port_min: 20000,
+            rtp_port_max: 30000,
+        }
     }
 }
 
@@ -273,9 +290,14 @@ fn default_true() -> bool {
 
 impl Config {
     /// Reads `path`, applies `VOXBRIDGE__…` overrides from `env`, and validates the result.
-    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml_str(&text, path, env)
     }
 
@@ -284,9 +306,12 @@ impl Config {
         origin: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: origin.to_owned(), message: e.to_string() })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_owned(),
+                    message: e.to_string(),
+                })?;
         let mut root = toml::Value::Table(table);
         for (var, value) in env {
             if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
@@ -296,7 +321,10 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
             // The path already ends with an unknown key's name; the message's first line says why.
             let message = e.inner().to_string();
-            invalid(e.path().to_string(), message.lines().next().unwrap_or_default())
+            invalid(
+                e.path().to_string(),
+                message.lines().next().unwrap_or_default(),
+            )
         })?;
         config.validate()?;
         Ok(config)
@@ -305,28 +333,44 @@ impl Config {
     /// Cross-field checks that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.media.rtp_port_min >= self.media.rtp_port_max {
-            return Err(invalid("media.rtp_port_min", "must be below media.rtp_port_max"));
+            return Err(invalid(
+                "media.rtp_port_min",
+                "must be below media.rtp_port_max",
+            ));
         }
         if self.media.rtp_port_min % 2 != 0 {
-            return Err(invalid("media.rtp_port_min", "must be even (RTP uses even ports, RTCP the next odd one)"));
+            return Err(invalid(
+                "media.rtp_port_min",
+                "must be even (RTP uses even ports, RTCP the next odd one)",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
-            return Err(invalid("database.url", "must start with sqlite:// or postgres://"));
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
         }
         if let Some(asr) = &self.asr {
             if let Some(model) = &asr.model {
                 if !model.is_file() {
                     return Err(invalid(
                         "asr.model",
-                        format!("model file {} does not exist (run scripts/fetch-model.sh)", model.display()),
+                        format!(
+                            "model file {} does not exist (run scripts/fetch-model.sh)",
+                            model.display()
+                        ),
                     ));
                 }
             }
             if asr.threads == 0 || asr.max_concurrent == 0 {
-                return Err(invalid("asr.threads", "asr.threads and asr.max_concurrent must be at least 1"));
+                return Err(invalid(
+                    "asr.threads",
+                    "asr.threads and asr.max_concurrent must be at least 1",
+                ));
             }
         }
         let phones = PhoneNormalizer::new(&self.telephony.default_region)
@@ -346,10 +390,16 @@ impl Config {
         }
         if let Some(trunk) = &t.outbound_trunk {
             if !self.trunks.iter().any(|tr| &tr.name == trunk) {
-                return Err(invalid("telephony.outbound_trunk", format!("no [[trunks]] entry is named {trunk:?}")));
+                return Err(invalid(
+                    "telephony.outbound_trunk",
+                    format!("no [[trunks]] entry is named {trunk:?}"),
+                ));
             }
         } else if t.enabled {
-            return Err(invalid("telephony.outbound_trunk", "required when telephony.enabled = true"));
+            return Err(invalid(
+                "telephony.outbound_trunk",
+                "required when telephony.enabled = true",
+            ));
         }
         Ok(())
     }
@@ -358,13 +408,21 @@ impl Config {
         let mut names = HashSet::new();
         for (i, trunk) in self.trunks.iter().enumerate() {
             if !names.insert(trunk.name.as_str()) {
-                return Err(invalid(format!("trunks[{i}].name"), format!("duplicate trunk name {:?}", trunk.name)));
+                return Err(invalid(
+                    format!("trunks[{i}].name"),
+                    format!("duplicate trunk name {:?}", trunk.name),
+                ));
             }
             if trunk.username.is_some() != trunk.password.is_some() {
-                return Err(invalid(format!("trunks[{i}].password"), "username and password go together"));
+                return Err(invalid(
+                    format!("trunks[{i}].password"),
+                    "username and password go together",
+                ));
             }
             if let Some(from) = &trunk.from_number {
-                phones.normalize(from).map_err(|e| invalid(format!("trunks[{i}].from_number"), e.to_string()))?;
+                phones
+                    .normalize(from)
+                    .map_err(|e| invalid(format!("trunks[{i}].from_number"), e.to_string()))?;
             }
         }
         Ok(())
@@ -380,7 +438,10 @@ impl Config {
                 return Err(invalid(at("slug"), "use lowercase letters, digits and '-'"));
             }
             if !slugs.insert(org.slug.as_str()) {
-                return Err(invalid(at("slug"), format!("duplicate org slug {:?}", org.slug)));
+                return Err(invalid(
+                    at("slug"),
+                    format!("duplicate org slug {:?}", org.slug),
+                ));
             }
             if org.minutes_included < 0 {
                 return Err(invalid(at("minutes_included"), "must not be negative"));
@@ -395,16 +456,27 @@ impl Config {
             }
             for (k, key) in org.api_keys.iter().enumerate() {
                 if key.len() < 16 {
-                    return Err(invalid(at(&format!("api_keys[{k}]")), "API keys must be at least 16 characters"));
+                    return Err(invalid(
+                        at(&format!("api_keys[{k}]")),
+                        "API keys must be at least 16 characters",
+                    ));
                 }
                 if !keys.insert(key.as_str()) {
-                    return Err(invalid(at(&format!("api_keys[{k}]")), "API key is used twice"));
+                    return Err(invalid(
+                        at(&format!("api_keys[{k}]")),
+                        "API key is used twice",
+                    ));
                 }
             }
             for (n, number) in org.numbers.iter().enumerate() {
-                let e164 = phones.normalize(number).map_err(|e| invalid(at(&format!("numbers[{n}]")), e.to_string()))?;
+                let e164 = phones
+                    .normalize(number)
+                    .map_err(|e| invalid(at(&format!("numbers[{n}]")), e.to_string()))?;
                 if !numbers.insert(e164.clone()) {
-                    return Err(invalid(at(&format!("numbers[{n}]")), format!("{e164} is mapped twice")));
+                    return Err(invalid(
+                        at(&format!("numbers[{n}]")),
+                        format!("{e164} is mapped twice"),
+                    ));
                 }
             }
             validate_agents(&org.agents, &at("agents"))?;
@@ -419,13 +491,22 @@ fn validate_agents(agents: &[AgentConfig], at: &str) -> Result<(), ConfigError> 
     for (a, agent) in agents.iter().enumerate() {
         let key = |field: &str| format!("{at}[{a}].{field}");
         if !is_slug(&agent.slug) {
-            return Err(invalid(key("slug"), "use lowercase letters, digits and '-'"));
+            return Err(invalid(
+                key("slug"),
+                "use lowercase letters, digits and '-'",
+            ));
         }
         if !slugs.insert(agent.slug.as_str()) {
-            return Err(invalid(key("slug"), format!("duplicate agent slug {:?}", agent.slug)));
+            return Err(invalid(
+                key("slug"),
+                format!("duplicate agent slug {:?}", agent.slug),
+            ));
         }
         if agent.default && !defaults.insert(agent.direction) {
-            return Err(invalid(key("default"), format!("a second default {} agent", agent.direction.as_str())));
+            return Err(invalid(
+                key("default"),
+                format!("a second default {} agent", agent.direction.as_str()),
+            ));
         }
         crate::domain::validate_agent_shape(agent.kind, agent.url.as_deref(), &agent.questions)
             .map_err(|(field, msg)| invalid(key(field), msg))?;
@@ -436,28 +517,49 @@ fn validate_agents(agents: &[AgentConfig], at: &str) -> Result<(), ConfigError> 
 pub fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Sets `SECTION__KEY[__KEY…]` (numeric segments index arrays) to `value`, read as a TOML
 /// value when it parses as one (`true`, `42`, `"x"`, `["a"]`) and as a plain string otherwise.
-fn apply_override(root: &mut toml::Value, var: &str, path: &str, value: &str) -> Result<(), ConfigError> {
-    let env_err = |message: String| ConfigError::Env { var: var.to_owned(), message };
+fn apply_override(
+    root: &mut toml::Value,
+    var: &str,
+    path: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let env_err = |message: String| ConfigError::Env {
+        var: var.to_owned(),
+        message,
+    };
     let segments: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
     if segments.iter().any(String::is_empty) {
         return Err(env_err("empty key segment".into()));
     }
     let parsed = parse_env_value(value);
-    let (last, parents) = segments.split_last().ok_or_else(|| env_err("no key".into()))?;
+    let (last, parents) = segments
+        .split_last()
+        .ok_or_else(|| env_err("no key".into()))?;
     let mut node = root;
     for seg in parents {
         node = match node {
-            toml::Value::Table(t) => t.entry(seg.clone()).or_insert_with(|| toml::Value::Table(Default::default())),
+            toml::Value::Table(t) => t
+                .entry(seg.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default())),
             toml::Value::Array(items) => {
-                let idx: usize = seg.parse().map_err(|_| env_err(format!("{seg:?} is not an array index")))?;
-                items.get_mut(idx).ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?
+                let idx: usize = seg
+                    .parse()
+                    .map_err(|_| env_err(format!("{seg:?} is not an array index")))?;
+                items
+                    .get_mut(idx)
+                    .ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?
             }
-            _ => return Err(env_err(format!("{seg:?} is inside a value that is not a table"))),
+            _ => {
+                return Err(env_err(format!(
+                    "{seg:?} is inside a value that is not a table"
+                )))
+            }
         };
     }
     match node {
@@ -465,11 +567,19 @@ fn apply_override(root: &mut toml::Value, var: &str, path: &str, value: &str) ->
             t.insert(last.clone(), parsed);
         }
         toml::Value::Array(items) => {
-            let idx: usize = last.parse().map_err(|_| env_err(format!("{last:?} is not an array index")))?;
-            let slot = items.get_mut(idx).ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?;
+            let idx: usize = last
+                .parse()
+                .map_err(|_| env_err(format!("{last:?} is not an array index")))?;
+            let slot = items
+                .get_mut(idx)
+                .ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?;
             *slot = parsed;
         }
-        _ => return Err(env_err(format!("{last:?} is inside a value that is not a table"))),
+        _ => {
+            return Err(env_err(format!(
+                "{last:?} is inside a value that is not a table"
+            )))
+        }
     }
     Ok(())
 }

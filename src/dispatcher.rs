@@ -11,7 +11,9 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::TelephonyConfig;
-use crate::domain::{now, to_millis, Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry};
+use crate::domain::{
+    now, to_millis, Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry,
+};
 use crate::store::{Store, Transition};
 
 /// How long a claimed call stays ours without a heartbeat.
@@ -30,7 +32,10 @@ pub enum AttemptOutcome {
         analysis: Option<Analysis>,
     },
     /// The attempt failed before or while connecting (busy, no answer, trunk error, …).
-    Failed { end_reason: EndReason, sip_status: Option<u16> },
+    Failed {
+        end_reason: EndReason,
+        sip_status: Option<u16>,
+    },
 }
 
 /// Tells the dispatcher the callee answered, so the call shows `in_progress` while it lasts.
@@ -59,8 +64,18 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, dialer: Arc<dyn Dialer>, config: TelephonyConfig, node: String) -> Self {
-        Self { store, dialer, config, node }
+    pub fn new(
+        store: Store,
+        dialer: Arc<dyn Dialer>,
+        config: TelephonyConfig,
+        node: String,
+    ) -> Self {
+        Self {
+            store,
+            dialer,
+            config,
+            node,
+        }
     }
 
     /// Runs until `shutdown` turns true, then waits for the attempts in progress.
@@ -79,11 +94,17 @@ impl Dispatcher {
                 this.recover_expired().await;
             }
             let budget = pacer.available().min(slots.available_permits() as u32);
-            let claimed = if budget > 0 { this.claim(budget).await } else { Vec::new() };
+            let claimed = if budget > 0 {
+                this.claim(budget).await
+            } else {
+                Vec::new()
+            };
             let claimed_any = !claimed.is_empty();
             for call in claimed {
                 pacer.take();
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let this = this.clone();
                 attempts.spawn(async move {
                     this.attempt(call).await;
@@ -107,7 +128,11 @@ impl Dispatcher {
     async fn claim(&self, budget: u32) -> Vec<Call> {
         let now_ms = to_millis(now());
         let lease_until = now_ms + LEASE.as_millis() as i64;
-        match self.store.claim_due_calls(&self.node, now_ms, lease_until, i64::from(budget)).await {
+        match self
+            .store
+            .claim_due_calls(&self.node, now_ms, lease_until, i64::from(budget))
+            .await
+        {
             Ok(calls) => calls,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming due calls failed");
@@ -119,7 +144,10 @@ impl Dispatcher {
     async fn recover_expired(&self) {
         match self.store.fail_expired_leases(to_millis(now())).await {
             Ok(calls) if !calls.is_empty() => {
-                tracing::warn!(count = calls.len(), "failed calls whose dispatcher lease expired mid-attempt");
+                tracing::warn!(
+                    count = calls.len(),
+                    "failed calls whose dispatcher lease expired mid-attempt"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
@@ -131,12 +159,17 @@ impl Dispatcher {
         metrics::counter!("voxbridge_dial_attempts_total").increment(1);
         match self.store.org(call.org_id).await {
             Ok(Some(org)) if org.quota_exhausted() => {
-                let outcome = AttemptOutcome::Failed { end_reason: EndReason::QuotaExhausted, sip_status: None };
+                let outcome = AttemptOutcome::Failed {
+                    end_reason: EndReason::QuotaExhausted,
+                    sip_status: None,
+                };
                 self.book(&mut call, CallStatus::Calling, outcome).await;
                 return;
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, call = %call.id, "reading the org before dialling failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, call = %call.id, "reading the org before dialling failed")
+            }
         }
         let (answer_tx, mut answer_rx) = oneshot::channel();
         let dialer = self.dialer.clone();
@@ -172,7 +205,12 @@ impl Dispatcher {
         self.book(&mut call, status, outcome).await;
     }
 
-    async fn answered(&self, call: &mut Call, at: OffsetDateTime, sip_status: Option<u16>) -> CallStatus {
+    async fn answered(
+        &self,
+        call: &mut Call,
+        at: OffsetDateTime,
+        sip_status: Option<u16>,
+    ) -> CallStatus {
         call.status = CallStatus::InProgress;
         call.answered_at = Some(at);
         call.sip_status = sip_status.map(i64::from);
@@ -199,7 +237,12 @@ impl Dispatcher {
         let mut events: Vec<EventType> = Vec::with_capacity(2);
         let mut charge = 0;
         match outcome {
-            AttemptOutcome::Completed { ended_at, end_reason, transcript, analysis } => {
+            AttemptOutcome::Completed {
+                ended_at,
+                end_reason,
+                transcript,
+                analysis,
+            } => {
                 call.status = CallStatus::Completed;
                 call.ended_at = Some(ended_at);
                 call.end_reason = Some(end_reason);
@@ -213,7 +256,10 @@ impl Dispatcher {
                 }
                 charge = call.billable_minutes();
             }
-            AttemptOutcome::Failed { end_reason, sip_status } => {
+            AttemptOutcome::Failed {
+                end_reason,
+                sip_status,
+            } => {
                 call.end_reason = Some(end_reason);
                 call.sip_status = sip_status.map(i64::from).or(call.sip_status);
                 if end_reason.is_retriable() && call.attempts < call.max_attempts {
@@ -229,11 +275,20 @@ impl Dispatcher {
                 }
             }
         }
-        metrics::counter!("voxbridge_dial_outcomes_total", "status" => call.status.as_str()).increment(1);
-        let t = Transition { call, from, lease_owner: Some(&self.node), events: &events, charge_minutes: charge };
+        metrics::counter!("voxbridge_dial_outcomes_total", "status" => call.status.as_str())
+            .increment(1);
+        let t = Transition {
+            call,
+            from,
+            lease_owner: Some(&self.node),
+            events: &events,
+            charge_minutes: charge,
+        };
         match self.store.transition(&t).await {
             Ok(true) => {}
-            Ok(false) => tracing::info!(call = %call.id, "call changed during the attempt (canceled?); outcome dropped"),
+            Ok(false) => {
+                tracing::info!(call = %call.id, "call changed during the attempt (canceled?); outcome dropped")
+            }
             Err(e) => tracing::error!(error = %e, call = %call.id, "booking the attempt failed"),
         }
     }
@@ -249,12 +304,17 @@ struct Pacer {
 impl Pacer {
     fn new(per_second: u32) -> Self {
         let rate = f64::from(per_second.max(1));
-        Self { rate, tokens: rate, last: tokio::time::Instant::now() }
+        Self {
+            rate,
+            tokens: rate,
+            last: tokio::time::Instant::now(),
+        }
     }
 
     fn refill(&mut self) {
         let now = tokio::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
         self.last = now;
     }
 

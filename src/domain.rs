@@ -51,7 +51,10 @@ wire_enum!(
 
 impl CallStatus {
     pub fn is_final(self) -> bool {
-        matches!(self, CallStatus::Completed | CallStatus::Failed | CallStatus::Canceled)
+        matches!(
+            self,
+            CallStatus::Completed | CallStatus::Failed | CallStatus::Canceled
+        )
     }
 }
 
@@ -75,7 +78,11 @@ impl EndReason {
     pub fn is_retriable(self) -> bool {
         matches!(
             self,
-            EndReason::Busy | EndReason::NoAnswer | EndReason::TrunkError | EndReason::Timeout | EndReason::Error
+            EndReason::Busy
+                | EndReason::NoAnswer
+                | EndReason::TrunkError
+                | EndReason::Timeout
+                | EndReason::Error
         )
     }
 }
@@ -140,10 +147,19 @@ pub fn validate_agent_shape(
     let mut keys = std::collections::HashSet::new();
     for q in questions {
         if q.key.is_empty() || !keys.insert(q.key.as_str()) {
-            return Err(("questions", format!("question keys must be unique and non-empty ({:?})", q.key)));
+            return Err((
+                "questions",
+                format!("question keys must be unique and non-empty ({:?})", q.key),
+            ));
         }
         if q.kind == QuestionType::Choice && q.choices.len() < 2 {
-            return Err(("questions", format!("question {:?} of type choice needs at least two choices", q.key)));
+            return Err((
+                "questions",
+                format!(
+                    "question {:?} of type choice needs at least two choices",
+                    q.key
+                ),
+            ));
         }
     }
     Ok(())
@@ -269,7 +285,8 @@ pub fn to_millis(t: OffsetDateTime) -> i64 {
 }
 
 pub fn from_millis(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Now, truncated to milliseconds so values survive a round trip through the store unchanged.

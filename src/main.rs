@@ -8,7 +8,11 @@ use voxbridge::server::Server;
 use voxbridge::store::Store;
 
 #[derive(Parser)]
-#[command(name = "voxbridge", version, about = "SIP/RTP media server with an embedded control API")]
+#[command(
+    name = "voxbridge",
+    version,
+    about = "SIP/RTP media server with an embedded control API"
+)]
 struct Cli {
     /// Configuration file (TOML); any key can be overridden with VOXBRIDGE__SECTION__KEY.
     #[arg(long, global = true, env = "VOXBRIDGE_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -55,20 +59,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.orgs.len(),
                 agents,
                 config.trunks.len(),
-                config.database.url.split(['?', '@']).next().unwrap_or_default(),
+                config
+                    .database
+                    .url
+                    .split(['?', '@'])
+                    .next()
+                    .unwrap_or_default(),
             );
             Ok(())
         }
         Command::Migrate => runtime()?.block_on(async {
             let store = Store::connect(&config.database.url, 1).await?;
             store.migrate().await?;
-            println!("migrations applied to {}", config.database.url.split('@').next_back().unwrap_or_default());
+            println!(
+                "migrations applied to {}",
+                config
+                    .database
+                    .url
+                    .split('@')
+                    .next_back()
+                    .unwrap_or_default()
+            );
             Ok(())
         }),
         Command::Serve => runtime()?.block_on(async {
             let server = Server::start(config, None).await?;
             println!("voxbridge listening on http://{}", server.http_addr);
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
             tracing::info!("shutting down");
             server.shutdown().await;
             Ok(())
@@ -77,5 +96,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

@@ -43,13 +43,16 @@ impl PhoneNormalizer {
         if !body.chars().all(allowed) {
             return Err(PhoneError::BadCharacters);
         }
-        let parsed =
-            phonenumber::parse(Some(self.region), trimmed).map_err(|e| PhoneError::Unparseable(e.to_string()))?;
+        let parsed = phonenumber::parse(Some(self.region), trimmed)
+            .map_err(|e| PhoneError::Unparseable(e.to_string()))?;
         if !phonenumber::is_valid(&parsed) {
             let scope = if trimmed.starts_with('+') {
                 String::new()
             } else {
-                format!(" in region {:?} (write it with + and its country code if it is foreign)", self.region)
+                format!(
+                    " in region {:?} (write it with + and its country code if it is foreign)",
+                    self.region
+                )
             };
             return Err(PhoneError::Invalid(scope));
         }
@@ -67,7 +70,12 @@ mod tests {
 
     #[test]
     fn national_and_international_forms_normalize_to_e164() {
-        for input in ["(202) 555-0142", "202.555.0142", "+1 202 555 0142", "  +12025550142 "] {
+        for input in [
+            "(202) 555-0142",
+            "202.555.0142",
+            "+1 202 555 0142",
+            "  +12025550142 ",
+        ] {
             assert_eq!(us().normalize(input).unwrap(), "+12025550142", "{input}");
         }
         assert_eq!(us().normalize("+44 20 7946 0958").unwrap(), "+442079460958");
@@ -75,11 +83,20 @@ mod tests {
 
     #[test]
     fn undiallable_numbers_are_refused_with_a_reason() {
-        assert_eq!(us().normalize("1-800-FLOWERS"), Err(PhoneError::BadCharacters));
+        assert_eq!(
+            us().normalize("1-800-FLOWERS"),
+            Err(PhoneError::BadCharacters)
+        );
         assert_eq!(us().normalize(""), Err(PhoneError::Empty));
-        assert!(matches!(us().normalize("12"), Err(PhoneError::Invalid(_) | PhoneError::Unparseable(_))));
+        assert!(matches!(
+            us().normalize("12"),
+            Err(PhoneError::Invalid(_) | PhoneError::Unparseable(_))
+        ));
         // A UK national number is not valid in the US plan.
-        assert!(matches!(us().normalize("020 7946 0958"), Err(PhoneError::Invalid(_))));
+        assert!(matches!(
+            us().normalize("020 7946 0958"),
+            Err(PhoneError::Invalid(_))
+        ));
     }
 
     #[test]

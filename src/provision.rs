@@ -9,7 +9,11 @@ pub async fn provision(store: &Store, config: &Config) -> Result<()> {
     let phones = PhoneNormalizer::new(&config.telephony.default_region).map_err(phone_error)?;
     let mut orgs = Vec::with_capacity(config.orgs.len());
     for org in &config.orgs {
-        let numbers = org.numbers.iter().map(|n| phones.normalize(n)).collect::<std::result::Result<_, _>>();
+        let numbers = org
+            .numbers
+            .iter()
+            .map(|n| phones.normalize(n))
+            .collect::<std::result::Result<_, _>>();
         orgs.push(ProvisionOrg {
             config: org,
             key_hashes: org.api_keys.iter().map(|k| hash_api_key(k)).collect(),
@@ -21,5 +25,8 @@ pub async fn provision(store: &Store, config: &Config) -> Result<()> {
 
 /// Config validation normalizes every number first, so this only fires on an unvalidated config.
 fn phone_error(e: PhoneError) -> StoreError {
-    StoreError::Corrupt { what: "phone number in config", value: e.to_string() }
+    StoreError::Corrupt {
+        what: "phone number in config",
+        value: e.to_string(),
+    }
 }

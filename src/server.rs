@@ -19,7 +19,10 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen for HTTP on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot build the webhook client: {0}")]
     Webhooks(#[from] reqwest::Error),
     #[error("telephony.default_region: {0}")]
@@ -37,7 +40,10 @@ pub struct Server {
 
 impl Server {
     /// `dialer` places outbound calls when `[telephony] enabled = true`.
-    pub async fn start(config: Config, dialer: Option<Arc<dyn Dialer>>) -> Result<Self, ServerError> {
+    pub async fn start(
+        config: Config,
+        dialer: Option<Arc<dyn Dialer>>,
+    ) -> Result<Self, ServerError> {
         let store = Store::connect(&config.database.url, config.database.max_connections).await?;
         store.migrate().await?;
         crate::provision::provision(&store, &config).await?;
@@ -48,7 +54,11 @@ impl Server {
         tasks.spawn(worker.run(stop.clone()));
         if config.telephony.enabled {
             let dialer = dialer.ok_or(ServerError::NoDialer)?;
-            let node = format!("{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..]);
+            let node = format!(
+                "{}-{}",
+                std::process::id(),
+                &uuid::Uuid::now_v7().simple().to_string()[24..]
+            );
             let dispatcher = Dispatcher::new(store.clone(), dialer, config.telephony.clone(), node);
             tasks.spawn(dispatcher.run(stop.clone()));
         }
@@ -62,20 +72,34 @@ impl Server {
         };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
-            .map_err(|source| ServerError::Bind { addr: config.http.listen, source })?;
-        let http_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.http.listen, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: config.http.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.http.listen,
+            source,
+        })?;
         let mut stop_http = stop.clone();
         tasks.spawn(async move {
             let app = api::router(state);
             let graceful = async move {
                 let _ = stop_http.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
         tracing::info!(%http_addr, telephony = config.telephony.enabled, "voxbridge is serving");
-        Ok(Self { http_addr, store, shutdown, tasks })
+        Ok(Self {
+            http_addr,
+            store,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Stops accepting work, lets in-flight requests, deliveries and attempts finish.

@@ -21,8 +21,13 @@ pub struct AgentList {
 /// List the org's agents.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", responses((status = 200, body = AgentList)),
     security(("api_key" = [])))]
-pub async fn list_agents(State(state): State<AppState>, Authed(org): Authed) -> Result<Json<AgentList>, ApiError> {
-    Ok(Json(AgentList { data: state.store.list_agents(org.id).await? }))
+pub async fn list_agents(
+    State(state): State<AppState>,
+    Authed(org): Authed,
+) -> Result<Json<AgentList>, ApiError> {
+    Ok(Json(AgentList {
+        data: state.store.list_agents(org.id).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,7 +113,11 @@ pub async fn update_agent(
     body: ApiJson<AgentPatch>,
 ) -> Result<Json<Agent>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("agent"))?;
-    let mut agent = state.store.agent(org.id, id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
+    let mut agent = state
+        .store
+        .agent(org.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent"))?;
     let p = body.value;
     macro_rules! merge {
         ($($field:ident),*) => { $(if let Some(v) = p.$field { agent.$field = v; })* };
@@ -125,7 +134,10 @@ pub async fn update_agent(
 
 fn validate(agent: &Agent) -> Result<(), ApiError> {
     if !is_slug(&agent.slug) {
-        return Err(ApiError::field("slug", "use 1 to 64 lowercase letters, digits and '-'"));
+        return Err(ApiError::field(
+            "slug",
+            "use 1 to 64 lowercase letters, digits and '-'",
+        ));
     }
     if agent.name.trim().is_empty() {
         return Err(ApiError::field("name", "must not be empty"));

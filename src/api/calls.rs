@@ -60,13 +60,24 @@ pub async fn create_outbound(
     let idempotency_key = idempotency_key(&headers)?;
     let ApiJson { value: req, raw } = body;
     let mut errors = Vec::new();
-    let mut field_error = |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
+    let mut field_error = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.into(),
+            message,
+        })
+    };
 
-    let to = state.phones.normalize(&req.to).map_err(|e| format!("{:?} {e}", req.to));
+    let to = state
+        .phones
+        .normalize(&req.to)
+        .map_err(|e| format!("{:?} {e}", req.to));
     let schedule_at = req.schedule_at.as_deref().map(parse_utc).transpose();
     let max_attempts = req.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     if !(1..=10).contains(&max_attempts) {
-        field_error("max_attempts", format!("must be between 1 and 10, got {max_attempts}"));
+        field_error(
+            "max_attempts",
+            format!("must be between 1 and 10, got {max_attempts}"),
+        );
     }
     if let Some(url) = &req.webhook_url {
         if let Err(e) = parse_target(url, state.allow_private_webhooks) {
@@ -78,9 +89,9 @@ pub async fn create_outbound(
             Ok(id) => match state.store.agent(org.id, id).await? {
                 None => Err(format!("no agent {id} in this organization")),
                 Some(a) if !a.active => Err(format!("agent {id} is inactive")),
-                Some(a) if a.direction != Direction::Outbound => {
-                    Err(format!("agent {id} is an inbound agent and cannot place calls"))
-                }
+                Some(a) if a.direction != Direction::Outbound => Err(format!(
+                    "agent {id} is an inbound agent and cannot place calls"
+                )),
                 Some(a) => Ok(a),
             },
             Err(_) => Err(format!("{id:?} is not an agent id")),
@@ -89,7 +100,9 @@ pub async fn create_outbound(
             .store
             .default_agent(org.id, Direction::Outbound)
             .await?
-            .ok_or_else(|| "the organization has no default active outbound agent; pass agent_id".to_owned()),
+            .ok_or_else(|| {
+                "the organization has no default active outbound agent; pass agent_id".to_owned()
+            }),
     };
     let (to, schedule_at, agent) = match (to, schedule_at, agent) {
         (Ok(to), Ok(schedule_at), Ok(agent)) if errors.is_empty() => (to, schedule_at, agent),
@@ -97,20 +110,32 @@ pub async fn create_outbound(
             // Report every bad field at once, in request order.
             let mut all = Vec::new();
             if let Err(m) = to {
-                all.push(FieldError { field: "to".into(), message: m });
+                all.push(FieldError {
+                    field: "to".into(),
+                    message: m,
+                });
             }
             if let Err(m) = agent {
-                all.push(FieldError { field: "agent_id".into(), message: m });
+                all.push(FieldError {
+                    field: "agent_id".into(),
+                    message: m,
+                });
             }
             all.extend(errors);
             if let Err(m) = schedule_at {
-                all.push(FieldError { field: "schedule_at".into(), message: m });
+                all.push(FieldError {
+                    field: "schedule_at".into(),
+                    message: m,
+                });
             }
             return Err(ApiError::validation(all));
         }
     };
     if org.quota_exhausted() {
-        return Err(ApiError::quota_exhausted(org.minutes_used, org.minutes_included));
+        return Err(ApiError::quota_exhausted(
+            org.minutes_used,
+            org.minutes_included,
+        ));
     }
 
     let created_at = now();
@@ -152,7 +177,9 @@ pub async fn create_outbound(
         CreateOutcome::Replay { status_code, body } => {
             let status = StatusCode::from_u16(status_code).unwrap_or(StatusCode::CREATED);
             let mut response = json_response(status, body);
-            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(response)
         }
         CreateOutcome::QuotaExhausted => Err(match state.store.org(org.id).await? {
@@ -167,10 +194,15 @@ pub async fn create_outbound(
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     match value.to_str() {
         Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => Ok(Some(key.to_owned())),
-        _ => Err(ApiError::field("Idempotency-Key", "must be 1 to 255 visible ASCII characters")),
+        _ => Err(ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        )),
     }
 }
 
@@ -187,7 +219,10 @@ fn parse_utc(text: &str) -> Result<OffsetDateTime, String> {
 
 fn json_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -209,7 +244,11 @@ pub async fn get_call(
     Path(id): Path<String>,
 ) -> Result<Json<Call>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("call"))?;
-    let call = state.store.call(org.id, id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    let call = state
+        .store
+        .call(org.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))?;
     Ok(Json(call))
 }
 
@@ -244,11 +283,17 @@ pub async fn list_calls(
     let Query(q) = query.map_err(|e| ApiError::field("query", e.body_text()))?;
     let status = q
         .status
-        .map(|s| CallStatus::parse(&s).ok_or_else(|| ApiError::field("status", format!("unknown status {s:?}"))))
+        .map(|s| {
+            CallStatus::parse(&s)
+                .ok_or_else(|| ApiError::field("status", format!("unknown status {s:?}")))
+        })
         .transpose()?;
     let direction = q
         .direction
-        .map(|s| Direction::parse(&s).ok_or_else(|| ApiError::field("direction", format!("unknown direction {s:?}"))))
+        .map(|s| {
+            Direction::parse(&s)
+                .ok_or_else(|| ApiError::field("direction", format!("unknown direction {s:?}")))
+        })
         .transpose()?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
@@ -256,10 +301,28 @@ pub async fn list_calls(
     }
     let before = q
         .cursor
-        .map(|c| Uuid::parse_str(&c).map_err(|_| ApiError::field("cursor", "not a cursor this API returned")))
+        .map(|c| {
+            Uuid::parse_str(&c)
+                .map_err(|_| ApiError::field("cursor", "not a cursor this API returned"))
+        })
         .transpose()?;
-    let (data, more) = state.store.list_calls(org.id, &CallFilter { status, direction, before, limit }).await?;
-    let next_cursor = if more { data.last().map(|c| c.id.to_string()) } else { None };
+    let (data, more) = state
+        .store
+        .list_calls(
+            org.id,
+            &CallFilter {
+                status,
+                direction,
+                before,
+                limit,
+            },
+        )
+        .await?;
+    let next_cursor = if more {
+        data.last().map(|c| c.id.to_string())
+    } else {
+        None
+    };
     Ok(Json(CallPage { data, next_cursor }))
 }
 
@@ -277,8 +340,8 @@ pub async fn cancel_call(
     match state.store.cancel_call(org.id, id).await? {
         CancelOutcome::Canceled(call) => Ok(Json(*call)),
         CancelOutcome::NotFound => Err(ApiError::not_found("call")),
-        CancelOutcome::NotCancelable(status) => {
-            Err(ApiError::conflict(format!("the call is {status}; only queued or calling calls can be canceled")))
-        }
+        CancelOutcome::NotCancelable(status) => Err(ApiError::conflict(format!(
+            "the call is {status}; only queued or calling calls can be canceled"
+        ))),
     }
 }

@@ -27,13 +27,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let raw = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large(BODY_LIMIT)
-            } else {
-                ApiError::bad_request(e.body_text())
-            }
-        })?;
+        let raw = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large(BODY_LIMIT)
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })?;
         let value = parse_json(&raw)?;
         Ok(Self { value, raw })
     }
@@ -55,7 +57,8 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::validation(vec![FieldError { field, message }])
     })?;
-    de.end().map_err(|e| ApiError::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::malformed_json(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
 }
 
@@ -77,20 +80,28 @@ pub struct Authed(pub Org);
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("send the API key as Authorization: Bearer <key>"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("send the API key as Authorization: Bearer <key>")
+        })?;
         let key = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer <key>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be Bearer <key>")
+            })?;
         let org = state.store.org_by_key_hash(&hash_api_key(key)).await?;
-        org.map(Authed).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))
+        org.map(Authed)
+            .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))
     }
 }
 
@@ -121,16 +132,31 @@ mod tests {
     }
 
     fn fields(e: ApiError) -> (u16, String) {
-        (e.status.as_u16(), e.errors.first().map(|f| f.field.clone()).unwrap_or_default())
+        (
+            e.status.as_u16(),
+            e.errors
+                .first()
+                .map(|f| f.field.clone())
+                .unwrap_or_default(),
+        )
     }
 
     #[test]
     fn json_errors_name_the_field() {
         let err = |raw: &str| fields(parse_json::<Body>(raw.as_bytes()).unwrap_err());
         assert_eq!(err(r#"{"to": "1", "bogus": 1}"#), (422, "bogus".into()));
-        assert_eq!(err(r#"{"to": "1", "max_attempts": "three"}"#), (422, "max_attempts".into()));
-        assert_eq!(err(r#"{"to": "1", "nested": {"a": 300}}"#), (422, "nested.a".into()));
-        assert_eq!(err(r#"{"to": "1", "nested": {"b": 1}}"#), (422, "nested.b".into()));
+        assert_eq!(
+            err(r#"{"to": "1", "max_attempts": "three"}"#),
+            (422, "max_attempts".into())
+        );
+        assert_eq!(
+            err(r#"{"to": "1", "nested": {"a": 300}}"#),
+            (422, "nested.a".into())
+        );
+        assert_eq!(
+            err(r#"{"to": "1", "nested": {"b": 1}}"#),
+            (422, "nested.b".into())
+        );
         assert_eq!(err(r#"{}"#), (422, "to".into()));
         assert_eq!(err(r#"{"to": "1""#).0, 400);
         assert_eq!(err(r#"{"to": "1"} trailing"#).0, 400);

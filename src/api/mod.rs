@@ -36,7 +36,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/calls", get(calls::list_calls))
         .route("/v1/calls/{id}", get(calls::get_call))
         .route("/v1/calls/{id}/cancel", post(calls::cancel_call))
-        .route("/v1/agents", get(agents::list_agents).post(agents::create_agent))
+        .route(
+            "/v1/agents",
+            get(agents::list_agents).post(agents::create_agent),
+        )
         .route("/v1/agents/{id}", patch(agents::update_agent))
         .route("/v1/org", get(ops::get_org))
         .route("/v1/openapi.json", get(openapi::openapi_json))
@@ -52,7 +55,11 @@ pub fn router(state: AppState) -> Router {
 /// Counts and times every request by route, and keeps 5xx details in the log.
 async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
     let method = req.method().to_string();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();

@@ -36,19 +36,31 @@ pub struct Readiness {
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database_ok = state.store.ping().await.is_ok();
-    let telephony = if state.telephony_enabled { "enabled" } else { "disabled" };
+    let telephony = if state.telephony_enabled {
+        "enabled"
+    } else {
+        "disabled"
+    };
     let body = Readiness {
         status: if database_ok { "ready" } else { "unavailable" },
         database: if database_ok { "ok" } else { "unreachable" },
         telephony,
     };
-    let status = if database_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let text = state.metrics.as_ref().map(|m| m.render()).unwrap_or_default();
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|m| m.render())
+        .unwrap_or_default();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

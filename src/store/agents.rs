@@ -9,14 +9,23 @@ use crate::domain::{now, to_millis, Agent, Direction};
 
 impl Store {
     pub async fn list_agents(&self, org_id: Uuid) -> Result<Vec<Agent>> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 ORDER BY created_at, slug");
-        let rows = sqlx::query(&sql).bind(org_id.to_string()).fetch_all(self.read()).await?;
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 ORDER BY created_at, slug"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(org_id.to_string())
+            .fetch_all(self.read())
+            .await?;
         rows.iter().map(rows::agent).collect()
     }
 
     pub async fn agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>> {
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 AND id = $2");
-        let row = sqlx::query(&sql).bind(org_id.to_string()).bind(id.to_string()).fetch_optional(self.read()).await?;
+        let row = sqlx::query(&sql)
+            .bind(org_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(self.read())
+            .await?;
         row.as_ref().map(rows::agent).transpose()
     }
 
@@ -83,12 +92,13 @@ impl Store {
     /// Writes every mutable field of an existing agent (the API merges a PATCH first).
     pub async fn update_agent(&self, agent: &Agent) -> Result<()> {
         let mut tx = self.write().begin().await?;
-        let taken = sqlx::query("SELECT 1 FROM agents WHERE org_id = $1 AND slug = $2 AND id <> $3")
-            .bind(agent.org_id.to_string())
-            .bind(&agent.slug)
-            .bind(agent.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let taken =
+            sqlx::query("SELECT 1 FROM agents WHERE org_id = $1 AND slug = $2 AND id <> $3")
+                .bind(agent.org_id.to_string())
+                .bind(&agent.slug)
+                .bind(agent.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
         if taken.is_some() {
             return Err(StoreError::Conflict(format!("agent slug {:?}", agent.slug)));
         }
@@ -129,11 +139,13 @@ pub(super) async fn clear_other_defaults(
     keep: Uuid,
     direction: Direction,
 ) -> Result<()> {
-    sqlx::query("UPDATE agents SET is_default = 0 WHERE org_id = $1 AND direction = $2 AND id <> $3")
-        .bind(org_id.to_string())
-        .bind(direction.as_str())
-        .bind(keep.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE agents SET is_default = 0 WHERE org_id = $1 AND direction = $2 AND id <> $3",
+    )
+    .bind(org_id.to_string())
+    .bind(direction.as_str())
+    .bind(keep.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

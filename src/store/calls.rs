@@ -21,7 +21,10 @@ pub enum CreateOutcome {
     /// `minutes_used >= minutes_included` at the moment of insertion.
     QuotaExhausted,
     /// The key was used before with the same request: replay its response.
-    Replay { status_code: u16, body: String },
+    Replay {
+        status_code: u16,
+        body: String,
+    },
     /// The key was used before with a different request.
     KeyReused,
 }
@@ -55,7 +58,11 @@ pub struct Transition<'a> {
 impl Store {
     /// Inserts a queued call and its `call.queued` event in one transaction. The quota test is
     /// part of the INSERT itself, so no request slips past an allowance another has exhausted.
-    pub async fn create_call(&self, call: &Call, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome> {
+    pub async fn create_call(
+        &self,
+        call: &Call,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome> {
         let mut tx = self.write().begin().await?;
         if let Some(record) = idempotency {
             if let Some(outcome) = claim_idempotency_key(&mut tx, call.org_id, record).await? {
@@ -99,7 +106,11 @@ impl Store {
 
     pub async fn call(&self, org_id: Uuid, id: Uuid) -> Result<Option<Call>> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE org_id = $1 AND id = $2");
-        let row = sqlx::query(&sql).bind(org_id.to_string()).bind(id.to_string()).fetch_optional(self.read()).await?;
+        let row = sqlx::query(&sql)
+            .bind(org_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(self.read())
+            .await?;
         row.as_ref().map(rows::call).transpose()
     }
 
@@ -120,7 +131,10 @@ impl Store {
         if let Some(before) = filter.before {
             push("id <", before.to_string());
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", u64::from(filter.limit) + 1));
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT {}",
+            u64::from(filter.limit) + 1
+        ));
         let mut query = sqlx::query(&sql);
         for value in &binds {
             query = query.bind(value);
@@ -148,8 +162,13 @@ impl Store {
             call.status = CallStatus::Canceled;
             call.end_reason = Some(EndReason::Canceled);
             call.ended_at = Some(now());
-            let transition =
-                Transition { call: &call, from, lease_owner: None, events: &[EventType::Ended], charge_minutes: 0 };
+            let transition = Transition {
+                call: &call,
+                from,
+                lease_owner: None,
+                events: &[EventType::Ended],
+                charge_minutes: 0,
+            };
             if self.transition(&transition).await? {
                 return Ok(CancelOutcome::Canceled(Box::new(call)));
             }
@@ -251,5 +270,8 @@ async fn claim_idempotency_key(
         return Ok(Some(CreateOutcome::KeyReused));
     }
     let status: i64 = row.try_get("status_code")?;
-    Ok(Some(CreateOutcome::Replay { status_code: u16::try_from(status).unwrap_or(200), body: row.try_get("body")? }))
+    Ok(Some(CreateOutcome::Replay {
+        status_code: u16::try_from(status).unwrap_or(200),
+        body: row.try_get("body")?,
+    }))
 }

@@ -11,7 +11,13 @@ use crate::domain::{Call, EventType};
 impl Store {
     /// Moves up to `limit` due queued calls to `calling` under this node's lease, counting the
     /// attempt and announcing `call.calling`, in one transaction.
-    pub async fn claim_due_calls(&self, owner: &str, now_ms: i64, lease_until: i64, limit: i64) -> Result<Vec<Call>> {
+    pub async fn claim_due_calls(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Call>> {
         let sql = format!(
             "UPDATE calls SET status = 'calling', attempts = attempts + 1, lease_owner = $1, lease_until = $2, \
              end_reason = NULL, sip_status = NULL \
@@ -20,7 +26,13 @@ impl Store {
             self.dialect().skip_locked()
         );
         let mut tx = self.write().begin().await?;
-        let rows = sqlx::query(&sql).bind(owner).bind(lease_until).bind(now_ms).bind(limit).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
         let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
         for call in &calls {
             insert_event(&mut tx, call, EventType::Calling).await?;

@@ -24,15 +24,28 @@ pub struct OutboxEvent {
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone)]
 pub enum DeliveryResult {
-    Delivered { status_code: u16 },
+    Delivered {
+        status_code: u16,
+    },
     /// Failed; try again at `next_attempt_at` (unix ms).
-    Retry { status_code: Option<u16>, error: String, next_attempt_at: i64 },
+    Retry {
+        status_code: Option<u16>,
+        error: String,
+        next_attempt_at: i64,
+    },
     /// Failed and out of retry time.
-    GaveUp { status_code: Option<u16>, error: String },
+    GaveUp {
+        status_code: Option<u16>,
+        error: String,
+    },
 }
 
 /// Writes the event row; it enters the outbox when the call or its org has a webhook URL.
-pub(super) async fn insert_event(tx: &mut Transaction<'_, Any>, call: &Call, event: EventType) -> Result<()> {
+pub(super) async fn insert_event(
+    tx: &mut Transaction<'_, Any>,
+    call: &Call,
+    event: EventType,
+) -> Result<()> {
     let at = now();
     let envelope = serde_json::json!({
         "type": event.as_str(),
@@ -60,7 +73,12 @@ pub(super) async fn insert_event(tx: &mut Transaction<'_, Any>, call: &Call, eve
 impl Store {
     /// Leases up to `limit` due events until `lease_until` so no other worker (or node) takes
     /// them meanwhile; a worker that dies leaves them to be claimed again after the lease.
-    pub async fn claim_due_events(&self, now_ms: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxEvent>> {
+    pub async fn claim_due_events(
+        &self,
+        now_ms: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>> {
         let sql = format!(
             "UPDATE events SET lease_until = $1 WHERE id IN (SELECT id FROM events \
              WHERE delivery_status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
@@ -68,8 +86,12 @@ impl Store {
              RETURNING id, org_id, target_url, payload, attempts, created_at",
             self.dialect().skip_locked()
         );
-        let rows =
-            sqlx::query(&sql).bind(lease_until).bind(now_ms).bind(limit).fetch_all(self.write()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(lease_until)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.write())
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(OutboxEvent {
@@ -85,13 +107,19 @@ impl Store {
     }
 
     /// Records attempts and their outcomes, all in one transaction.
-    pub async fn record_deliveries(&self, results: &[(OutboxEvent, i64, i64, DeliveryResult)]) -> Result<()> {
+    pub async fn record_deliveries(
+        &self,
+        results: &[(OutboxEvent, i64, i64, DeliveryResult)],
+    ) -> Result<()> {
         let mut tx = self.write().begin().await?;
         for (event, at, duration_ms, result) in results {
             let attempt = event.attempts + 1;
             let (status_code, error) = match result {
                 DeliveryResult::Delivered { status_code } => (Some(*status_code), None),
-                DeliveryResult::Retry { status_code, error, .. } | DeliveryResult::GaveUp { status_code, error } => {
+                DeliveryResult::Retry {
+                    status_code, error, ..
+                }
+                | DeliveryResult::GaveUp { status_code, error } => {
                     (*status_code, Some(error.as_str()))
                 }
             };
@@ -109,7 +137,9 @@ impl Store {
             .await?;
             let (state, next_attempt_at, delivered_at) = match result {
                 DeliveryResult::Delivered { .. } => ("delivered", *at, Some(*at)),
-                DeliveryResult::Retry { next_attempt_at, .. } => ("pending", *next_attempt_at, None),
+                DeliveryResult::Retry {
+                    next_attempt_at, ..
+                } => ("pending", *next_attempt_at, None),
                 DeliveryResult::GaveUp { .. } => ("failed", *at, None),
             };
             sqlx::query(
@@ -150,7 +180,13 @@ impl Store {
         .fetch_all(self.read())
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("type")?, r.try_get("delivery_status")?, r.try_get("attempts")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("type")?,
+                    r.try_get("delivery_status")?,
+                    r.try_get("attempts")?,
+                ))
+            })
             .collect()
     }
 }

@@ -16,9 +16,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use tokio::sync::Notify;
 
-pub use orgs::ProvisionOrg;
 pub use calls::{CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord, Transition};
 pub use events::{DeliveryResult, OutboxEvent};
+pub use orgs::ProvisionOrg;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -33,7 +33,10 @@ pub enum StoreError {
     #[error("{0} already exists")]
     Conflict(String),
     #[error("cannot create the database directory {path}: {source}")]
-    CreateDir { path: String, source: std::io::Error },
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -75,7 +78,11 @@ struct Inner {
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
         let (read, write) = match dialect {
             Dialect::Sqlite => {
                 let url = sqlite_url(url)?;
@@ -94,7 +101,13 @@ impl Store {
             }
         };
         Ok(Self {
-            inner: Arc::new(Inner { read, write, dialect, outbox: Notify::new(), dispatch: Notify::new() }),
+            inner: Arc::new(Inner {
+                read,
+                write,
+                dialect,
+                outbox: Notify::new(),
+                dispatch: Notify::new(),
+            }),
         })
     }
 
@@ -162,12 +175,26 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
 fn sqlite_url(url: &str) -> Result<String> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
-    let mode = if query.contains("mode=") { String::new() } else { "mode=rwc".to_owned() };
-    let query = [query, &mode].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("&");
+    let mode = if query.contains("mode=") {
+        String::new()
+    } else {
+        "mode=rwc".to_owned()
+    };
+    let query = [query, &mode]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("&");
     Ok(format!("sqlite://{path}?{query}"))
 }
 
@@ -182,6 +209,9 @@ mod tests {
         let url = sqlite_url(&format!("sqlite://{}", path.display())).unwrap();
         assert_eq!(url, format!("sqlite://{}?mode=rwc", path.display()));
         assert!(path.parent().unwrap().is_dir());
-        assert_eq!(sqlite_url("sqlite://x.db?mode=ro").unwrap(), "sqlite://x.db?mode=ro");
+        assert_eq!(
+            sqlite_url("sqlite://x.db?mode=ro").unwrap(),
+            "sqlite://x.db?mode=ro"
+        );
     }
 }

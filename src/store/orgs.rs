@@ -13,13 +13,19 @@ impl Store {
         let sql = format!(
             "SELECT {ORG_COLUMNS} FROM orgs WHERE id = (SELECT org_id FROM api_keys WHERE key_hash = $1)"
         );
-        let row = sqlx::query(&sql).bind(key_hash).fetch_optional(self.read()).await?;
+        let row = sqlx::query(&sql)
+            .bind(key_hash)
+            .fetch_optional(self.read())
+            .await?;
         row.as_ref().map(rows::org).transpose()
     }
 
     pub async fn org(&self, id: Uuid) -> Result<Option<Org>> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(self.read()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(self.read())
+            .await?;
         row.as_ref().map(rows::org).transpose()
     }
 
@@ -28,7 +34,10 @@ impl Store {
         let sql = format!(
             "SELECT {ORG_COLUMNS} FROM orgs WHERE id = (SELECT org_id FROM phone_numbers WHERE number = $1)"
         );
-        let row = sqlx::query(&sql).bind(e164).fetch_optional(self.read()).await?;
+        let row = sqlx::query(&sql)
+            .bind(e164)
+            .fetch_optional(self.read())
+            .await?;
         row.as_ref().map(rows::org).transpose()
     }
 
@@ -100,7 +109,11 @@ async fn upsert_org(tx: &mut Transaction<'_, Any>, org: &OrgConfig) -> Result<Uu
     rows::uuid(&row, "id")
 }
 
-async fn sync_api_keys(tx: &mut Transaction<'_, Any>, org_id: Uuid, hashes: &[String]) -> Result<()> {
+async fn sync_api_keys(
+    tx: &mut Transaction<'_, Any>,
+    org_id: Uuid,
+    hashes: &[String],
+) -> Result<()> {
     let org = org_id.to_string();
     let existing = sqlx::query("SELECT key_hash, org_id, source FROM api_keys")
         .fetch_all(&mut **tx)
@@ -111,10 +124,15 @@ async fn sync_api_keys(tx: &mut Transaction<'_, Any>, org_id: Uuid, hashes: &[St
         let source: String = row.try_get("source")?;
         let wanted = hashes.contains(&hash);
         if wanted && owner != org {
-            return Err(StoreError::Conflict("an API key of another organization".into()));
+            return Err(StoreError::Conflict(
+                "an API key of another organization".into(),
+            ));
         }
         if !wanted && owner == org && source == "config" {
-            sqlx::query("DELETE FROM api_keys WHERE key_hash = $1").bind(&hash).execute(&mut **tx).await?;
+            sqlx::query("DELETE FROM api_keys WHERE key_hash = $1")
+                .bind(&hash)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     for hash in hashes {
@@ -131,7 +149,11 @@ async fn sync_api_keys(tx: &mut Transaction<'_, Any>, org_id: Uuid, hashes: &[St
     Ok(())
 }
 
-async fn upsert_agent(tx: &mut Transaction<'_, Any>, org_id: Uuid, agent: &AgentConfig) -> Result<()> {
+async fn upsert_agent(
+    tx: &mut Transaction<'_, Any>,
+    org_id: Uuid,
+    agent: &AgentConfig,
+) -> Result<()> {
     let at = to_millis(now());
     let row = sqlx::query(
         "INSERT INTO agents (id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, \

@@ -5,11 +5,10 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Result, StoreError};
-use crate::domain::{
-    from_millis, Agent, AgentKind, Call, CallStatus, Direction, EndReason, Org,
-};
+use crate::domain::{from_millis, Agent, AgentKind, Call, CallStatus, Direction, EndReason, Org};
 
-pub const ORG_COLUMNS: &str = "id, slug, name, minutes_included, minutes_used, webhook_url, webhook_secret";
+pub const ORG_COLUMNS: &str =
+    "id, slug, name, minutes_included, minutes_used, webhook_url, webhook_secret";
 
 pub const AGENT_COLUMNS: &str =
     "id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, questions, active, is_default";
@@ -19,7 +18,10 @@ pub const CALL_COLUMNS: &str = "id, org_id, agent_id, direction, status, to_numb
      end_reason, sip_status, transcript, analysis, next_attempt_at";
 
 fn corrupt(what: &'static str, value: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { what, value: value.into() }
+    StoreError::Corrupt {
+        what,
+        value: value.into(),
+    }
 }
 
 pub fn uuid(row: &AnyRow, col: &'static str) -> Result<Uuid> {
@@ -29,7 +31,8 @@ pub fn uuid(row: &AnyRow, col: &'static str) -> Result<Uuid> {
 
 fn opt_uuid(row: &AnyRow, col: &'static str) -> Result<Option<Uuid>> {
     let text: Option<String> = row.try_get(col)?;
-    text.map(|t| Uuid::parse_str(&t).map_err(|_| corrupt(col, t))).transpose()
+    text.map(|t| Uuid::parse_str(&t).map_err(|_| corrupt(col, t)))
+        .transpose()
 }
 
 fn wire<T>(row: &AnyRow, col: &'static str, parse: fn(&str) -> Option<T>) -> Result<T> {
@@ -39,7 +42,8 @@ fn wire<T>(row: &AnyRow, col: &'static str, parse: fn(&str) -> Option<T>) -> Res
 
 fn opt_wire<T>(row: &AnyRow, col: &'static str, parse: fn(&str) -> Option<T>) -> Result<Option<T>> {
     let text: Option<String> = row.try_get(col)?;
-    text.map(|t| parse(&t).ok_or_else(|| corrupt(col, t))).transpose()
+    text.map(|t| parse(&t).ok_or_else(|| corrupt(col, t)))
+        .transpose()
 }
 
 fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {
@@ -49,7 +53,8 @@ fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> Resu
 
 fn opt_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<Option<T>> {
     let text: Option<String> = row.try_get(col)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|_| corrupt(col, t))).transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(|_| corrupt(col, t)))
+        .transpose()
 }
 
 pub fn to_json<T: serde::Serialize>(value: &T) -> String {

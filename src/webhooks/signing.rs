@@ -21,7 +21,9 @@ pub struct SigningKey(Vec<u8>);
 
 impl SigningKey {
     pub fn from_secret(secret: &str) -> Result<Self, SecretError> {
-        let encoded = secret.strip_prefix("whsec_").ok_or(SecretError::MissingPrefix)?;
+        let encoded = secret
+            .strip_prefix("whsec_")
+            .ok_or(SecretError::MissingPrefix)?;
         let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
         if !(24..=64).contains(&key.len()) {
             return Err(SecretError::BadLength);
@@ -50,14 +52,27 @@ mod tests {
     fn matches_the_standard_webhooks_reference_vector() {
         // From the Standard Webhooks specification's reference implementation tests.
         let key = SigningKey::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let sig = key.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        let sig = key.sign(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
     #[test]
     fn malformed_secrets_are_refused() {
-        assert_eq!(SigningKey::from_secret("MfKQ9r8GKYqrTwjU").err(), Some(SecretError::MissingPrefix));
-        assert_eq!(SigningKey::from_secret("whsec_!!!").err(), Some(SecretError::NotBase64));
-        assert_eq!(SigningKey::from_secret("whsec_YWJj").err(), Some(SecretError::BadLength));
+        assert_eq!(
+            SigningKey::from_secret("MfKQ9r8GKYqrTwjU").err(),
+            Some(SecretError::MissingPrefix)
+        );
+        assert_eq!(
+            SigningKey::from_secret("whsec_!!!").err(),
+            Some(SecretError::NotBase64)
+        );
+        assert_eq!(
+            SigningKey::from_secret("whsec_YWJj").err(),
+            Some(SecretError::BadLength)
+        );
     }
 }

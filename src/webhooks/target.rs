@@ -31,7 +31,9 @@ pub fn parse_target(url: &str, allow_private: bool) -> Result<Url, TargetError> 
         let private = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+            Some(url::Host::Domain(d)) => {
+                d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+            }
             None => true,
         };
         if private {
@@ -79,14 +81,18 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> =
-                addrs.into_iter().filter(|a| allow_private || !is_private(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| allow_private || !is_private(a.ip()))
+                .collect();
             if allowed.is_empty() {
                 return Err(Box::new(std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
                     format!("{} resolves only to private addresses", name.as_str()),
-                )) as Box<dyn std::error::Error + Send + Sync>);
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -120,8 +126,17 @@ mod tests {
 
     #[test]
     fn malformed_targets_are_refused() {
-        assert_eq!(parse_target("not a url", true), Err(TargetError::Unparseable));
-        assert_eq!(parse_target("ftp://example.com/", true), Err(TargetError::Scheme));
-        assert_eq!(parse_target("https://u:p@example.com/", true), Err(TargetError::Credentials));
+        assert_eq!(
+            parse_target("not a url", true),
+            Err(TargetError::Unparseable)
+        );
+        assert_eq!(
+            parse_target("ftp://example.com/", true),
+            Err(TargetError::Scheme)
+        );
+        assert_eq!(
+            parse_target("https://u:p@example.com/", true),
+            Err(TargetError::Credentials)
+        );
     }
 }

@@ -23,7 +23,9 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 /// Wait before retry number `failed_attempts` (1 = after the first failure): doubles from
 /// `first`, capped at an hour.
 pub fn retry_delay(first: Duration, failed_attempts: i64) -> Duration {
-    let doublings = u32::try_from(failed_attempts.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
+    let doublings = u32::try_from(failed_attempts.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(20);
     first.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
 }
 
@@ -41,10 +43,17 @@ impl DeliveryWorker {
             .connect_timeout(Duration::from_secs(config.timeout_seconds.min(5)))
             // A redirect could lead to an address the target check refused.
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: config.allow_private_targets }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: config.allow_private_targets,
+            }))
             .user_agent(concat!("VoxBridge-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { store, client, config, keys: HashMap::new() })
+        Ok(Self {
+            store,
+            client,
+            config,
+            keys: HashMap::new(),
+        })
     }
 
     /// Runs until `shutdown` turns true. In-flight deliveries finish first; anything unrecorded
@@ -58,9 +67,15 @@ impl DeliveryWorker {
                 break;
             }
             let free = slots.available_permits() as i64;
-            let claimed = if free > 0 { self.claim(free).await } else { Vec::new() };
+            let claimed = if free > 0 {
+                self.claim(free).await
+            } else {
+                Vec::new()
+            };
             for event in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let key = self.signing_key(event.org_id).await;
                 let client = self.client.clone();
                 let config = self.config.clone();
@@ -93,7 +108,11 @@ impl DeliveryWorker {
 
     async fn claim(&self, limit: i64) -> Vec<OutboxEvent> {
         let now_ms = to_millis(now());
-        match self.store.claim_due_events(now_ms, now_ms + LEASE.as_millis() as i64, limit.min(256)).await {
+        match self
+            .store
+            .claim_due_events(now_ms, now_ms + LEASE.as_millis() as i64, limit.min(256))
+            .await
+        {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming webhook events failed");
@@ -109,7 +128,8 @@ impl DeliveryWorker {
                 DeliveryResult::Retry { .. } => "retry",
                 DeliveryResult::GaveUp { .. } => "gave_up",
             };
-            metrics::counter!("voxbridge_webhook_attempts_total", "outcome" => outcome).increment(1);
+            metrics::counter!("voxbridge_webhook_attempts_total", "outcome" => outcome)
+                .increment(1);
             if let DeliveryResult::GaveUp { error, .. } = result {
                 tracing::warn!(event = %event.id, %error, "webhook delivery gave up");
             }
@@ -148,7 +168,9 @@ async fn deliver(
     let outcome = post(client, config, key, &event).await;
     let duration_ms = started.elapsed().as_millis() as i64;
     let result = match outcome {
-        Ok(status) if (200..300).contains(&status) => DeliveryResult::Delivered { status_code: status },
+        Ok(status) if (200..300).contains(&status) => DeliveryResult::Delivered {
+            status_code: status,
+        },
         Ok(status) => failed(config, &event, at, Some(status), format!("HTTP {status}")),
         Err(error) => failed(config, &event, at, None, error),
     };
@@ -161,7 +183,8 @@ async fn post(
     key: Option<&SigningKey>,
     event: &OutboxEvent,
 ) -> Result<u16, String> {
-    let url = target::parse_target(&event.target_url, config.allow_private_targets).map_err(|e| e.to_string())?;
+    let url = target::parse_target(&event.target_url, config.allow_private_targets)
+        .map_err(|e| e.to_string())?;
     let timestamp = now().unix_timestamp();
     let mut request = client
         .post(url)
@@ -169,9 +192,16 @@ async fn post(
         .header("webhook-id", &event.id)
         .header("webhook-timestamp", timestamp.to_string());
     if let Some(key) = key {
-        request = request.header("webhook-signature", key.sign(&event.id, timestamp, event.payload.as_bytes()));
+        request = request.header(
+            "webhook-signature",
+            key.sign(&event.id, timestamp, event.payload.as_bytes()),
+        );
     }
-    let response = request.body(event.payload.clone()).send().await.map_err(describe)?;
+    let response = request
+        .body(event.payload.clone())
+        .send()
+        .await
+        .map_err(describe)?;
     Ok(response.status().as_u16())
 }
 
@@ -187,14 +217,30 @@ fn describe(e: reqwest::Error) -> String {
     text
 }
 
-fn failed(config: &WebhooksConfig, event: &OutboxEvent, at: i64, status: Option<u16>, error: String) -> DeliveryResult {
-    let delay = retry_delay(Duration::from_secs(config.first_retry_seconds), event.attempts + 1);
+fn failed(
+    config: &WebhooksConfig,
+    event: &OutboxEvent,
+    at: i64,
+    status: Option<u16>,
+    error: String,
+) -> DeliveryResult {
+    let delay = retry_delay(
+        Duration::from_secs(config.first_retry_seconds),
+        event.attempts + 1,
+    );
     let next = at + delay.as_millis() as i64;
     let give_up_at = event.created_at + (config.retry_for_hours * 3_600_000) as i64;
     if next > give_up_at {
-        DeliveryResult::GaveUp { status_code: status, error }
+        DeliveryResult::GaveUp {
+            status_code: status,
+            error,
+        }
     } else {
-        DeliveryResult::Retry { status_code: status, error, next_attempt_at: next }
+        DeliveryResult::Retry {
+            status_code: status,
+            error,
+            next_attempt_at: next,
+        }
     }
 }
 
@@ -207,7 +253,10 @@ mod tests {
     fn retries_double_from_the_first_delay_and_cap_at_an_hour() {
         let first = Duration::from_secs(5);
         let delays: Vec<u64> = (1..=12).map(|n| retry_delay(first, n).as_secs()).collect();
-        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]);
+        assert_eq!(
+            delays,
+            [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
         assert_eq!(retry_delay(first, i64::MAX), Duration::from_secs(3600));
     }
 }

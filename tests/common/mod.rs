@@ -1,0 +1,222 @@
+//! Shared test harness: a real server on loopback against SQLite or a real PostgreSQL, and a
+//! webhook receiver that records what arrives.
+#![allow(dead_code)]
+
+pub mod postgres;
+pub mod receiver;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use voxbridge::config::Config;
+use voxbridge::dispatcher::Dialer;
+use voxbridge::server::Server;
+
+pub const ACME_KEY: &str = "vbk_acme_test_0123456789abcdef";
+pub const GLOBEX_KEY: &str = "vbk_globex_test_0123456789abcd";
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Db)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Postgres).await })*
+        }
+    };
+}
+
+/// A database URL for one test; the guard keeps a SQLite file's directory alive.
+pub async fn database(db: Db) -> (String, Option<tempfile::TempDir>) {
+    match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            (
+                format!("sqlite://{}", dir.path().join("voxbridge.db").display()),
+                Some(dir),
+            )
+        }
+        Db::Postgres => (postgres::fresh_database().await, None),
+    }
+}
+
+/// Two orgs (acme with agents and DIDs, globex for isolation checks), telephony off.
+pub fn base_config_toml(database_url: &str, webhook_url: Option<&str>) -> String {
+    let webhook = webhook_url
+        .map(|u| format!("webhook_url = \"{u}\""))
+        .unwrap_or_default();
+    format!(
+        r#"
+[http]
+listen = "127.0.0.1:0"
+[database]
+url = "{database_url}"
+max_connections = 8
+[webhooks]
+allow_private_targets = true
+first_retry_seconds = 1
+
+[[orgs]]
+slug = "acme"
+name = "Acme"
+minutes_included = 1000
+webhook_secret = "{SECRET}"
+{webhook}
+api_keys = ["{ACME_KEY}"]
+numbers = ["+12025550142"]
+
+[[orgs.agents]]
+slug = "welcome"
+name = "Welcome Agent"
+direction = "outbound"
+voice = "friendly_welcome"
+prompt = "Welcome the customer."
+default = true
+
+[[orgs.agents]]
+slug = "retired"
+name = "Retired Agent"
+direction = "outbound"
+active = false
+
+[[orgs.agents]]
+slug = "inbound-support"
+name = "Inbound Support Agent"
+direction = "inbound"
+voice = "calm_support"
+prompt = "Help callers."
+
+[[orgs]]
+slug = "globex"
+name = "Globex"
+minutes_included = 10
+api_keys = ["{GLOBEX_KEY}"]
+
+[[orgs.agents]]
+slug = "caller"
+name = "Globex Caller"
+direction = "outbound"
+"#
+    )
+}
+
+pub fn parse_config(toml: &str) -> Config {
+    Config::from_toml_str(toml, &PathBuf::from("test.toml"), std::iter::empty())
+        .expect("test config is valid")
+}
+
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub base: String,
+    pub http: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn start(db: Db, webhook_url: Option<&str>) -> Self {
+        Self::start_with(db, webhook_url, |_| {}, None).await
+    }
+
+    pub async fn start_with(
+        db: Db,
+        webhook_url: Option<&str>,
+        tweak: impl FnOnce(&mut Config),
+        dialer: Option<Arc<dyn Dialer>>,
+    ) -> Self {
+        let (url, dir) = database(db).await;
+        let mut config = parse_config(&base_config_toml(&url, webhook_url));
+        tweak(&mut config);
+        config.validate().expect("tweaked config is valid");
+        let server = Server::start(config, dialer).await.expect("server starts");
+        let base = format!("http://{}", server.http_addr);
+        Self {
+            server: Some(server),
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn store(&self) -> &voxbridge::store::Store {
+        &self.server.as_ref().expect("running").store
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(key)
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(key),
+        )
+        .await
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status().as_u16();
+        let problem = response.headers().get("content-type").is_some_and(|ct| {
+            ct.to_str()
+                .unwrap_or("")
+                .starts_with("application/problem+json")
+        });
+        let text = response.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            assert!(problem, "error {status} must be problem+json: {value}");
+        }
+        (status, value)
+    }
+
+    /// Queues a call to a valid US number and returns its JSON.
+    pub async fn queue_call(&self, body: &str) -> Value {
+        let (status, call) = self.post("/v1/calls/outbound", ACME_KEY, body).await;
+        assert_eq!(status, 201, "{call}");
+        call
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it returns Some, or panics after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
