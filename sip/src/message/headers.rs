@@ -86,6 +86,13 @@ impl Headers {
         }
     }
 
+    /// Replaces the value of the first field line named `name` (e.g. stamping the top Via).
+    pub fn replace_first(&mut self, name: &HeaderName, value: impl Into<Bytes>) {
+        if let Some(h) = self.list.iter_mut().find(|h| &h.name == name) {
+            h.value = value.into();
+        }
+    }
+
     pub fn remove(&mut self, name: &HeaderName) {
         self.list.retain(|h| &h.name != name);
     }
