@@ -2,6 +2,7 @@
 //! digest auth, and a thin tokio transport driver.
 
 pub mod auth;
+pub mod driver;
 pub mod endpoint;
 pub mod message;
 pub mod sdp;
