@@ -14,8 +14,9 @@ use crate::config::WebhooksConfig;
 use crate::domain::{now, to_millis};
 use crate::store::{DeliveryResult, OutboxEvent, Store};
 
-/// How long a claimed event stays ours before another worker may take it.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed event stays ours beyond the delivery timeout before another worker (or
+/// this node after a crash) may take it again.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Polling interval for events this process was not told about (other nodes, retries).
 const POLL: Duration = Duration::from_millis(500);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
@@ -108,11 +109,9 @@ impl DeliveryWorker {
 
     async fn claim(&self, limit: i64) -> Vec<OutboxEvent> {
         let now_ms = to_millis(now());
-        match self
-            .store
-            .claim_due_events(now_ms, now_ms + LEASE.as_millis() as i64, limit.min(256))
-            .await
-        {
+        let lease = Duration::from_secs(self.config.timeout_seconds) + LEASE_MARGIN;
+        let lease_until = now_ms + lease.as_millis() as i64;
+        match self.store.claim_due_events(now_ms, lease_until, limit.min(256)).await {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming webhook events failed");
