@@ -259,15 +259,27 @@ impl Driver {
         let e = &mut self.endpoint;
         // A dropped reply channel only means the caller stopped waiting.
         match cmd {
-            Command::Answer(call, media, r) => drop(r.send(e.answer(call, media, now))),
-            Command::Ring(call, r) => drop(r.send(e.ring(call, now))),
-            Command::Reject(call, status, reason, headers, r) => {
-                drop(r.send(e.reject(call, status, reason.as_deref(), &headers, now)))
+            Command::Answer(call, media, r) => {
+                let _ = r.send(e.answer(call, media, now));
             }
-            Command::Challenge(call, stale, r) => drop(r.send(e.challenge(call, stale, now))),
-            Command::Hangup(call, r) => drop(r.send(e.hangup(call, now))),
-            Command::Place(pc, r) => drop(r.send(e.place_call(*pc, now))),
-            Command::Stats(r) => drop(r.send(e.stats())),
+            Command::Ring(call, r) => {
+                let _ = r.send(e.ring(call, now));
+            }
+            Command::Reject(call, status, reason, headers, r) => {
+                let _ = r.send(e.reject(call, status, reason.as_deref(), &headers, now));
+            }
+            Command::Challenge(call, stale, r) => {
+                let _ = r.send(e.challenge(call, stale, now));
+            }
+            Command::Hangup(call, r) => {
+                let _ = r.send(e.hangup(call, now));
+            }
+            Command::Place(pc, r) => {
+                let _ = r.send(e.place_call(*pc, now));
+            }
+            Command::Stats(r) => {
+                let _ = r.send(e.stats());
+            }
         }
     }
 
