@@ -51,6 +51,16 @@ impl Endpoint {
             .to_hdr()
             .ok()
             .and_then(|t| t.tag().map(str::to_owned));
+        if in_dialog.is_none()
+            && req.method != Method::Ack
+            && self.txs.len() >= self.config.max_transactions
+        {
+            self.stats.overload_rejected += 1;
+            let mut resp = Response::for_request(&req, 503, None);
+            resp.headers.push(HeaderName::RetryAfter, "5");
+            self.transmit(transport, source, resp.to_bytes());
+            return;
+        }
         match (&req.method, in_dialog) {
             (Method::Ack, Some(tag)) => self.on_dialog_ack(&req, &tag, now),
             (Method::Ack, None) => {}

@@ -35,7 +35,8 @@ use dialog::Call;
 /// The four RFC 3261 state machines (named after them, hence the shared suffix).
 #[allow(clippy::enum_variant_names)]
 enum Tsx {
-    ClientInvite(ClientInvite),
+    /// Boxed: it is the largest and the rarest (outbound calls only).
+    ClientInvite(Box<ClientInvite>),
     ClientNonInvite(ClientNonInvite),
     ServerInvite(ServerInvite),
     ServerNonInvite(ServerNonInvite),
@@ -43,6 +44,8 @@ enum Tsx {
 
 struct TsxEntry {
     tsx: Tsx,
+    /// Deadline already in the heap, so unchanged deadlines are not pushed again.
+    scheduled: Option<Instant>,
     key: TsxKey,
     peer: SocketAddr,
     transport: Transport,
@@ -195,9 +198,33 @@ impl Endpoint {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
-            if let Some(l) = &mut self.limiter {
-                l.sweep(now);
+            self.maintain();
+        }
+    }
+
+    /// Returns memory after a load peak: tables only grow on their own, so RSS would stay at
+    /// the peak forever; shrink any that is mostly empty.
+    fn maintain(&mut self) {
+        if let Some(l) = &mut self.limiter {
+            l.sweep(self.next_sweep - SWEEP_EVERY);
+        }
+        fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+            if m.capacity() > 64 && m.len() * 4 < m.capacity() {
+                m.shrink_to(m.len() * 2);
             }
+        }
+        shrink(&mut self.txs);
+        shrink(&mut self.tx_index);
+        shrink(&mut self.calls);
+        shrink(&mut self.dialogs);
+        if self.deadlines.capacity() > 64 && self.deadlines.len() * 4 < self.deadlines.capacity() {
+            self.deadlines.shrink_to(self.deadlines.len() * 2);
+        }
+        if self.transmits.is_empty() && self.transmits.capacity() > 1024 {
+            self.transmits = VecDeque::new();
+        }
+        if self.events.is_empty() && self.events.capacity() > 1024 {
+            self.events = VecDeque::new();
         }
     }
 
@@ -212,11 +239,7 @@ impl Endpoint {
     /// The next time [`handle_timeout`](Self::handle_timeout) has work (may be early, never late).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tsx = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        match (tsx, self.limiter.is_some()) {
-            (Some(t), true) => Some(t.min(self.next_sweep)),
-            (None, true) => Some(self.next_sweep),
-            (t, false) => t,
-        }
+        Some(tsx.map_or(self.next_sweep, |t| t.min(self.next_sweep)))
     }
 
     pub fn stats(&self) -> Stats {
@@ -264,6 +287,7 @@ impl Endpoint {
             id,
             TsxEntry {
                 tsx,
+                scheduled: None,
                 key,
                 peer,
                 transport,
@@ -299,13 +323,18 @@ impl Endpoint {
             if self.tx_index.get(&key) == Some(&id) {
                 self.tx_index.remove(&key);
             }
-        } else if let Some(at) = entry.tsx.poll_timeout() {
+        } else if let Some(at) = entry
+            .tsx
+            .poll_timeout()
+            .filter(|&at| entry.scheduled != Some(at))
+        {
+            entry.scheduled = Some(at);
             self.deadlines.push(Reverse((at, id)));
         }
         for event in events {
             match (event, call) {
                 (TsxEvent::Response(resp), Some(call)) if is_client_invite => {
-                    self.on_invite_response(call, id, resp, now)
+                    self.on_invite_response(call, id, *resp, now)
                 }
                 (TsxEvent::Timeout, Some(call)) if is_client_invite => {
                     self.fail_outbound(call, id, 408, "Request Timeout")

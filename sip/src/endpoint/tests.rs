@@ -515,3 +515,16 @@ fn bye_for_unknown_dialog_is_481() {
         .replace("To: <sip:127.0.0.1>", "To: <sip:127.0.0.1>;tag=zz");
     assert_eq!(raw(&mut p, &bye).unwrap().status, 481);
 }
+
+#[test]
+fn transaction_cap_refuses_new_requests_with_503() {
+    let mut p = Pair::new(|c| EndpointConfig {
+        max_transactions: 1,
+        ..c
+    });
+    assert_eq!(raw(&mut p, OPTIONS).unwrap().status, 200);
+    let r = raw(&mut p, &OPTIONS.replace("opt1", "opt2")).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers.get_str(&HeaderName::RetryAfter), Some("5"));
+    assert_eq!(p.b.stats().overload_rejected, 1);
+}

@@ -40,6 +40,9 @@ pub struct EndpointConfig {
     /// Digest realm and secret for [`Endpoint::challenge`](super::Endpoint::challenge), and
     /// the passwords of users allowed to authenticate.
     pub auth: Option<ServerAuth>,
+    /// Above this many live transactions, new out-of-dialog requests get a stateless
+    /// 503 + Retry-After: memory stays bounded under overload (~1 KiB per transaction).
+    pub max_transactions: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +60,7 @@ impl EndpointConfig {
             user_agent: "VoxBridge".to_owned(),
             rate_limit: Some(RateLimit::default()),
             auth: None,
+            max_transactions: 500_000,
         }
     }
 }
@@ -180,6 +184,8 @@ pub struct Stats {
     pub malformed_answered: u64,
     pub scanner_dropped: u64,
     pub rate_limited: u64,
+    /// New requests refused with 503 because `max_transactions` was reached.
+    pub overload_rejected: u64,
     pub transactions: usize,
     pub calls: usize,
 }

@@ -84,7 +84,7 @@ impl Endpoint {
             now,
         );
         let id = self.insert_tsx(
-            Tsx::ClientInvite(tsx),
+            Tsx::ClientInvite(Box::new(tsx)),
             key,
             peer,
             transport,

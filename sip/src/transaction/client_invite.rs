@@ -18,7 +18,9 @@ pub enum State {
 #[derive(Debug)]
 pub struct ClientInvite {
     state: State,
-    request: Request,
+    /// Needed to build the ACK for a failure; dropped once a final response arrived.
+    request: Option<Request>,
+    wire: bytes::Bytes,
     reliability: Reliability,
     config: TimerConfig,
     interval: Duration,
@@ -34,9 +36,11 @@ impl ClientInvite {
         config: TimerConfig,
         now: Instant,
     ) -> Self {
+        let wire = request.to_bytes();
         let mut tsx = ClientInvite {
             state: State::Calling,
-            request,
+            request: Some(request),
+            wire,
             reliability,
             config,
             interval: config.t1,
@@ -44,7 +48,7 @@ impl ClientInvite {
             timers: Timers::default(),
             out: Outbox::default(),
         };
-        tsx.out.send(tsx.request.to_bytes());
+        tsx.out.send(tsx.wire.clone());
         tsx.timers.set(Timer::B, now + config.timeout());
         if reliability == Reliability::Unreliable {
             tsx.timers.set(Timer::A, now + config.t1);
@@ -56,31 +60,30 @@ impl ClientInvite {
         self.state
     }
 
-    pub fn request(&self) -> &Request {
-        &self.request
-    }
-
     pub fn handle_response(&mut self, resp: Response, now: Instant) {
         match (self.state, resp.status) {
             (State::Calling | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
                 self.timers.clear(Timer::A);
                 self.timers.clear(Timer::B);
-                self.out.event(TsxEvent::Response(resp));
+                self.out.event(TsxEvent::Response(Box::new(resp)));
             }
             (State::Calling | State::Proceeding, 200..=299) => {
                 self.state = State::Accepted;
+                self.request = None;
                 self.timers = Timers::default();
                 self.timers.set(Timer::M, now + self.config.timeout());
-                self.out.event(TsxEvent::Response(resp));
+                self.out.event(TsxEvent::Response(Box::new(resp)));
             }
             (State::Calling | State::Proceeding, _) => {
                 self.state = State::Completed;
                 self.timers = Timers::default();
-                let ack = self.request.ack_for_failure(&resp).to_bytes();
-                self.out.send(ack.clone());
-                self.ack = Some(ack);
-                self.out.event(TsxEvent::Response(resp));
+                if let Some(request) = self.request.take() {
+                    let ack = request.ack_for_failure(&resp).to_bytes();
+                    self.out.send(ack.clone());
+                    self.ack = Some(ack);
+                }
+                self.out.event(TsxEvent::Response(Box::new(resp)));
                 match self.reliability {
                     Reliability::Unreliable => {
                         self.timers.set(Timer::D, now + Duration::from_secs(32))
@@ -95,7 +98,7 @@ impl ClientInvite {
                 }
             }
             // RFC 6026: 2xx retransmissions (or 2xx from other forks) go up for the TU to ACK.
-            (State::Accepted, 200..=299) => self.out.event(TsxEvent::Response(resp)),
+            (State::Accepted, 200..=299) => self.out.event(TsxEvent::Response(Box::new(resp))),
             _ => {}
         }
     }
@@ -104,7 +107,7 @@ impl ClientInvite {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::A => {
-                    self.out.send(self.request.to_bytes());
+                    self.out.send(self.wire.clone());
                     self.interval *= 2;
                     self.timers.set(Timer::A, now + self.interval);
                 }

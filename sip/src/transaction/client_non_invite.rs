@@ -59,13 +59,13 @@ impl ClientNonInvite {
         match self.state {
             State::Trying | State::Proceeding if resp.is_provisional() => {
                 self.state = State::Proceeding;
-                self.out.event(TsxEvent::Response(resp));
+                self.out.event(TsxEvent::Response(Box::new(resp)));
             }
             State::Trying | State::Proceeding => {
                 self.state = State::Completed;
                 self.timers.clear(Timer::E);
                 self.timers.clear(Timer::F);
-                self.out.event(TsxEvent::Response(resp));
+                self.out.event(TsxEvent::Response(Box::new(resp)));
                 match self.reliability {
                     Reliability::Unreliable => self.timers.set(Timer::K, now + self.config.t4),
                     Reliability::Reliable => self.state = State::Terminated,

@@ -32,7 +32,7 @@ pub enum Reliability {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TsxEvent {
     /// Client: a response for the transaction user (retransmitted 2xx included, RFC 6026).
-    Response(Response),
+    Response(Box<Response>),
     /// Client: Timer B/F fired (treat as 408). Server INVITE: no ACK for a final response.
     Timeout,
     /// Server INVITE: the ACK for our 2xx arrived.
@@ -61,7 +61,12 @@ impl Outbox {
     }
 
     fn pop(&mut self) -> Option<TsxOutput> {
-        self.queue.pop_front()
+        let out = self.queue.pop_front();
+        if out.is_none() && self.queue.capacity() > 0 {
+            // Transactions linger for 64*T1 after their last output: don't keep the buffer.
+            self.queue = VecDeque::new();
+        }
+        out
     }
 }
 

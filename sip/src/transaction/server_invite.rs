@@ -104,6 +104,15 @@ impl ServerInvite {
             State::Accepted if !self.acked => {
                 self.acked = true;
                 self.timers.clear(Timer::G);
+                // The 2xx is never sent again. The client stopped retransmitting the INVITE
+                // before it ACKed, so only INVITEs still in the network (at most T4 old) are
+                // left to absorb: linger T4 rather than the rest of Timer L (a deviation from
+                // RFC 6026 that bounds memory at high call rates; see docs/sip.md).
+                self.last_response = Bytes::new();
+                match self.reliability {
+                    Reliability::Unreliable => self.timers.set(Timer::L, now + self.config.t4),
+                    Reliability::Reliable => self.state = State::Terminated,
+                }
                 self.out.event(TsxEvent::Acked);
             }
             _ => {}
@@ -238,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn late_ack_stops_2xx_retransmission() {
+    fn late_ack_stops_2xx_retransmission_and_shortens_lingering_to_t4() {
         let t0 = Instant::now();
         let mut tsx = new(Reliability::Unreliable);
         tsx.respond(&response(200), t0);
@@ -249,8 +258,10 @@ mod tests {
         tsx.handle_ack(t0 + ms(950));
         assert_eq!(tsx.poll_output(), Some(TsxOutput::Event(TsxEvent::Acked)));
         assert_eq!(tsx.poll_output(), None);
-        assert_eq!(tsx.poll_timeout(), Some(t0 + ms(32_000)));
-        tsx.handle_timeout(t0 + ms(32_000));
+        tsx.handle_retransmission();
+        assert_eq!(tsx.poll_output(), None, "late INVITE copies are absorbed");
+        assert_eq!(tsx.poll_timeout(), Some(t0 + ms(5900)));
+        tsx.handle_timeout(t0 + ms(5900));
         assert!(tsx.is_terminated());
         assert_eq!(tsx.poll_output(), None);
     }
