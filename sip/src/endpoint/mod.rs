@@ -10,7 +10,7 @@ mod types;
 mod uac;
 mod uas;
 
-pub use protect::{is_scanner, RateLimit, RateLimiter};
+pub use protect::{in_prefix, is_scanner, RateLimit, RateLimiter};
 pub use types::{
     AuthStatus, CallError, CallEvent, CallRef, EndReason, EndpointConfig, Event, IncomingCall,
     PlaceCall, ServerAuth, Stats, Transmit, Transport,

@@ -14,8 +14,8 @@ pub struct RateLimit {
     pub burst: f64,
     /// How long a source that exceeded the limit stays dropped.
     pub ban: Duration,
-    /// Sources never limited (trunks, a local proxy).
-    pub exempt: Vec<IpAddr>,
+    /// Networks never limited, as (address, prefix length): trunks, a proxy in front.
+    pub exempt: Vec<(IpAddr, u8)>,
 }
 
 impl Default for RateLimit {
@@ -63,7 +63,12 @@ impl RateLimiter {
 
     /// Takes one token for `ip`; false means drop (over the limit or banned).
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if self.config.exempt.contains(&ip) {
+        if self
+            .config
+            .exempt
+            .iter()
+            .any(|&(net, len)| in_prefix(ip, net, len))
+        {
             return true;
         }
         if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&ip) {
@@ -113,6 +118,27 @@ impl RateLimiter {
     }
 }
 
+/// Whether `ip` lies in `net/len` (same address family only).
+pub fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    fn masked(bits: u128, width: u32, len: u8) -> u128 {
+        let len = u32::from(len).min(width);
+        if len == 0 {
+            0
+        } else {
+            bits >> (width - len)
+        }
+    }
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            masked(u32::from(a).into(), 32, len) == masked(u32::from(b).into(), 32, len)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            masked(u128::from(a), 128, len) == masked(u128::from(b), 128, len)
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,7 +148,7 @@ mod tests {
             per_second: 10.0,
             burst: 5.0,
             ban: Duration::from_secs(30),
-            exempt: vec!["10.0.0.9".parse().unwrap()],
+            exempt: vec![("10.0.0.0".parse().unwrap(), 24)],
         })
     }
 
@@ -151,6 +177,21 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert!((0..100).all(|i| l.allow(ip, t0 + Duration::from_millis(100 * i))));
         let trunk: IpAddr = "10.0.0.9".parse().unwrap();
+        assert!(!in_prefix(
+            "10.0.1.9".parse().unwrap(),
+            "10.0.0.0".parse().unwrap(),
+            24
+        ));
+        assert!(in_prefix(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::".parse().unwrap(),
+            32
+        ));
+        assert!(in_prefix(
+            "192.0.2.1".parse().unwrap(),
+            "0.0.0.0".parse().unwrap(),
+            0
+        ));
         assert!((0..1000).all(|_| l.allow(trunk, t0)));
     }
 
