@@ -359,9 +359,7 @@ impl Endpoint {
         let key = TsxKey::server(&req.method, &req.headers)?;
         let rel = reliability(transport);
         let tsx = if req.method == crate::message::Method::Invite {
-            let mut t = ServerInvite::new(req, rel, self.config.timers);
-            // The 100 Trying is pointless when the final answer goes out at once.
-            t.poll_output();
+            let mut t = ServerInvite::new(req, rel, self.config.timers, now);
             t.respond(resp, now);
             Tsx::ServerInvite(t)
         } else {

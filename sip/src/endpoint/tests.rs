@@ -215,6 +215,8 @@ fn cancel_before_answer_gets_487_and_cancelled_event() {
     let mut p = Pair::new(|c| c);
     let a_call = p.place(None);
     let inc = p.take_incoming();
+    // CANCEL needs a provisional first: the 100 Trying after 200 ms of silence.
+    p.run_for(Duration::from_millis(250));
     p.a.hangup(a_call, p.now).unwrap();
     p.deliver();
     assert_eq!(

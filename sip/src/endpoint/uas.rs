@@ -136,7 +136,7 @@ impl Endpoint {
         let Some(key) = TsxKey::server(&req.method, &req.headers) else {
             return;
         };
-        let tsx = ServerInvite::new(&req, super::reliability(transport), self.config.timers);
+        let tsx = ServerInvite::new(&req, super::reliability(transport), self.config.timers, now);
         let id = self.insert_tsx(
             Tsx::ServerInvite(tsx),
             key,

@@ -31,21 +31,26 @@ pub struct ServerInvite {
 }
 
 impl ServerInvite {
-    /// Created when the INVITE arrives; sends 100 Trying at once so the client stops
-    /// retransmitting while the TU decides (RFC 3261 §17.2.1 allows this for every INVITE).
-    pub fn new(invite: &Request, reliability: Reliability, config: TimerConfig) -> Self {
-        let trying = Response::for_request(invite, 100, None).to_bytes();
-        let mut out = Outbox::default();
-        out.send(trying.clone());
+    /// Created when the INVITE arrives. 100 Trying goes out only if the TU stays silent for
+    /// 200 ms (RFC 3261 §17.2.1) or the INVITE is retransmitted: an immediate answer saves a
+    /// packet per call.
+    pub fn new(
+        invite: &Request,
+        reliability: Reliability,
+        config: TimerConfig,
+        now: Instant,
+    ) -> Self {
+        let mut timers = Timers::default();
+        timers.set(Timer::Trying, now + Duration::from_millis(200));
         ServerInvite {
             state: State::Proceeding,
-            last_response: trying,
+            last_response: Response::for_request(invite, 100, None).to_bytes(),
             reliability,
             config,
             interval: config.t1,
             acked: false,
-            timers: Timers::default(),
-            out,
+            timers,
+            out: Outbox::default(),
         }
     }
 
@@ -60,6 +65,7 @@ impl ServerInvite {
         let bytes = resp.to_bytes();
         self.out.send(bytes.clone());
         self.last_response = bytes;
+        self.timers.clear(Timer::Trying);
         match resp.status {
             100..=199 => {}
             200..=299 => {
@@ -122,6 +128,7 @@ impl ServerInvite {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
+                Timer::Trying => self.out.send(self.last_response.clone()),
                 Timer::G => {
                     self.out.send(self.last_response.clone());
                     self.interval = (self.interval * 2).min(self.config.t2);
@@ -163,17 +170,43 @@ mod tests {
     use super::*;
     use crate::transaction::test_util::*;
 
-    fn new(r: Reliability) -> ServerInvite {
-        let mut tsx = ServerInvite::new(&invite(), r, TimerConfig::default());
-        assert!(
-            matches!(tsx.poll_output(), Some(TsxOutput::Send(b)) if b.starts_with(b"SIP/2.0 100 Trying"))
+    fn new(r: Reliability, t0: Instant) -> ServerInvite {
+        ServerInvite::new(&invite(), r, TimerConfig::default(), t0)
+    }
+
+    #[test]
+    fn trying_after_200ms_of_silence_or_on_retransmission() {
+        let t0 = Instant::now();
+        let is_100 = |o: Option<TsxOutput>| matches!(o, Some(TsxOutput::Send(b)) if b.starts_with(b"SIP/2.0 100 Trying"));
+        let mut tsx = ServerInvite::new(
+            &invite(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+            t0,
         );
-        tsx
+        assert_eq!(tsx.poll_output(), None);
+        tsx.handle_retransmission();
+        assert!(is_100(tsx.poll_output()));
+        assert_eq!(tsx.poll_timeout(), Some(t0 + ms(200)));
+        tsx.handle_timeout(t0 + ms(200));
+        assert!(is_100(tsx.poll_output()));
+        let mut quick = ServerInvite::new(
+            &invite(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+            t0,
+        );
+        quick.respond(&response(200), t0 + ms(5));
+        assert!(
+            matches!(quick.poll_output(), Some(TsxOutput::Send(b)) if b.starts_with(b"SIP/2.0 200"))
+        );
+        assert_eq!(quick.poll_output(), None, "no 100 once answered");
     }
 
     #[test]
     fn duplicate_invite_gets_last_provisional_again() {
-        let mut tsx = new(Reliability::Unreliable);
+        let t0 = Instant::now();
+        let mut tsx = new(Reliability::Unreliable, t0);
         tsx.respond(&response(180), Instant::now());
         tsx.poll_output();
         tsx.handle_retransmission();
@@ -185,7 +218,7 @@ mod tests {
     #[test]
     fn failure_retransmits_g_capped_at_t2_until_h_without_ack() {
         let t0 = Instant::now();
-        let mut tsx = new(Reliability::Unreliable);
+        let mut tsx = new(Reliability::Unreliable, t0);
         tsx.respond(&response(486), t0);
         let out = drive(
             &mut tsx,
@@ -207,7 +240,7 @@ mod tests {
     #[test]
     fn ack_for_failure_confirms_then_timer_i() {
         let t0 = Instant::now();
-        let mut tsx = new(Reliability::Unreliable);
+        let mut tsx = new(Reliability::Unreliable, t0);
         tsx.respond(&response(486), t0);
         tsx.poll_output();
         tsx.handle_ack(t0 + ms(700));
@@ -226,7 +259,7 @@ mod tests {
     #[test]
     fn lost_ack_for_2xx_retransmits_then_reports_timeout() {
         let t0 = Instant::now();
-        let mut tsx = new(Reliability::Unreliable);
+        let mut tsx = new(Reliability::Unreliable, t0);
         tsx.respond(&response(200), t0);
         tsx.handle_retransmission();
         let out = drive(
@@ -249,7 +282,7 @@ mod tests {
     #[test]
     fn late_ack_stops_2xx_retransmission_and_shortens_lingering_to_t4() {
         let t0 = Instant::now();
-        let mut tsx = new(Reliability::Unreliable);
+        let mut tsx = new(Reliability::Unreliable, t0);
         tsx.respond(&response(200), t0);
         tsx.poll_output();
         tsx.handle_timeout(t0 + ms(500));
@@ -269,7 +302,7 @@ mod tests {
     #[test]
     fn reliable_ack_terminates() {
         let t0 = Instant::now();
-        let mut tsx = new(Reliability::Reliable);
+        let mut tsx = new(Reliability::Reliable, t0);
         tsx.respond(&response(603), t0);
         tsx.handle_ack(t0);
         assert!(tsx.is_terminated());
