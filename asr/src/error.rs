@@ -50,7 +50,9 @@ pub enum AsrError {
     EmptyAudio,
     #[error("answer type `choice` needs at least one choice")]
     NoChoices,
-    #[error("unknown answer type `{0}` (free, yes_no, digits, date, time, amount, spelling, choice)")]
+    #[error(
+        "unknown answer type `{0}` (free, yes_no, digits, date, time, amount, spelling, choice)"
+    )]
     UnknownAnswerType(String),
     #[error("speech engine failed: {0}")]
     Engine(String),

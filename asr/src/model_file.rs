@@ -170,7 +170,9 @@ mod tests {
 
     #[test]
     fn rejects_truncated_data_and_bad_magic() {
-        assert!(check(header(&tensor(3, 11))).unwrap_err().contains("truncated"));
+        assert!(check(header(&tensor(3, 11)))
+            .unwrap_err()
+            .contains("truncated"));
         let mut bad = header(&tensor(3, 12));
         bad[0] = 0;
         assert!(check(bad).unwrap_err().contains("magic"));

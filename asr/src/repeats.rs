@@ -57,7 +57,10 @@ mod tests {
 
     #[test]
     fn keeps_ordinary_doubles() {
-        assert_eq!(collapse_repeats("no no I meant five five"), "no no I meant five five");
+        assert_eq!(
+            collapse_repeats("no no I meant five five"),
+            "no no I meant five five"
+        );
         assert_eq!(collapse_repeats(""), "");
     }
 }

@@ -31,6 +31,10 @@ pub struct DecodeSettings {
     pub max_tokens_per_second: Option<u32>,
     /// Collapse a phrase repeated three or more times in a row to one occurrence.
     pub collapse_repeats: bool,
+    /// whisper.cpp's retry at rising temperature when a decode looks degenerate. It samples
+    /// randomly, so results would depend on each state's history; ours turns it off and relies
+    /// on the token/repeat guard instead.
+    pub temperature_fallback: bool,
 }
 
 impl DecodeSettings {
@@ -40,6 +44,7 @@ impl DecodeSettings {
             audio_context: AudioContext::Fit { floor: 512 },
             max_tokens_per_second: Some(8),
             collapse_repeats: true,
+            temperature_fallback: false,
         }
     }
 
@@ -49,6 +54,7 @@ impl DecodeSettings {
             audio_context: AudioContext::Full,
             max_tokens_per_second: None,
             collapse_repeats: false,
+            temperature_fallback: true,
         }
     }
 }

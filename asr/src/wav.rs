@@ -155,7 +155,10 @@ mod tests {
 
     #[test]
     fn reads_pcm16_at_16k() {
-        let data: Vec<u8> = [1i16, -2, 300].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let data: Vec<u8> = [1i16, -2, 300]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
         let pcm = parse_wav(&build_wav(1, 1, 16000, 16, &data)).unwrap();
         assert_eq!(pcm.rate, SampleRate::Hz16000);
         assert_eq!(pcm.samples, vec![1, -2, 300]);
@@ -164,7 +167,10 @@ mod tests {
     #[test]
     fn reads_ulaw_and_alaw_at_8k() {
         let pcm = parse_wav(&build_wav(7, 1, 8000, 8, &[0xff, 0x80])).unwrap();
-        assert_eq!((pcm.rate, pcm.samples), (SampleRate::Hz8000, vec![0, 32124]));
+        assert_eq!(
+            (pcm.rate, pcm.samples),
+            (SampleRate::Hz8000, vec![0, 32124])
+        );
         let pcm = parse_wav(&build_wav(6, 1, 8000, 8, &[0xd5])).unwrap();
         assert_eq!(pcm.samples, vec![8]);
     }

@@ -201,8 +201,9 @@ impl Session for WhisperSession {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
-        // Temperature fallback samples randomly; results must not depend on a state's history.
-        params.set_temperature_inc(0.0);
+        if !settings.temperature_fallback {
+            params.set_temperature_inc(0.0);
+        }
         params.set_audio_ctx(audio_ctx(settings.audio_context, audio.len()));
         if let Some(per_second) = settings.max_tokens_per_second {
             let seconds = (audio.len() as u32).div_ceil(MODEL_RATE);

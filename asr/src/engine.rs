@@ -1,0 +1,283 @@
+//! The library entry points: a speech engine built from configuration (model loaded once, a
+//! bounded worker pool), utterance and file transcription with typed answers, and
+//! [`transcribe_wav`] for `voxbridge transcribe`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::answers::{candidates, interpret, AnswerType, AnswerValue};
+use crate::error::AsrError;
+use crate::frontend::{to_model_input, Upsampler};
+use crate::pool::{PoolConfig, RecognizerPool};
+use crate::transcriber::{DecodeSettings, Recognition, Request, Segment, MODEL_RATE};
+use crate::vad;
+use crate::wav::{parse_wav, Pcm};
+
+/// `[asr]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsrConfig {
+    /// A whisper.cpp ggml model file.
+    pub model: PathBuf,
+    /// Decoder threads per job.
+    pub threads: usize,
+    /// Jobs that may run at once; more are refused ([`AsrError::Busy`]).
+    pub max_concurrent: usize,
+    /// Language for multilingual models ("en").
+    pub language: String,
+    /// A job running longer than this is aborted.
+    pub timeout: Duration,
+}
+
+impl AsrConfig {
+    /// Defaults for `model`: 2 threads, one job at a time, English, 10 s timeout.
+    pub fn new(model: impl Into<PathBuf>) -> Self {
+        AsrConfig {
+            model: model.into(),
+            threads: 2,
+            max_concurrent: 1,
+            language: "en".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What is being asked, so the recognizer can be primed and the answer typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    /// The question the caller just heard, or any text the speech likely follows.
+    pub prompt: Option<String>,
+    pub answer_type: AnswerType,
+}
+
+impl Question {
+    pub fn free() -> Self {
+        Question {
+            prompt: None,
+            answer_type: AnswerType::Free,
+        }
+    }
+}
+
+/// A transcription: `{"text", "value", "confidence", "segments"}` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TranscriptionOutput {
+    pub text: String,
+    /// The typed answer (null for free text or when nothing usable was said).
+    pub value: Option<AnswerValue>,
+    /// 0–1; typed values below ~0.6 deserve a read-back.
+    pub confidence: f32,
+    pub segments: Vec<Segment>,
+}
+
+/// A loaded model behind a bounded pool.
+pub struct SpeechEngine {
+    pool: RecognizerPool,
+    config: AsrConfig,
+}
+
+fn ms(samples: usize) -> u64 {
+    samples as u64 * 1000 / u64::from(MODEL_RATE)
+}
+
+impl SpeechEngine {
+    /// Loads the model (a missing or corrupt file is an error here) and starts the workers.
+    #[cfg(feature = "whisper")]
+    pub fn load(config: AsrConfig) -> Result<Self, AsrError> {
+        let model = crate::whisper::WhisperModel::load(&config.model)?;
+        Self::with_model(&model, config)
+    }
+
+    /// Without a speech backend compiled in, loading always fails.
+    #[cfg(not(feature = "whisper"))]
+    pub fn load(_config: AsrConfig) -> Result<Self, AsrError> {
+        Err(AsrError::NoEngine)
+    }
+
+    /// Starts the workers on an already loaded model.
+    pub fn with_model(
+        model: &dyn crate::transcriber::Transcriber,
+        config: AsrConfig,
+    ) -> Result<Self, AsrError> {
+        let pool = RecognizerPool::new(
+            model,
+            PoolConfig {
+                max_concurrent: config.max_concurrent,
+                timeout: config.timeout,
+            },
+        )?;
+        Ok(SpeechEngine { pool, config })
+    }
+
+    pub fn pool(&self) -> &RecognizerPool {
+        &self.pool
+    }
+
+    /// The request our telephone profile sends for a question.
+    pub fn request(&self, question: &Question) -> Request {
+        let mut request = Request::new(self.config.threads, &self.config.language);
+        request.prompt = question.prompt.clone();
+        request.candidates = candidates(&question.answer_type).0;
+        request
+    }
+
+    /// Non-blocking: recognizes one utterance (16 kHz samples, ≤ 30 s, as cut by the VAD) and
+    /// calls `done` on a worker thread. [`AsrError::Busy`] at once when the pool is full.
+    pub fn try_transcribe_utterance(
+        &self,
+        audio: Vec<f32>,
+        question: &Question,
+        done: impl FnOnce(Result<TranscriptionOutput, AsrError>) + Send + 'static,
+    ) -> Result<(), AsrError> {
+        let answer_type = question.answer_type.clone();
+        let duration = ms(audio.len());
+        self.pool.try_submit(
+            audio,
+            self.request(question),
+            Box::new(move |result| {
+                done(result.map(|r| output(&answer_type, r, 0, duration)));
+            }),
+        )
+    }
+
+    /// Blocking: recognizes decoded audio of any length (split by the VAD into ≤ 30 s windows).
+    pub fn transcribe_pcm(
+        &self,
+        pcm: &Pcm,
+        question: &Question,
+    ) -> Result<TranscriptionOutput, AsrError> {
+        self.transcribe_samples(
+            &to_model_input(pcm, Upsampler::ZeroStuff),
+            question,
+            &self.request(question),
+        )
+    }
+
+    /// Blocking, with explicit settings (benchmarks compare profiles through this).
+    pub fn transcribe_samples(
+        &self,
+        samples: &[f32],
+        question: &Question,
+        request: &Request,
+    ) -> Result<TranscriptionOutput, AsrError> {
+        let windows = vad::windows(samples);
+        if windows.is_empty() {
+            return Ok(TranscriptionOutput {
+                text: String::new(),
+                value: None,
+                confidence: 0.0,
+                segments: Vec::new(),
+            });
+        }
+        let mut texts = Vec::new();
+        let mut segments = Vec::new();
+        let mut merged: Option<Recognition> = None;
+        for window in windows {
+            let (offset, duration) = (ms(window.start), ms(window.len()));
+            let recognition = self
+                .pool
+                .recognize(samples[window].to_vec(), request.clone())?;
+            let out = output(&question.answer_type, recognition.clone(), offset, duration);
+            texts.push(out.text);
+            segments.extend(out.segments);
+            // Typed answers are short: the first window with speech carries the answer.
+            merged.get_or_insert(recognition);
+        }
+        let text = texts.join(" ").trim().to_string();
+        let typed = merged.map(|r| {
+            interpret(
+                &question.answer_type,
+                &Recognition {
+                    text: text.clone(),
+                    ..r
+                },
+            )
+        });
+        Ok(TranscriptionOutput {
+            text,
+            value: typed.as_ref().and_then(|a| a.value.clone()),
+            confidence: typed.map_or(0.0, |a| a.confidence),
+            segments,
+        })
+    }
+}
+
+/// Shapes a recognition of one window into output, shifting segment times by the window's
+/// offset and clamping them to the window (no-timestamp decoding reports the 30 s frame).
+fn output(
+    answer_type: &AnswerType,
+    r: Recognition,
+    offset_ms: u64,
+    duration_ms: u64,
+) -> TranscriptionOutput {
+    let answer = interpret(answer_type, &r);
+    let segments = r
+        .segments
+        .iter()
+        .map(|s| Segment {
+            start_ms: offset_ms + s.start_ms.min(duration_ms),
+            end_ms: offset_ms + s.end_ms.min(duration_ms),
+            text: s.text.clone(),
+        })
+        .collect();
+    TranscriptionOutput {
+        text: r.text,
+        value: answer.value,
+        confidence: answer.confidence,
+        segments,
+    }
+}
+
+/// Options of `voxbridge transcribe`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscribeOptions {
+    pub model: PathBuf,
+    pub prompt: Option<String>,
+    /// `free` (default), `yes_no`, `digits`, `date`, `time`, `amount`, `spelling`, `choice`.
+    pub answer_type: Option<String>,
+    pub choices: Vec<String>,
+    pub threads: usize,
+    pub language: String,
+}
+
+/// Transcribes a WAV file (PCM16, μ-law or A-law; mono; 8 or 16 kHz).
+pub fn transcribe_wav(
+    path: &Path,
+    options: &TranscribeOptions,
+) -> Result<TranscriptionOutput, AsrError> {
+    let answer_type = AnswerType::parse(
+        options.answer_type.as_deref().unwrap_or("free"),
+        &options.choices,
+    )?;
+    let bytes = std::fs::read(path).map_err(|source| AsrError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let pcm = parse_wav(&bytes).map_err(|source| AsrError::Wav {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let engine = SpeechEngine::load(AsrConfig {
+        threads: options.threads.max(1),
+        language: options.language.clone(),
+        // A file may hold several 30 s windows; give each its own full budget.
+        timeout: Duration::from_secs(120),
+        ..AsrConfig::new(&options.model)
+    })?;
+    engine.transcribe_pcm(
+        &pcm,
+        &Question {
+            prompt: options.prompt.clone(),
+            answer_type,
+        },
+    )
+}
+
+/// Stock whisper.cpp settings for side-by-side measurements.
+pub fn stock_request(threads: usize, language: &str) -> Request {
+    Request {
+        settings: DecodeSettings::stock(),
+        ..Request::new(threads, language)
+    }
+}
