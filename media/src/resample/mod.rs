@@ -1,14 +1,17 @@
 //! Sample-rate conversion behind one trait, fixed 20 ms chunks in and out, with the
 //! algorithmic delay exposed so the pipeline can account for it.
 //!
-//! The implementation wraps rubato's synchronous FFT resampler (rates here are fixed and
-//! integer related). Its delay is half an FFT block; splitting each 20 ms chunk into
-//! sub-chunks shortens the block and so the delay (see docs/media.md for the measured
-//! trade-off).
+//! 2:1 and 1:2 (8 ↔ 16 kHz, the G.711 hot path) use our half-band FIR; every other ratio
+//! (48 ↔ 16 kHz when Opus is decoded at 48 kHz) wraps rubato's synchronous FFT resampler,
+//! whose delay is half an FFT block; splitting each 20 ms chunk into sub-chunks shortens the
+//! block and so the delay. docs/decisions.md has the measurements behind the split.
 
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler as _, WindowFunction};
 use thiserror::Error;
+
+mod fir;
+pub use fir::{HalfBandDown, HalfBandUp};
 
 #[derive(Debug, Error)]
 pub enum ResampleError {
@@ -39,6 +42,12 @@ pub fn resampler(from: u32, to: u32, chunk_ms: u32) -> Result<Box<dyn Resampler>
     let input = (from * chunk_ms / 1000) as usize;
     if from == to {
         return Ok(Box::new(Passthrough(input)));
+    }
+    if to == 2 * from {
+        return Ok(Box::new(HalfBandUp::new(input)));
+    }
+    if from == 2 * to {
+        return Ok(Box::new(HalfBandDown::new(input)));
     }
     Ok(Box::new(RubatoFft::new(from, to, input)?))
 }
@@ -186,11 +195,36 @@ mod tests {
 
     #[test]
     fn telephone_rates_convert_with_known_delay() {
-        let d = check(8000, 16_000, 1000.0);
-        assert!(d <= 48, "8k->16k delay {d} samples");
-        check(16_000, 8000, 1000.0);
+        for freq in [300.0, 1000.0, 3000.0] {
+            assert!(check(8000, 16_000, freq) <= 64, "8k->16k delay");
+            assert!(check(16_000, 8000, freq) <= 32, "16k->8k delay");
+        }
         check(48_000, 16_000, 3000.0);
         check(16_000, 48_000, 440.0);
+    }
+
+    /// Content above the new Nyquist must not alias into the telephone band.
+    #[test]
+    fn downsampling_suppresses_aliases() {
+        let mut r = resampler(16_000, 8000, 20).unwrap();
+        let input: Vec<i16> = sine(16_000, 6000.0, 16_000, 0)
+            .iter()
+            .map(|&x| x as i16)
+            .collect();
+        let mut out = vec![];
+        let mut buf = [0i16; 160];
+        for chunk in input.chunks(320) {
+            r.process(chunk, &mut buf).unwrap();
+            out.extend_from_slice(&buf);
+        }
+        let rms = (out[800..]
+            .iter()
+            .map(|&s| f64::from(s).powi(2))
+            .sum::<f64>()
+            / (out.len() - 800) as f64)
+            .sqrt();
+        // 6 kHz would fold to 2 kHz at 8 kHz: it must come out at least 40 dB down.
+        assert!(rms < 10_000.0 / 2f64.sqrt() / 100.0, "alias rms {rms}");
     }
 
     #[test]

@@ -1,0 +1,1 @@
+pub mod cpu_time;
