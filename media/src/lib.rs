@@ -13,5 +13,6 @@ pub mod ports;
 pub mod quality;
 pub mod resample;
 pub mod rtp;
+pub mod runtime;
 pub mod vad;
 pub mod wav;

@@ -102,8 +102,12 @@ pub enum MediaEvent {
 #[derive(Debug, PartialEq)]
 pub enum MediaOutput<'a> {
     Transmit(Transmit<'a>),
-    /// 20 ms of caller audio at 16 kHz, one per jitter-buffer playout period.
-    CallerAudio(&'a [i16]),
+    /// 20 ms of caller audio at 16 kHz, one per jitter-buffer playout period. `due` is the
+    /// frame's playout deadline: anything later than that is latency the driver added.
+    CallerAudio {
+        pcm: &'a [i16],
+        due: Instant,
+    },
     /// 20 ms of what was just sent towards the caller, at 16 kHz (for recording).
     AgentAudio(&'a [i16]),
     Event(MediaEvent),
@@ -295,8 +299,11 @@ impl CallMedia {
         if std::mem::take(&mut self.agent_pending) {
             return MediaOutput::AgentAudio(&self.agent_frame);
         }
-        if self.play_caller_frame() {
-            return MediaOutput::CallerAudio(&self.caller_frame);
+        if let Some(due) = self.play_caller_frame() {
+            return MediaOutput::CallerAudio {
+                pcm: &self.caller_frame,
+                due,
+            };
         }
         if let Some(tick) = self.pacer.poll(self.now) {
             self.send_tick(tick.index);
@@ -313,12 +320,12 @@ impl CallMedia {
         t
     }
 
-    /// Decodes the frame due now into `caller_frame`; false when none is due.
-    fn play_caller_frame(&mut self) -> bool {
+    /// Decodes the frame due now into `caller_frame`; returns its deadline, `None` when no
+    /// frame is due.
+    fn play_caller_frame(&mut self) -> Option<Instant> {
         let frame = self.codec_frame;
-        let Some(playout) = self.jitter.pop(self.now) else {
-            return false;
-        };
+        let due = self.jitter.poll_timeout()?;
+        let playout = self.jitter.pop(self.now)?;
         let out = &mut self.decoded[..];
         let decoded = match playout {
             Playout::Frame { payload, .. } => self.codec.decode(payload, out),
@@ -341,7 +348,7 @@ impl CallMedia {
         if let Some(e) = self.vad.process(&self.caller_frame) {
             self.events.push_back(MediaEvent::Vad(e));
         }
-        true
+        Some(due)
     }
 
     fn send_tick(&mut self, index: u64) {

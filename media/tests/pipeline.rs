@@ -49,7 +49,10 @@ fn drain(end: &mut End, net: &mut Wire, now: Instant) {
                 }
                 net.send(now, (end.addr, t.destination, t.component, t.data.to_vec()));
             }
-            MediaOutput::CallerAudio(pcm) => end.seen.caller_audio.extend_from_slice(pcm),
+            MediaOutput::CallerAudio { pcm, due } => {
+                assert!(due <= now, "frames are never handed out early");
+                end.seen.caller_audio.extend_from_slice(pcm)
+            }
             MediaOutput::AgentAudio(_) => {}
             MediaOutput::Event(e) => end.seen.events.push(e),
         }
