@@ -99,6 +99,8 @@ pub struct AudioFrame {
     pub due: Instant,
 }
 
+// Frames travel inline on purpose: boxing them would allocate 50 times a second per call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CallEvent {
     Audio(AudioFrame),
