@@ -340,7 +340,7 @@ impl Endpoint {
                     self.fail_outbound(call, id, 408, "Request Timeout")
                 }
                 (TsxEvent::Acked, Some(call)) => self.on_acked(call),
-                (TsxEvent::Timeout, Some(call)) => self.on_ack_timeout(call, id, now),
+                (TsxEvent::Timeout, Some(call)) => self.on_server_invite_timeout(call, id, now),
                 _ => {}
             }
         }
@@ -359,7 +359,13 @@ impl Endpoint {
         let key = TsxKey::server(&req.method, &req.headers)?;
         let rel = reliability(transport);
         let tsx = if req.method == crate::message::Method::Invite {
-            let mut t = ServerInvite::new(req, rel, self.config.timers, now);
+            let mut t = ServerInvite::new(
+                req,
+                rel,
+                self.config.timers,
+                self.config.answer_timeout,
+                now,
+            );
             t.respond(resp, now);
             Tsx::ServerInvite(t)
         } else {

@@ -530,3 +530,26 @@ fn transaction_cap_refuses_new_requests_with_503() {
     assert_eq!(r.headers.get_str(&HeaderName::RetryAfter), Some("5"));
     assert_eq!(p.b.stats().overload_rejected, 1);
 }
+
+#[test]
+fn unanswered_inbound_call_gets_480_after_answer_timeout() {
+    let mut p = Pair::new(|c| EndpointConfig {
+        answer_timeout: Duration::from_secs(5),
+        ..c
+    });
+    let a_call = p.place(None);
+    let inc = p.take_incoming();
+    p.run_for(Duration::from_secs(6));
+    assert_eq!(
+        call_events(&p.b_events, inc.call),
+        vec![CallEvent::Ended {
+            reason: EndReason::Unanswered
+        }]
+    );
+    assert!(matches!(
+        call_events(&p.a_events, a_call)[..],
+        [CallEvent::Failed { status: 480, .. }]
+    ));
+    p.run_for(Duration::from_secs(40));
+    assert!(p.idle());
+}

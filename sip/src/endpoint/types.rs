@@ -43,6 +43,9 @@ pub struct EndpointConfig {
     /// Above this many live transactions, new out-of-dialog requests get a stateless
     /// 503 + Retry-After: memory stays bounded under overload (~1 KiB per transaction).
     pub max_transactions: usize,
+    /// An inbound call the application neither answers nor rejects within this time gets 480
+    /// and [`EndReason::Unanswered`]: a forgotten call cannot pin memory.
+    pub answer_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +64,7 @@ impl EndpointConfig {
             rate_limit: Some(RateLimit::default()),
             auth: None,
             max_transactions: 500_000,
+            answer_timeout: std::time::Duration::from_secs(180),
         }
     }
 }
@@ -116,6 +120,8 @@ pub enum EndReason {
     LocalBye,
     /// Our 2xx was never ACKed (RFC 3261 §13.3.1.4); a BYE was sent.
     AckTimeout,
+    /// Inbound call left unanswered for `answer_timeout`; 480 was sent.
+    Unanswered,
 }
 
 #[derive(Debug, Clone, PartialEq)]

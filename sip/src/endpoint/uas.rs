@@ -136,7 +136,13 @@ impl Endpoint {
         let Some(key) = TsxKey::server(&req.method, &req.headers) else {
             return;
         };
-        let tsx = ServerInvite::new(&req, super::reliability(transport), self.config.timers, now);
+        let tsx = ServerInvite::new(
+            &req,
+            super::reliability(transport),
+            self.config.timers,
+            self.config.answer_timeout,
+            now,
+        );
         let id = self.insert_tsx(
             Tsx::ServerInvite(tsx),
             key,
@@ -149,6 +155,7 @@ impl Endpoint {
         call.invite_tsx = Some(id);
         call.ringing = Some(Box::new(Ringing { invite: req, offer }));
         self.calls.insert(handle, call);
+
         self.events
             .push_back(Event::Incoming(Box::new(IncomingCall {
                 call: handle,
@@ -326,19 +333,34 @@ impl Endpoint {
     }
 
     /// No ACK for our 2xx within 64*T1: the dialog is ended with BYE (RFC 3261 §13.3.1.4).
-    pub(super) fn on_ack_timeout(&mut self, call: CallRef, tsx: u64, now: Instant) {
-        let answered = self
+    /// A server INVITE transaction timed out: no ACK for our 2xx within 64*T1 (the dialog is
+    /// ended with BYE, RFC 3261 §13.3.1.4), or the application never answered (480).
+    pub(super) fn on_server_invite_timeout(&mut self, call: CallRef, tsx: u64, now: Instant) {
+        let phase = self
             .calls
             .get(&call)
-            .is_some_and(|c| c.phase == Phase::Answered && c.invite_tsx == Some(tsx));
-        if answered {
-            self.send_bye(call, now);
-            self.emit(
-                call,
-                CallEvent::Ended {
-                    reason: EndReason::AckTimeout,
-                },
-            );
+            .filter(|c| c.invite_tsx == Some(tsx))
+            .map(|c| c.phase);
+        match phase {
+            Some(Phase::Answered) => {
+                self.send_bye(call, now);
+                self.emit(
+                    call,
+                    CallEvent::Ended {
+                        reason: EndReason::AckTimeout,
+                    },
+                );
+            }
+            Some(Phase::Ringing) => {
+                self.finish_ringing(call, 480, None, &[], now);
+                self.emit(
+                    call,
+                    CallEvent::Ended {
+                        reason: EndReason::Unanswered,
+                    },
+                );
+            }
+            _ => {}
         }
     }
 

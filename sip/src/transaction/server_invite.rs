@@ -34,14 +34,18 @@ impl ServerInvite {
     /// Created when the INVITE arrives. 100 Trying goes out only if the TU stays silent for
     /// 200 ms (RFC 3261 §17.2.1) or the INVITE is retransmitted: an immediate answer saves a
     /// packet per call.
+    /// `answer_within` bounds how long the TU may take to send a final response; when it
+    /// passes, a `Timeout` event is emitted in Proceeding.
     pub fn new(
         invite: &Request,
         reliability: Reliability,
         config: TimerConfig,
+        answer_within: Duration,
         now: Instant,
     ) -> Self {
         let mut timers = Timers::default();
         timers.set(Timer::Trying, now + Duration::from_millis(200));
+        timers.set(Timer::Answer, now + answer_within);
         ServerInvite {
             state: State::Proceeding,
             last_response: Response::for_request(invite, 100, None).to_bytes(),
@@ -66,6 +70,7 @@ impl ServerInvite {
         self.out.send(bytes.clone());
         self.last_response = bytes;
         self.timers.clear(Timer::Trying);
+        self.timers.clear(Timer::Answer);
         match resp.status {
             100..=199 => {}
             200..=299 => {
@@ -129,6 +134,7 @@ impl ServerInvite {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::Trying => self.out.send(self.last_response.clone()),
+                Timer::Answer => self.out.event(TsxEvent::Timeout),
                 Timer::G => {
                     self.out.send(self.last_response.clone());
                     self.interval = (self.interval * 2).min(self.config.t2);
@@ -170,8 +176,30 @@ mod tests {
     use super::*;
     use crate::transaction::test_util::*;
 
+    const ANSWER: Duration = Duration::from_secs(180);
+
     fn new(r: Reliability, t0: Instant) -> ServerInvite {
-        ServerInvite::new(&invite(), r, TimerConfig::default(), t0)
+        ServerInvite::new(&invite(), r, TimerConfig::default(), ANSWER, t0)
+    }
+
+    #[test]
+    fn silent_tu_gets_a_timeout_event() {
+        let t0 = Instant::now();
+        let mut tsx = ServerInvite::new(
+            &invite(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+            ms(1000),
+            t0,
+        );
+        tsx.handle_timeout(t0 + ms(1000));
+        let outs: Vec<_> = std::iter::from_fn(|| tsx.poll_output()).collect();
+        assert_eq!(outs.last(), Some(&TsxOutput::Event(TsxEvent::Timeout)));
+        assert_eq!(
+            tsx.state(),
+            State::Proceeding,
+            "the TU decides what to send"
+        );
     }
 
     #[test]
@@ -182,6 +210,7 @@ mod tests {
             &invite(),
             Reliability::Unreliable,
             TimerConfig::default(),
+            ANSWER,
             t0,
         );
         assert_eq!(tsx.poll_output(), None);
@@ -194,6 +223,7 @@ mod tests {
             &invite(),
             Reliability::Unreliable,
             TimerConfig::default(),
+            ANSWER,
             t0,
         );
         quick.respond(&response(200), t0 + ms(5));

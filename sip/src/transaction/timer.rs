@@ -59,9 +59,12 @@ pub enum Timer {
     M,
     /// RFC 3261 §17.2.1: send 100 Trying if the TU has not answered within 200 ms.
     Trying,
+    /// Not in the RFC: the TU's deadline for a final response (a forgotten call must not
+    /// keep its transaction and dialog forever).
+    Answer,
 }
 
-const COUNT: usize = 13;
+const COUNT: usize = 14;
 
 const ALL: [Timer; COUNT] = [
     Timer::A,
@@ -77,11 +80,12 @@ const ALL: [Timer; COUNT] = [
     Timer::L,
     Timer::M,
     Timer::Trying,
+    Timer::Answer,
 ];
 
 /// Deadlines as microsecond offsets (+1, 0 = unset; rounded up so a timer never fires early;
 /// up to 71 minutes) from a base instant: 72 bytes instead of
-/// 208 for thirteen `Option<Instant>`, which matters with hundreds of thousands of transactions
+/// 224 for fourteen `Option<Instant>`, which matters with hundreds of thousands of transactions
 /// lingering in Completed/Accepted at high call rates.
 #[derive(Debug, Clone, Default)]
 pub struct Timers {
