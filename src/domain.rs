@@ -8,11 +8,11 @@ use uuid::Uuid;
 /// Declares a string enum with its wire names and `as_str`/`parse` in one place, so the
 /// database, the API and the config all spell each value the same way.
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -87,15 +87,19 @@ impl EndReason {
     }
 }
 
-wire_enum!(AgentKind { Builtin = "builtin", Websocket = "websocket" });
-
-impl Default for AgentKind {
-    fn default() -> Self {
-        AgentKind::Builtin
+wire_enum!(
+    #[derive(Default)]
+    AgentKind {
+        #[default]
+        Builtin = "builtin",
+        Websocket = "websocket",
     }
-}
+);
 
-wire_enum!(QuestionType {
+wire_enum!(
+    #[derive(Default)]
+    QuestionType {
+    #[default]
     Free = "free",
     YesNo = "yes_no",
     Digits = "digits",
@@ -105,12 +109,6 @@ wire_enum!(QuestionType {
     Spelling = "spelling",
     Choice = "choice",
 });
-
-impl Default for QuestionType {
-    fn default() -> Self {
-        QuestionType::Free
-    }
-}
 
 wire_enum!(EventType {
     Queued = "call.queued",

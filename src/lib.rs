@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod dispatcher;
 pub mod domain;
+pub mod inbound;
 pub mod metrics;
 pub mod phone;
 pub mod provision;

@@ -18,7 +18,9 @@ use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
 #[derive(Clone, Copy, Debug)]
 enum Step {
     /// Answers, talks for `secs` (of call time, not test time), caller hangs up.
-    Answer { secs: i64 },
+    Answer {
+        secs: i64,
+    },
     Fail(EndReason, u16),
     /// Rings until dropped.
     RingForever,
@@ -44,7 +46,10 @@ impl Drop for ActiveGuard<'_> {
 
 impl ScriptedDialer {
     fn script(&self, to: &str, steps: &[Step]) {
-        self.scripts.lock().unwrap().insert(to.to_owned(), steps.to_vec());
+        self.scripts
+            .lock()
+            .unwrap()
+            .insert(to.to_owned(), steps.to_vec());
     }
 }
 
@@ -54,11 +59,17 @@ impl Dialer for ScriptedDialer {
         let active = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_active.fetch_max(active, Ordering::SeqCst);
         let _guard = ActiveGuard(self);
-        self.dials.lock().unwrap().push((call.to.clone(), call.attempts));
+        self.dials
+            .lock()
+            .unwrap()
+            .push((call.to.clone(), call.attempts));
         let step = {
             let scripts = self.scripts.lock().unwrap();
             let steps = scripts.get(&call.to).cloned().unwrap_or_default();
-            steps.get((call.attempts - 1) as usize).copied().unwrap_or(Step::Answer { secs: 30 })
+            steps
+                .get((call.attempts - 1) as usize)
+                .copied()
+                .unwrap_or(Step::Answer { secs: 30 })
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
         match step {
@@ -68,18 +79,33 @@ impl Dialer for ScriptedDialer {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let mut analysis = Analysis::default();
                 analysis.answers.insert("tour".into(), Value::Bool(true));
-                analysis.answer_text.insert("tour".into(), "yes please".into());
+                analysis
+                    .answer_text
+                    .insert("tour".into(), "yes please".into());
                 AttemptOutcome::Completed {
                     ended_at: answered + time::Duration::seconds(secs),
                     end_reason: EndReason::CallerHangup,
                     transcript: vec![
-                        TranscriptEntry { role: Speaker::Agent, text: "Would you like a tour?".into(), start_ms: 0, end_ms: 1500 },
-                        TranscriptEntry { role: Speaker::Caller, text: "yes please".into(), start_ms: 1800, end_ms: 2600 },
+                        TranscriptEntry {
+                            role: Speaker::Agent,
+                            text: "Would you like a tour?".into(),
+                            start_ms: 0,
+                            end_ms: 1500,
+                        },
+                        TranscriptEntry {
+                            role: Speaker::Caller,
+                            text: "yes please".into(),
+                            start_ms: 1800,
+                            end_ms: 2600,
+                        },
                     ],
                     analysis: Some(analysis),
                 }
             }
-            Step::Fail(reason, code) => AttemptOutcome::Failed { end_reason: reason, sip_status: Some(code) },
+            Step::Fail(reason, code) => AttemptOutcome::Failed {
+                end_reason: reason,
+                sip_status: Some(code),
+            },
             Step::RingForever => std::future::pending().await,
         }
     }
@@ -149,8 +175,21 @@ async fn answered_call_completes_and_charges_minutes(db: Db) {
     assert_eq!(done["analysis"]["answers"]["tour"], true);
     let (_, org) = app.get("/v1/org", ACME_KEY).await;
     assert_eq!(org["minutes_used"], 2, "61 s bill as two started minutes");
-    let events = app.store().call_events(uuid::Uuid::parse_str(id).unwrap()).await.unwrap();
-    assert_eq!(event_types(&events), ["call.queued", "call.calling", "call.answered", "call.ended", "call.analyzed"]);
+    let events = app
+        .store()
+        .call_events(uuid::Uuid::parse_str(id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        event_types(&events),
+        [
+            "call.queued",
+            "call.calling",
+            "call.answered",
+            "call.ended",
+            "call.analyzed"
+        ]
+    );
     app.stop().await;
 }
 
@@ -160,7 +199,9 @@ async fn busy_is_retried_up_to_max_attempts_then_failed(db: Db) {
     dialer.script("+12025550144", &[busy, busy, busy, busy]);
     dialer.script("+12025550145", &[busy, Step::Answer { secs: 5 }]);
     let app = start(db, dialer.clone(), 10).await;
-    let failing = app.queue_call(r#"{"to": "+12025550144", "max_attempts": 3}"#).await;
+    let failing = app
+        .queue_call(r#"{"to": "+12025550144", "max_attempts": 3}"#)
+        .await;
     let recovering = app.queue_call(r#"{"to": "+12025550145"}"#).await;
     let failed = wait_status(&app, failing["id"].as_str().unwrap(), "failed").await;
     assert_eq!(failed["attempts"], 3);
@@ -170,11 +211,27 @@ async fn busy_is_retried_up_to_max_attempts_then_failed(db: Db) {
     assert_eq!(completed["attempts"], 2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let dials = dialer.dials.lock().unwrap().clone();
-    assert_eq!(dials.iter().filter(|(to, _)| to == "+12025550144").count(), 3, "never more than max_attempts");
-    let events = app.store().call_events(uuid::Uuid::parse_str(failing["id"].as_str().unwrap()).unwrap()).await.unwrap();
+    assert_eq!(
+        dials.iter().filter(|(to, _)| to == "+12025550144").count(),
+        3,
+        "never more than max_attempts"
+    );
+    let events = app
+        .store()
+        .call_events(uuid::Uuid::parse_str(failing["id"].as_str().unwrap()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         event_types(&events),
-        ["call.queued", "call.calling", "call.queued", "call.calling", "call.queued", "call.calling", "call.ended"]
+        [
+            "call.queued",
+            "call.calling",
+            "call.queued",
+            "call.calling",
+            "call.queued",
+            "call.calling",
+            "call.ended"
+        ]
     );
     app.stop().await;
 }
@@ -183,9 +240,14 @@ async fn invalid_number_is_not_retried(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     dialer.script("+12025550146", &[Step::Fail(EndReason::InvalidNumber, 404)]);
     let app = start(db, dialer.clone(), 10).await;
-    let call = app.queue_call(r#"{"to": "+12025550146", "max_attempts": 5}"#).await;
+    let call = app
+        .queue_call(r#"{"to": "+12025550146", "max_attempts": 5}"#)
+        .await;
     let failed = wait_status(&app, call["id"].as_str().unwrap(), "failed").await;
-    assert_eq!((failed["attempts"].as_i64(), failed["end_reason"].as_str()), (Some(1), Some("invalid_number")));
+    assert_eq!(
+        (failed["attempts"].as_i64(), failed["end_reason"].as_str()),
+        (Some(1), Some("invalid_number"))
+    );
     app.stop().await;
 }
 
@@ -193,12 +255,23 @@ async fn schedule_at_is_honoured(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     let app = start(db, dialer.clone(), 10).await;
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
-    let at = at.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
-    let call = app.queue_call(&format!(r#"{{"to": "+12025550147", "schedule_at": "{at}"}}"#)).await;
+    let at = at
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let call = app
+        .queue_call(&format!(
+            r#"{{"to": "+12025550147", "schedule_at": "{at}"}}"#
+        ))
+        .await;
     let id = call["id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, early) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
-    assert_eq!((early["status"].as_str(), early["attempts"].as_i64()), (Some("queued"), Some(0)));
+    assert_eq!(
+        (early["status"].as_str(), early["attempts"].as_i64()),
+        (Some("queued"), Some(0))
+    );
     let done = wait_status(&app, id, "completed").await;
     let answered = time::OffsetDateTime::parse(
         done["answered_at"].as_str().unwrap(),
@@ -207,7 +280,10 @@ async fn schedule_at_is_honoured(db: Db) {
     .unwrap();
     let scheduled =
         time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).unwrap();
-    assert!(answered >= scheduled, "dialled at {answered}, scheduled {scheduled}");
+    assert!(
+        answered >= scheduled,
+        "dialled at {answered}, scheduled {scheduled}"
+    );
     app.stop().await;
 }
 
@@ -218,7 +294,9 @@ async fn cancel_during_calling_hangs_up(db: Db) {
     let call = app.queue_call(r#"{"to": "+12025550148"}"#).await;
     let id = call["id"].as_str().unwrap();
     wait_status(&app, id, "calling").await;
-    let (status, canceled) = app.post(&format!("/v1/calls/{id}/cancel"), ACME_KEY, "").await;
+    let (status, canceled) = app
+        .post(&format!("/v1/calls/{id}/cancel"), ACME_KEY, "")
+        .await;
     assert_eq!(status, 200, "{canceled}");
     assert_eq!(canceled["status"], "canceled");
     // The dispatcher notices at its next lease heartbeat (10 s) and drops the dial.
@@ -236,14 +314,24 @@ async fn concurrency_limit_is_respected(db: Db) {
     let app = start(db, dialer.clone(), 2).await;
     let mut ids = Vec::new();
     for i in 0..6 {
-        let call = app.queue_call(&format!(r#"{{"to": "+1202555{:04}"}}"#, 300 + i)).await;
+        let call = app
+            .queue_call(&format!(r#"{{"to": "+1202555{:04}"}}"#, 300 + i))
+            .await;
         ids.push(call["id"].as_str().unwrap().to_owned());
     }
     for id in &ids {
         wait_status(&app, id, "completed").await;
     }
-    assert_eq!(dialer.max_active.load(Ordering::SeqCst), 2, "never more than max_concurrent_calls at once");
-    assert_eq!(dialer.dials.lock().unwrap().len(), 6, "each call dialled once");
+    assert_eq!(
+        dialer.max_active.load(Ordering::SeqCst),
+        2,
+        "never more than max_concurrent_calls at once"
+    );
+    assert_eq!(
+        dialer.dials.lock().unwrap().len(),
+        6,
+        "each call dialled once"
+    );
     app.stop().await;
 }
 
@@ -252,17 +340,37 @@ async fn expired_leases_fail_without_redialling(db: Db) {
     let app = TestApp::start(db, None).await;
     let call = app.queue_call(r#"{"to": "+12025550149"}"#).await;
     let now = voxbridge::domain::to_millis(voxbridge::domain::now());
-    let claimed = app.store().claim_due_calls("dead-node", now, now - 1, 10).await.unwrap();
+    let claimed = app
+        .store()
+        .claim_due_calls("dead-node", now, now - 1, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     // Telephony is off in this app, so no dispatcher competes with the recovery below.
     let store = app.store().clone();
 
-    let recovered = store.fail_expired_leases(voxbridge::domain::to_millis(voxbridge::domain::now())).await.unwrap();
+    let recovered = store
+        .fail_expired_leases(voxbridge::domain::to_millis(voxbridge::domain::now()))
+        .await
+        .unwrap();
     assert_eq!(recovered.len(), 1);
     assert_eq!(recovered[0].status.as_str(), "failed");
     assert_eq!(recovered[0].end_reason, Some(EndReason::Error));
-    assert!(store.fail_expired_leases(now + 60_000).await.unwrap().is_empty(), "recovered once");
-    let events = store.call_events(uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap()).await.unwrap();
-    assert_eq!(event_types(&events), ["call.queued", "call.calling", "call.ended"]);
+    assert!(
+        store
+            .fail_expired_leases(now + 60_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "recovered once"
+    );
+    let events = store
+        .call_events(uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        event_types(&events),
+        ["call.queued", "call.calling", "call.ended"]
+    );
     app.stop().await;
 }

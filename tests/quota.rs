@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use common::{Db, TestApp, GLOBEX_KEY};
 
-on_both_databases!(concurrent_charges_lose_no_minutes, no_request_slips_past_an_exhausted_allowance);
+on_both_databases!(
+    concurrent_charges_lose_no_minutes,
+    no_request_slips_past_an_exhausted_allowance
+);
 
 async fn org_id(app: &TestApp) -> uuid::Uuid {
     let (_, org) = app.get("/v1/org", GLOBEX_KEY).await;
@@ -55,20 +58,45 @@ async fn no_request_slips_past_an_exhausted_allowance(db: Db) {
     for client in clients {
         results.extend(client.await.unwrap());
     }
-    let before = results.iter().filter(|(t, s)| *t < exhausted_at && *s == 201).count();
-    let after: Vec<u16> = results.iter().filter(|(t, _)| *t > exhausted_at).map(|(_, s)| *s).collect();
-    assert!(before > 0, "calls were accepted before the allowance ran out");
-    assert!(after.len() > 10, "requests kept coming after it ran out ({})", after.len());
-    assert!(after.iter().all(|s| *s == 402), "after exhaustion only 402: {after:?}");
-    assert!(results.iter().all(|(_, s)| *s == 201 || *s == 402), "no errors under contention");
+    let before = results
+        .iter()
+        .filter(|(t, s)| *t < exhausted_at && *s == 201)
+        .count();
+    let after: Vec<u16> = results
+        .iter()
+        .filter(|(t, _)| *t > exhausted_at)
+        .map(|(_, s)| *s)
+        .collect();
+    assert!(
+        before > 0,
+        "calls were accepted before the allowance ran out"
+    );
+    assert!(
+        after.len() > 10,
+        "requests kept coming after it ran out ({})",
+        after.len()
+    );
+    assert!(
+        after.iter().all(|s| *s == 402),
+        "after exhaustion only 402: {after:?}"
+    );
+    assert!(
+        results.iter().all(|(_, s)| *s == 201 || *s == 402),
+        "no errors under contention"
+    );
     let accepted = results.iter().filter(|(_, s)| *s == 201).count();
     let (_, page) = app.get("/v1/calls?limit=100", GLOBEX_KEY).await;
     let mut stored = page["data"].as_array().unwrap().len();
     let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
     while let Some(c) = cursor {
-        let (_, page) = app.get(&format!("/v1/calls?limit=100&cursor={c}"), GLOBEX_KEY).await;
+        let (_, page) = app
+            .get(&format!("/v1/calls?limit=100&cursor={c}"), GLOBEX_KEY)
+            .await;
         stored += page["data"].as_array().unwrap().len();
         cursor = page["next_cursor"].as_str().map(str::to_owned);
     }
-    assert_eq!(stored, accepted, "every 201 is a stored call, and nothing else is");
+    assert_eq!(
+        stored, accepted,
+        "every 201 is a stored call, and nothing else is"
+    );
 }

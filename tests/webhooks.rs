@@ -19,18 +19,32 @@ on_both_databases!(
 async fn call_queued_is_delivered_signed(db: Db) {
     let hooks = Receiver::start().await;
     let app = TestApp::start(db, Some(&hooks.url)).await;
-    let call = app.queue_call(r#"{"to": "+12025550143", "context": {"n": 1}}"#).await;
+    let call = app
+        .queue_call(r#"{"to": "+12025550143", "context": {"n": 1}}"#)
+        .await;
     let got = hooks.wait_for(1, 10).await;
     let hook = &got[0];
-    assert!(signature_is_valid(SECRET, hook), "signature verifies with an independent HMAC");
+    assert!(
+        signature_is_valid(SECRET, hook),
+        "signature verifies with an independent HMAC"
+    );
     assert!(hook.id.starts_with("msg_"), "{}", hook.id);
-    let sent_at: i64 = hook.timestamp.parse().expect("webhook-timestamp is unix seconds");
+    let sent_at: i64 = hook
+        .timestamp
+        .parse()
+        .expect("webhook-timestamp is unix seconds");
     assert!((sent_at - time::OffsetDateTime::now_utc().unix_timestamp()).abs() < 30);
     let body = hook.json();
     assert_eq!(body["type"], "call.queued");
-    assert_eq!(body["data"], call, "data is the call as the API returned it");
-    time::OffsetDateTime::parse(body["timestamp"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
-        .expect("timestamp is RFC 3339");
+    assert_eq!(
+        body["data"], call,
+        "data is the call as the API returned it"
+    );
+    time::OffsetDateTime::parse(
+        body["timestamp"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("timestamp is RFC 3339");
 
     let mut tampered = hook.clone();
     tampered.body = tampered.body.replace("+12025550143", "+12025550144");
@@ -42,7 +56,11 @@ async fn per_call_webhook_url_overrides_the_org(db: Db) {
     let org_hooks = Receiver::start().await;
     let call_hooks = Receiver::start().await;
     let app = TestApp::start(db, Some(&org_hooks.url)).await;
-    app.queue_call(&format!(r#"{{"to": "+12025550143", "webhook_url": "{}"}}"#, call_hooks.url)).await;
+    app.queue_call(&format!(
+        r#"{{"to": "+12025550143", "webhook_url": "{}"}}"#,
+        call_hooks.url
+    ))
+    .await;
     app.queue_call(r#"{"to": "+12025550144"}"#).await;
     let to_call = call_hooks.wait_for(1, 10).await;
     let to_org = org_hooks.wait_for(1, 10).await;
@@ -61,18 +79,31 @@ async fn failed_deliveries_are_retried_under_the_same_id(db: Db) {
     let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
     // first_retry_seconds = 1 in the test config: retries after 1 s, then 2 s.
     let got = hooks.wait_for(3, 15).await;
-    assert!(got.iter().all(|h| h.id == got[0].id), "one webhook-id across attempts");
-    assert!(got.iter().all(|h| h.body == got[0].body), "the payload is frozen at the event");
+    assert!(
+        got.iter().all(|h| h.id == got[0].id),
+        "one webhook-id across attempts"
+    );
+    assert!(
+        got.iter().all(|h| h.body == got[0].body),
+        "the payload is frozen at the event"
+    );
     assert!(got.iter().all(|h| signature_is_valid(SECRET, h)));
     let gap = got[1].at - got[0].at;
-    assert!(gap >= Duration::from_millis(900) && gap < Duration::from_secs(10), "first retry after {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(900) && gap < Duration::from_secs(10),
+        "first retry after {gap:?}"
+    );
     let call_id = uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap();
     let events = common::eventually(5, "the delivery to be recorded", || async {
         let events = app.store().call_events(call_id).await.unwrap();
         (events[0].1 == "delivered").then_some(events)
     })
     .await;
-    assert_eq!(events, vec![("call.queued".to_owned(), "delivered".to_owned(), 3)], "every attempt is recorded");
+    assert_eq!(
+        events,
+        vec![("call.queued".to_owned(), "delivered".to_owned(), 3)],
+        "every attempt is recorded"
+    );
     app.stop().await;
 }
 
@@ -104,10 +135,20 @@ async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
     // committed the event but not seen it delivered when it is killed.
     hooks.script(&[Answer::Hang]);
     let (url, _guard) = common::database(db).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let toml = common::base_config_toml(&url, Some(&hooks.url))
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
-        .replace("first_retry_seconds = 1", "first_retry_seconds = 1\ntimeout_seconds = 2");
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
+        .replace(
+            "first_retry_seconds = 1",
+            "first_retry_seconds = 1\ntimeout_seconds = 2",
+        );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("voxbridge.toml");
     std::fs::write(&config, toml).unwrap();
@@ -115,7 +156,12 @@ async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
     let http = reqwest::Client::new();
     let up = || async {
         common::eventually(30, "the server to answer /healthz", || async {
-            http.get(format!("{base}/healthz")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
+            http.get(format!("{base}/healthz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
         })
         .await
     };
@@ -140,8 +186,15 @@ async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
     let got = hooks.wait_for(2, 30).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got_after = hooks.received();
-    assert_eq!(got_after.len(), 2, "one hung attempt before the kill, one delivery after: {got:?}");
-    assert_eq!(got[0].id, got[1].id, "the redelivery carries the same webhook-id");
+    assert_eq!(
+        got_after.len(),
+        2,
+        "one hung attempt before the kill, one delivery after: {got:?}"
+    );
+    assert_eq!(
+        got[0].id, got[1].id,
+        "the redelivery carries the same webhook-id"
+    );
     assert!(signature_is_valid(SECRET, &got[1]));
     assert_eq!(got[1].json()["data"]["id"], call["id"]);
 }

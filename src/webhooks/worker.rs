@@ -111,7 +111,11 @@ impl DeliveryWorker {
         let now_ms = to_millis(now());
         let lease = Duration::from_secs(self.config.timeout_seconds) + LEASE_MARGIN;
         let lease_until = now_ms + lease.as_millis() as i64;
-        match self.store.claim_due_events(now_ms, lease_until, limit.min(256)).await {
+        match self
+            .store
+            .claim_due_events(now_ms, lease_until, limit.min(256))
+            .await
+        {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming webhook events failed");

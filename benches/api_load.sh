@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Load on POST /v1/calls/outbound: a release server on loopback, wrk with 64 connections.
+#   benches/api_load.sh sqlite|postgres [DURATION_SECONDS]
+# For postgres the script starts its own server (initdb in a temp dir, default durability
+# settings: fsync and synchronous_commit on). wrk and the server share this machine's cores.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DB="${1:-sqlite}"
+DURATION="${2:-20}"
+CONNECTIONS="${CONNECTIONS:-64}"
+WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+case "$DB" in
+    sqlite) URL="sqlite://$WORK/voxbridge.db" ;;
+    postgres)
+        PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+        PGPORT="$(free_port)"
+        RUN=(); [[ $(id -u) -eq 0 ]] && { chown postgres "$WORK"; RUN=(runuser -u postgres --); }
+        "${RUN[@]}" "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
+        "${RUN[@]}" "$PGBIN/postgres" -D "$WORK/pg" -p "$PGPORT" -k "$WORK" -c listen_addresses=127.0.0.1 \
+            -c max_connections=200 -c shared_buffers=256MB >"$WORK/pg.log" 2>&1 &
+        PIDS+=($!)
+        until "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; do sleep 0.2; done
+        "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "CREATE DATABASE bench" >/dev/null
+        URL="postgres://postgres@127.0.0.1:$PGPORT/bench" ;;
+    *) echo "usage: $0 sqlite|postgres [seconds]" >&2; exit 2 ;;
+esac
+
+HTTP_PORT="$(free_port)"
+cat >"$WORK/voxbridge.toml" <<TOML
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+[database]
+url = "$URL"
+max_connections = 16
+[[orgs]]
+slug = "bench"
+name = "Bench"
+minutes_included = 1000000
+api_keys = ["vbk_bench_0123456789abcdef"]
+[[orgs.agents]]
+slug = "caller"
+name = "Bench Caller"
+direction = "outbound"
+TOML
+
+cargo build --release --quiet --bin voxbridge --manifest-path "$ROOT/Cargo.toml"
+RUST_LOG=warn "$ROOT/target/release/voxbridge" serve --config "$WORK/voxbridge.toml" &
+PIDS+=($!)
+SERVER=$!
+until curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null; do sleep 0.2; done
+
+# Warm up, then measure.
+wrk -t2 -c"$CONNECTIONS" -d3s -s "$ROOT/benches/post_call.lua" "http://127.0.0.1:$HTTP_PORT" >/dev/null
+CPU0=$(awk '{print $14+$15}' /proc/$SERVER/stat)
+echo "== $DB, $CONNECTIONS connections, ${DURATION}s"
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/benches/post_call.lua" "http://127.0.0.1:$HTTP_PORT" \
+    | tee "$WORK/wrk.txt" | grep -E "Requests/sec|Latency|p50_ms|Non-2xx|Socket errors" || true
+CPU1=$(awk '{print $14+$15}' /proc/$SERVER/stat)
+TICKS=$(getconf CLK_TCK)
+RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+awk -v c=$((CPU1-CPU0)) -v t="$TICKS" -v d="$DURATION" -v r="$RPS" \
+    'BEGIN { printf "server CPU: %.2f cores busy, %.0f us CPU per request\n", c/t/d, (c/t)/(r*d)*1e6 }'

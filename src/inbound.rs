@@ -1,0 +1,178 @@
+//! Inbound call routing in two plain steps (the livekit/sip shape): is the source allowed by a
+//! trunk rule, then which org owns the DID and which agent answers. Each refusal is a
+//! [`Refusal`] that maps to its SIP response in one place.
+
+use std::net::IpAddr;
+
+use crate::config::TrunkConfig;
+use crate::domain::{Agent, Direction, Org};
+use crate::phone::PhoneNormalizer;
+use crate::store::{Store, StoreError};
+
+/// Why an inbound INVITE is not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No trunk's `inbound_cidrs` contains the source address.
+    SourceNotAllowed,
+    /// The Request-URI user is not a number or not a DID of any org.
+    UnknownNumber,
+    /// The org has no active inbound agent.
+    NoAgent,
+    /// The org's minutes are used up.
+    QuotaExhausted,
+    /// No capacity (ports, concurrency, ASR); the caller may retry later.
+    Busy { retry_after_secs: u32 },
+    /// The call was routed but media and agents are not wired to SIP yet.
+    NotYetAnswerable,
+    /// The store failed; the caller may retry.
+    Internal,
+}
+
+impl Refusal {
+    /// The SIP status, reason phrase and `Retry-After` (seconds) to answer with.
+    pub fn sip_response(self) -> (u16, &'static str, Option<u32>) {
+        match self {
+            Refusal::SourceNotAllowed => (403, "Forbidden", None),
+            Refusal::UnknownNumber => (404, "Not Found", None),
+            Refusal::NoAgent => (480, "Temporarily Unavailable", None),
+            Refusal::QuotaExhausted => (403, "Minutes Quota Exhausted", None),
+            Refusal::Busy { retry_after_secs } => {
+                (503, "Service Unavailable", Some(retry_after_secs))
+            }
+            Refusal::NotYetAnswerable => (480, "Temporarily Unavailable", None),
+            Refusal::Internal => (500, "Server Internal Error", Some(5)),
+        }
+    }
+}
+
+/// Step 1: the first trunk whose rules admit `source`.
+pub fn match_trunk(source: IpAddr, trunks: &[TrunkConfig]) -> Option<&TrunkConfig> {
+    let source = match source {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
+        v4 => v4,
+    };
+    trunks
+        .iter()
+        .find(|t| t.inbound_cidrs.iter().any(|net| net.contains(&source)))
+}
+
+/// The org and agent an admitted INVITE goes to.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub trunk: String,
+    pub did: String,
+    pub org: Org,
+    pub agent: Agent,
+}
+
+pub struct InboundRouter {
+    store: Store,
+    trunks: Vec<TrunkConfig>,
+    phones: PhoneNormalizer,
+}
+
+impl InboundRouter {
+    pub fn new(store: Store, trunks: Vec<TrunkConfig>, phones: PhoneNormalizer) -> Self {
+        Self {
+            store,
+            trunks,
+            phones,
+        }
+    }
+
+    /// Routes an INVITE from `source` to the Request-URI user `did_user`.
+    pub async fn route(&self, source: IpAddr, did_user: &str) -> Result<Route, Refusal> {
+        let trunk = match_trunk(source, &self.trunks).ok_or(Refusal::SourceNotAllowed)?;
+        let did = self
+            .phones
+            .normalize(did_user)
+            .map_err(|_| Refusal::UnknownNumber)?;
+        let org = self
+            .store
+            .org_by_number(&did)
+            .await
+            .map_err(internal)?
+            .ok_or(Refusal::UnknownNumber)?;
+        let agent = self
+            .store
+            .default_agent(org.id, Direction::Inbound)
+            .await
+            .map_err(internal)?
+            .ok_or(Refusal::NoAgent)?;
+        if org.quota_exhausted() {
+            return Err(Refusal::QuotaExhausted);
+        }
+        Ok(Route {
+            trunk: trunk.name.clone(),
+            did,
+            org,
+            agent,
+        })
+    }
+}
+
+fn internal(e: StoreError) -> Refusal {
+    tracing::error!(error = %e, "routing an inbound call failed");
+    Refusal::Internal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Transport;
+
+    fn trunk(name: &str, cidrs: &[&str]) -> TrunkConfig {
+        TrunkConfig {
+            name: name.into(),
+            host: "127.0.0.1".into(),
+            port: 5060,
+            transport: Transport::Udp,
+            username: None,
+            password: None,
+            inbound_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            from_number: None,
+        }
+    }
+
+    #[test]
+    fn trunk_rules_match_by_source_cidr() {
+        let trunks = [
+            trunk("a", &["192.0.2.0/24"]),
+            trunk("b", &["127.0.0.0/8", "2001:db8::/32"]),
+        ];
+        let name = |ip: &str| match_trunk(ip.parse().unwrap(), &trunks).map(|t| t.name.clone());
+        assert_eq!(name("192.0.2.7"), Some("a".into()));
+        assert_eq!(name("127.0.0.2"), Some("b".into()));
+        assert_eq!(
+            name("::ffff:127.0.0.1"),
+            Some("b".into()),
+            "v4-mapped sources match v4 rules"
+        );
+        assert_eq!(name("2001:db8::5"), Some("b".into()));
+        assert_eq!(name("198.51.100.1"), None);
+        assert_eq!(
+            match_trunk("127.0.0.1".parse().unwrap(), &[trunk("none", &[])]).map(|t| &t.name),
+            None
+        );
+    }
+
+    #[test]
+    fn refusals_map_to_the_contracted_sip_responses() {
+        assert_eq!(Refusal::SourceNotAllowed.sip_response().0, 403);
+        assert_eq!(Refusal::UnknownNumber.sip_response().0, 404);
+        assert_eq!(Refusal::NoAgent.sip_response().0, 480);
+        let (code, reason, _) = Refusal::QuotaExhausted.sip_response();
+        assert_eq!(code, 403);
+        assert!(
+            reason.contains("Quota"),
+            "the reason phrase names the quota"
+        );
+        assert_eq!(
+            Refusal::Busy {
+                retry_after_secs: 30
+            }
+            .sip_response(),
+            (503, "Service Unavailable", Some(30))
+        );
+    }
+}
