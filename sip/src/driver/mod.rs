@@ -71,6 +71,7 @@ enum Command {
     ),
     Challenge(CallRef, bool, oneshot::Sender<Result<(), CallError>>),
     Hangup(CallRef, oneshot::Sender<Result<(), CallError>>),
+    UpdateMedia(CallRef, LocalMedia, oneshot::Sender<Result<(), CallError>>),
     Place(Box<PlaceCall>, oneshot::Sender<CallRef>),
     Stats(oneshot::Sender<Stats>),
 }
@@ -179,6 +180,12 @@ impl SipHandle {
         Ok(self.ask(|r| Command::Hangup(call, r)).await??)
     }
 
+    /// re-INVITE with a new offer (hold: `Direction::SendOnly`; resume: `SendRecv`); the
+    /// outcome arrives as `CallEvent::MediaUpdated` or `CallEvent::UpdateRejected`.
+    pub async fn update_media(&self, call: CallRef, media: LocalMedia) -> Result<(), DriverError> {
+        Ok(self.ask(|r| Command::UpdateMedia(call, media, r)).await??)
+    }
+
     pub async fn place_call(&self, call: PlaceCall) -> Result<CallRef, DriverError> {
         self.ask(|r| Command::Place(Box::new(call), r)).await
     }
@@ -273,6 +280,9 @@ impl Driver {
             }
             Command::Hangup(call, r) => {
                 let _ = r.send(e.hangup(call, now));
+            }
+            Command::UpdateMedia(call, media, r) => {
+                let _ = r.send(e.update_media(call, media, now));
             }
             Command::Place(pc, r) => {
                 let _ = r.send(e.place_call(*pc, now));

@@ -51,6 +51,8 @@ pub struct Call {
     pub media: Option<LocalMedia>,
     pub sdp_session: u64,
     pub sdp_version: u64,
+    /// A re-INVITE we sent is waiting for its final response.
+    pub reinvite_pending: bool,
     /// UAC only.
     pub outbound: Option<Box<Outbound>>,
     /// UAS only, until answered or rejected.

@@ -553,3 +553,50 @@ fn unanswered_inbound_call_gets_480_after_answer_timeout() {
     p.run_for(Duration::from_secs(40));
     assert!(p.idle());
 }
+
+#[test]
+fn our_reinvite_puts_peer_on_hold_and_back() {
+    let mut p = Pair::new(|c| c);
+    let a_call = p.place(None);
+    let inc = p.take_incoming();
+    p.b.answer(inc.call, media(30000, vec![Codec::Pcmu]), p.now)
+        .unwrap();
+    p.deliver();
+    let hold = LocalMedia {
+        direction: Direction::SendOnly,
+        ..media(40000, vec![Codec::Pcmu])
+    };
+    p.a.update_media(a_call, hold, p.now).unwrap();
+    p.deliver();
+    let b_ev = call_events(&p.b_events, inc.call);
+    assert!(
+        matches!(b_ev.last(), Some(CallEvent::MediaUpdated { negotiated }) if negotiated.direction == Direction::RecvOnly),
+        "{b_ev:?}"
+    );
+    let a_ev = call_events(&p.a_events, a_call);
+    assert!(
+        matches!(a_ev.last(), Some(CallEvent::MediaUpdated { negotiated }) if negotiated.direction == Direction::SendOnly),
+        "{a_ev:?}"
+    );
+    p.a.update_media(a_call, media(40000, vec![Codec::Pcmu]), p.now)
+        .unwrap();
+    p.deliver();
+    let a_ev = call_events(&p.a_events, a_call);
+    assert!(
+        matches!(a_ev.last(), Some(CallEvent::MediaUpdated { negotiated }) if negotiated.direction == Direction::SendRecv)
+    );
+    // The callee can re-INVITE too, and the call still ends cleanly.
+    p.b.update_media(inc.call, media(30000, vec![Codec::Pcmu]), p.now)
+        .unwrap();
+    p.deliver();
+    p.b.hangup(inc.call, p.now).unwrap();
+    p.deliver();
+    assert_eq!(
+        call_events(&p.a_events, a_call).last(),
+        Some(&CallEvent::Ended {
+            reason: EndReason::RemoteBye
+        })
+    );
+    p.run_for(Duration::from_secs(40));
+    assert!(p.idle());
+}

@@ -143,7 +143,12 @@ pub enum CallEvent {
     Confirmed,
     /// Inbound, before answer: the caller sent CANCEL (487 already sent).
     Cancelled,
-    /// A re-INVITE changed the media (hold/unhold); already answered.
+    /// Our re-INVITE ([`update_media`](super::Endpoint::update_media)) was refused (491
+    /// glare, 488, ...); the call goes on with the previous media.
+    UpdateRejected {
+        status: u16,
+    },
+    /// A re-INVITE changed the media (hold/unhold): theirs (already answered) or ours (answered).
     MediaUpdated {
         negotiated: Negotiated,
     },

@@ -6,10 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::dialog::{Call, Outbound, Phase, Role};
-use super::{CallEvent, CallRef, Endpoint, PlaceCall, Tsx};
+use super::{CallError, CallEvent, CallRef, Endpoint, PlaceCall, Tsx};
 use crate::auth::{authorization, pick_challenge};
 use crate::message::{new_branch, new_call_id, new_tag, HeaderName, Method, Request, Response};
-use crate::sdp::{self, SessionDescription};
+use crate::sdp::{self, LocalMedia, SessionDescription};
 use crate::transaction::{ClientInvite, TsxKey};
 
 impl Endpoint {
@@ -37,6 +37,7 @@ impl Endpoint {
             media: Some(pc.media),
             sdp_session: session,
             sdp_version: 1,
+            reinvite_pending: false,
             outbound: None,
             ringing: None,
         };
@@ -67,6 +68,34 @@ impl Endpoint {
         self.calls.insert(handle, call);
         self.start_invite(handle, invite, now);
         handle
+    }
+
+    /// Re-INVITEs an established call with a new offer for `media` (e.g. `Direction::SendOnly`
+    /// to hold, `SendRecv` to resume). The outcome arrives as `MediaUpdated` or `UpdateRejected`.
+    pub fn update_media(
+        &mut self,
+        call: CallRef,
+        media: LocalMedia,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        let c = self
+            .calls
+            .get_mut(&call)
+            .filter(|c| c.phase == Phase::Established && !c.reinvite_pending)
+            .ok_or(CallError::NoSuchCall)?;
+        c.sdp_version += 1;
+        let offer = sdp::offer(&media, c.sdp_session, c.sdp_version);
+        let mut invite = c.request(Method::Invite, &self.via_host, &self.contact);
+        invite.headers.push(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        invite.body = Bytes::from(offer.to_string());
+        c.invite_cseq = c.local_cseq;
+        c.media = Some(media);
+        c.reinvite_pending = true;
+        self.start_invite(call, invite, now);
+        Ok(())
     }
 
     fn start_invite(&mut self, handle: CallRef, invite: Request, now: Instant) {
@@ -109,6 +138,16 @@ impl Endpoint {
         if c.invite_tsx != Some(tsx) {
             return;
         }
+        if resp.status >= 300 && c.reinvite_pending {
+            c.reinvite_pending = false;
+            self.emit(
+                call,
+                CallEvent::UpdateRejected {
+                    status: resp.status,
+                },
+            );
+            return;
+        }
         match resp.status {
             100..=199 => {
                 let Some(out) = c.outbound.as_mut() else {
@@ -138,6 +177,7 @@ impl Endpoint {
                     );
                 }
             }
+
             status => self.fail_outbound(call, tsx, status, &String::from_utf8_lossy(&resp.reason)),
         }
     }
@@ -146,6 +186,21 @@ impl Endpoint {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
+        if c.reinvite_pending {
+            c.reinvite_pending = false;
+            let ack = c.request(Method::Ack, &self.via_host, &self.contact);
+            let negotiated = match (SessionDescription::parse(&resp.body), &c.media) {
+                (Ok(answer), Some(media)) => sdp::apply_answer(&answer, media).ok(),
+                _ => None,
+            };
+            let (peer, transport) = (c.peer, c.transport);
+            self.transmit(transport, peer, ack.to_bytes());
+            match negotiated {
+                Some(negotiated) => self.emit(call, CallEvent::MediaUpdated { negotiated }),
+                None => self.emit(call, CallEvent::UpdateRejected { status: 488 }),
+            }
+            return;
+        }
         if c.phase == Phase::Established {
             // Retransmitted 2xx: our ACK was lost.
             let ack = c.request(Method::Ack, &self.via_host, &self.contact);
@@ -251,11 +306,18 @@ impl Endpoint {
     }
 
     pub(super) fn fail_outbound(&mut self, call: CallRef, tsx: u64, status: u16, reason: &str) {
-        if self
+        let Some(c) = self
             .calls
-            .get(&call)
-            .is_some_and(|c| c.invite_tsx == Some(tsx) && c.phase == Phase::Calling)
-        {
+            .get_mut(&call)
+            .filter(|c| c.invite_tsx == Some(tsx))
+        else {
+            return;
+        };
+        if c.reinvite_pending {
+            // A re-INVITE timed out: the call itself goes on.
+            c.reinvite_pending = false;
+            self.emit(call, CallEvent::UpdateRejected { status });
+        } else if c.phase == Phase::Calling {
             self.remove_call(call);
             self.emit(
                 call,

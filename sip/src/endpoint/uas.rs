@@ -129,6 +129,7 @@ impl Endpoint {
             media: None,
             sdp_session: fastrand::u64(1..1 << 62),
             sdp_version: 1,
+            reinvite_pending: false,
             outbound: None,
             ringing: None,
         };
