@@ -9,16 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use voxbridge_asr::answers::{
-    candidates, interpret_with, AnswerType, AnswerValue, ClosedSetMethod,
-};
+use voxbridge_asr::answers::{interpret_with, AnswerType, AnswerValue, ClosedSetMethod};
 use voxbridge_asr::frontend::{to_model_input, Upsampler};
 use voxbridge_asr::manifest::{read_manifest, LabelledClip};
 use voxbridge_asr::wer::WerTally;
 use voxbridge_asr::whisper::WhisperModel;
 use voxbridge_asr::{
-    parse_wav, AsrConfig, AudioContext, DecodeSettings, Question, Request, SpeechEngine,
-    Transcriber,
+    parse_wav, AsrConfig, AudioContext, DecodeSettings, Question, Recognition, Request,
+    SpeechEngine, Transcriber,
 };
 
 struct Profile {
@@ -77,6 +75,25 @@ fn profiles() -> Vec<Profile> {
     ]
 }
 
+/// CPU time of this process so far (user + system, ms; 10 ms resolution). On this shared
+/// machine wall-clock latency mostly measures other processes; CPU per job does not.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
@@ -119,30 +136,44 @@ fn main() {
         .unwrap_or_else(|| root.join("fixtures/asr"));
     let clips = read_manifest(&fixtures).expect("manifest readable");
     let model = WhisperModel::load(&model_path).expect("model loads (run scripts/fetch-model.sh)");
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
     let engine = SpeechEngine::with_model(
         &model,
         AsrConfig {
+            threads,
             timeout: Duration::from_secs(120),
             ..AsrConfig::new(&model_path)
         },
     )
     .expect("engine starts");
 
-    free_form(&engine, &clips);
-    typed(&engine, &clips);
-    capacity(&model, &model_path, &clips);
+    let only = std::env::var("ONLY").unwrap_or_default();
+    if only.is_empty() || only == "free" {
+        free_form(&engine, threads, &clips);
+    }
+    if only.is_empty() || only == "typed" {
+        typed(&engine, threads, &clips);
+    }
+    if only.is_empty() || only == "capacity" {
+        capacity(&model, &model_path, &clips);
+    }
 }
 
-fn free_form(engine: &SpeechEngine, clips: &[LabelledClip]) {
+fn free_form(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
     let free: Vec<&LabelledClip> = clips.iter().filter(|c| c.answer_type == "free").collect();
     println!(
-        "\n### Free-form WER, {} telephone clips (8 kHz μ-law, 300–3400 Hz), tiny.en, 2 threads\n",
-        free.len()
+        "\n### Free-form WER, {} telephone clips (8 kHz μ-law, 300–3400 Hz), tiny.en, {} thread(s)\n",
+        free.len(),
+        threads
     );
-    println!("| profile | WER | latency p50 | latency mean |\n|---|---|---|---|");
+    println!("| profile | WER | wall latency p50 | CPU per clip (mean) |\n|---|---|---|---|");
     for profile in profiles() {
         let mut tally = WerTally::default();
         let mut times = Vec::new();
+        let cpu_start = cpu_ms();
         for clip in &free {
             let audio = samples(clip, profile.upsampler);
             let question = Question {
@@ -160,83 +191,119 @@ fn free_form(engine: &SpeechEngine, clips: &[LabelledClip]) {
                 eprintln!("{} | {} | {}", profile.name, clip.reference, out.text);
             }
         }
-        let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+        let cpu = (cpu_ms() - cpu_start) / times.len().max(1) as f64;
         println!(
             "| {} | {:.1} % | {:.0} ms | {:.0} ms |",
             profile.name,
             tally.wer() * 100.0,
             percentile(&mut times, 0.5),
-            mean
+            cpu
         );
     }
 }
 
-fn typed(engine: &SpeechEngine, clips: &[LabelledClip]) {
-    println!("\n### Typed answers (ours: zero-stuffing, no timestamps, audio_ctx fit, question prompt)\n");
-    println!("| type | n | stock text parse | ours text | ours closed-set scores | ours hybrid (default) | mean conf. right / wrong | latency p50 |\n|---|---|---|---|---|---|---|---|");
-    let types = [
+fn typed(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
+    println!("\n### Typed answers, telephone clips, tiny.en, {threads} thread(s)\n");
+    println!("| type | n | stock, value from text | ours, text only | ours, closed-set scores only | ours, hybrid (text, else scores) | ours + format hint | mean confidence right / wrong (default) | latency p50 (default) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let verbose = std::env::var_os("VERBOSE").is_some();
+    for ty in [
         "yes_no", "choice", "digits", "date", "time", "amount", "spelling",
-    ];
-    for ty in types {
+    ] {
         let set: Vec<&LabelledClip> = clips.iter().filter(|c| c.answer_type == ty).collect();
-        let mut right = [0usize; 4];
+        let closed = matches!(ty, "yes_no" | "choice");
+        let mut right = [0usize; 5];
         let (mut conf_right, mut conf_wrong) = (Vec::new(), Vec::new());
         let mut times = Vec::new();
         for clip in &set {
             let answer_type = AnswerType::parse(ty, &clip.choices).expect("type");
-            let question = Question {
-                prompt: Some(clip.question.clone()),
-                answer_type: answer_type.clone(),
-            };
-            // Stock: no prompt, band-limited resampling, stock settings, value parsed from text.
-            let stock_q = Question {
-                prompt: None,
-                answer_type: answer_type.clone(),
-            };
-            let stock_req = request(engine, &stock_q, &DecodeSettings::stock());
+            let ok = |answer: &voxbridge_asr::Answer| value_string(&answer.value) == clip.value;
+            // Stock: band-limited resampling, stock settings, no prompt, value parsed from text.
             let stock_req = Request {
                 candidates: Vec::new(),
-                ..stock_req
+                ..request(
+                    engine,
+                    &Question {
+                        prompt: None,
+                        answer_type: answer_type.clone(),
+                    },
+                    &DecodeSettings::stock(),
+                )
             };
+            // Stock decoding can loop until the 120 s timeout; that counts as a wrong answer.
             let stock = engine
                 .pool()
                 .recognize(samples(clip, Upsampler::Sinc), stock_req)
-                .expect("recognition");
-            let stock_value =
-                value_string(&interpret_with(&answer_type, &stock, ClosedSetMethod::Text).value);
-            right[0] += usize::from(stock_value == clip.value);
+                .unwrap_or_else(|e| Recognition {
+                    text: format!("<{e}>"),
+                    segments: Vec::new(),
+                    confidence: 0.0,
+                    candidate_logprobs: Vec::new(),
+                });
+            right[0] += usize::from(ok(&interpret_with(
+                &answer_type,
+                &stock,
+                ClosedSetMethod::Text,
+            )));
 
-            let req = engine.request(&question);
+            // Ours with the question as prompt, each closed-set method.
+            let asked = Question {
+                prompt: Some(clip.question.clone()),
+                answer_type: answer_type.clone(),
+            };
             let start = Instant::now();
             let ours = engine
                 .pool()
-                .recognize(samples(clip, Upsampler::ZeroStuff), req)
+                .recognize(samples(clip, Upsampler::ZeroStuff), engine.request(&asked))
                 .expect("recognition");
-            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            let elapsed = start.elapsed().as_secs_f64() * 1000.0;
             for (slot, method) in [
                 (1, ClosedSetMethod::Text),
                 (2, ClosedSetMethod::Scores),
                 (3, ClosedSetMethod::Hybrid),
             ] {
-                let answer = interpret_with(&answer_type, &ours, method);
-                let ok = value_string(&answer.value) == clip.value;
-                right[slot] += usize::from(ok);
-                if method == ClosedSetMethod::Hybrid {
-                    if ok {
-                        conf_right.push(answer.confidence)
-                    } else {
-                        conf_wrong.push(answer.confidence)
-                    }
-                    if std::env::var_os("VERBOSE").is_some() {
-                        eprintln!(
-                            "{ty} | {} | {:?} | {:?} {:.2}",
-                            clip.value, ours.text, answer.value, answer.confidence
-                        );
-                    }
-                }
+                right[slot] += usize::from(ok(&interpret_with(&answer_type, &ours, method)));
             }
-            if candidates(&answer_type).0.is_empty() {
-                right[2] = 0;
+            // The default (Question::asked): adds a format example for open types.
+            let (default, elapsed) = if closed {
+                (
+                    interpret_with(&answer_type, &ours, ClosedSetMethod::Hybrid),
+                    elapsed,
+                )
+            } else {
+                let start = Instant::now();
+                let hinted = engine
+                    .pool()
+                    .recognize(
+                        samples(clip, Upsampler::ZeroStuff),
+                        engine.request(&Question::asked(&clip.question, answer_type.clone())),
+                    )
+                    .expect("recognition");
+                let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+                if verbose {
+                    eprintln!("{ty} hinted | {} | {:?}", clip.value, hinted.text);
+                }
+                (
+                    interpret_with(&answer_type, &hinted, ClosedSetMethod::Hybrid),
+                    elapsed,
+                )
+            };
+            times.push(elapsed);
+            right[4] += usize::from(ok(&default));
+            if ok(&default) {
+                conf_right.push(default.confidence)
+            } else {
+                conf_wrong.push(default.confidence)
+            }
+            if verbose {
+                eprintln!(
+                    "{ty} | {} | {:?} | {:?} {:.2} | {:?}",
+                    clip.value,
+                    ours.text,
+                    default.value,
+                    default.confidence,
+                    ours.candidate_logprobs
+                );
             }
         }
         let n = set.len();
@@ -247,19 +314,20 @@ fn typed(engine: &SpeechEngine, clips: &[LabelledClip]) {
                 format!("{:.2}", v.iter().sum::<f32>() / v.len() as f32)
             }
         };
-        let scores = if candidates(&AnswerType::parse(ty, &["x".into()]).expect("type"))
-            .0
-            .is_empty()
-        {
-            "–".to_string()
-        } else {
-            format!("{}/{n}", right[2])
+        let cell = |k: usize, applies: bool| {
+            if applies {
+                format!("{k}/{n}")
+            } else {
+                "–".to_string()
+            }
         };
         println!(
-            "| {ty} | {n} | {}/{n} | {}/{n} | {scores} | {}/{n} | {} / {} | {:.0} ms |",
+            "| {ty} | {n} | {}/{n} | {}/{n} | {} | {}/{n} | {} | {} / {} | {:.0} ms |",
             right[0],
             right[1],
+            cell(right[2], closed),
             right[3],
+            cell(right[4], !closed),
             mean(&conf_right),
             mean(&conf_wrong),
             percentile(&mut times, 0.5)
@@ -268,17 +336,18 @@ fn typed(engine: &SpeechEngine, clips: &[LabelledClip]) {
 }
 
 /// Real-time capacity: how much speech per wall-clock second the node transcribes with all
-/// workers busy, turned into concurrent calls at 40 % talk time.
+/// workers busy, turned into concurrent calls at 40 % talk time; and the same from CPU time
+/// (speech seconds per CPU second × cores), which does not depend on what else runs here.
 fn capacity(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
     println!("\n### Pool throughput (all free-form clips, submitted as fast as workers free up)\n");
-    println!("| workers × threads | speech transcribed / wall second | calls at 40 % talk | p50 job latency |\n|---|---|---|---|");
+    println!("| workers × threads | speech / wall second | calls at 40 % talk (wall) | CPU s per speech s | calls at 40 % talk on 2 idle cores (CPU) | p50 job latency |\n|---|---|---|---|---|---|");
     let audio: Vec<Vec<f32>> = clips
         .iter()
         .filter(|c| c.answer_type == "free")
         .map(|c| samples(c, Upsampler::ZeroStuff))
         .collect();
     let speech_s: f64 = audio.iter().map(|a| a.len() as f64 / 16_000.0).sum::<f64>() * 2.0;
-    for (workers, threads) in [(1, 2), (2, 1)] {
+    for (workers, threads) in [(1, 2), (2, 1), (1, 1)] {
         let engine = SpeechEngine::with_model(
             model as &dyn Transcriber,
             AsrConfig {
@@ -290,6 +359,7 @@ fn capacity(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
         .expect("engine");
         let (tx, rx) = mpsc::channel();
         let start = Instant::now();
+        let cpu_start = cpu_ms();
         let mut pending: Vec<&Vec<f32>> = audio.iter().chain(audio.iter()).collect();
         let mut running = 0;
         let mut latencies = Vec::new();
@@ -317,9 +387,11 @@ fn capacity(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
             running -= 1;
         }
         let rate = speech_s / start.elapsed().as_secs_f64();
+        let cpu_per_speech = (cpu_ms() - cpu_start) / 1000.0 / speech_s;
         println!(
-            "| {workers} × {threads} | {rate:.1} s | {:.1} | {:.0} ms |",
+            "| {workers} × {threads} | {rate:.2} s | {:.1} | {cpu_per_speech:.3} | {:.1} | {:.0} ms |",
             rate / 0.4,
+            2.0 / cpu_per_speech / 0.4,
             percentile(&mut latencies, 0.5)
         );
     }

@@ -105,6 +105,20 @@ const AFFIRMATIONS: [&str; 15] = [
     "please",
 ];
 
+/// An example answer appended to the question in the decoder prompt, nudging whisper towards
+/// the written form the normalizers read (digits, "10:30 am", letters with hyphens). The
+/// examples avoid the values in our fixtures so they cannot leak into the measurements.
+pub fn format_hint(answer_type: &AnswerType) -> Option<&'static str> {
+    match answer_type {
+        AnswerType::Digits => Some("6 0 3 8."),
+        AnswerType::Date => Some("September 9th, 2024."),
+        AnswerType::Time => Some("11:45 am."),
+        AnswerType::Amount => Some("$75.20."),
+        AnswerType::Spelling => Some("D-A-V-I-S."),
+        AnswerType::Free | AnswerType::YesNo | AnswerType::Choice(_) => None,
+    }
+}
+
 /// Candidates to score for a type, and the class each candidate belongs to.
 pub fn candidates(answer_type: &AnswerType) -> (Vec<String>, Vec<usize>) {
     match answer_type {

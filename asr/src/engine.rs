@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::answers::{candidates, interpret, AnswerType, AnswerValue};
+use crate::answers::{candidates, format_hint, interpret, AnswerType, AnswerValue};
 use crate::error::AsrError;
 use crate::frontend::{to_model_input, Upsampler};
 use crate::pool::{PoolConfig, RecognizerPool};
@@ -56,6 +56,21 @@ impl Question {
         Question {
             prompt: None,
             answer_type: AnswerType::Free,
+        }
+    }
+
+    /// The measured policy for an agent's question: typed answers are primed with the question
+    /// (plus a format example for open types); free-form answers get no prompt, because on our
+    /// fixtures a question prompt made free-form WER worse (docs/asr.md).
+    pub fn asked(ask: &str, answer_type: AnswerType) -> Self {
+        let prompt = match (&answer_type, format_hint(&answer_type)) {
+            (AnswerType::Free, _) => None,
+            (_, Some(hint)) => Some(format!("{} {hint}", ask.trim())),
+            (_, None) => Some(ask.trim().to_string()),
+        };
+        Question {
+            prompt,
+            answer_type,
         }
     }
 }
