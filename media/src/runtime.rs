@@ -1,17 +1,24 @@
-//! The media driver: a dedicated tokio runtime (its own threads, so the control plane can
-//! never stall media) running one task per call. Each task owns the call's UDP sockets and
-//! its sans-IO [`CallMedia`], wakes on a datagram, a command or the next deadline, and
-//! forwards caller audio and events to the application over a bounded channel.
+//! The media driver: dedicated shard threads (never the control plane's runtime), each
+//! running an epoll loop (mio) over many calls. A shard owns its calls' UDP sockets and
+//! sans-IO [`CallMedia`]s, keeps one timer heap for all their deadlines, and wakes on a
+//! datagram, a command or the earliest deadline. Deadlines falling within [`COALESCE`] of
+//! each other are served in one wake-up, which is what keeps the cost per call low; caller
+//! audio and events go to the application over bounded channels.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, ErrorKind};
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
 use thiserror::Error;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::pipeline::{CallMedia, CallMediaConfig, MediaError, MediaEvent, MediaOutput};
@@ -19,6 +26,10 @@ use crate::ports::{PortAllocator, PortError, PortPair};
 use crate::quality::CallQuality;
 use crate::rtp::Component;
 use crate::wav::StereoRecorder;
+
+/// Deadlines this close are served together: packets go out at most this early, caller
+/// frames are handed over at most this early. Well inside the 2 ms pacing budget.
+pub const COALESCE: Duration = Duration::from_micros(1000);
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
@@ -29,10 +40,13 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error("the media runtime has shut down")]
+    ShutDown,
 }
 
 #[derive(Debug, Clone)]
 pub struct MediaRuntimeConfig {
+    /// Shard threads; calls are spread over them round-robin.
     pub threads: usize,
     /// Local address the RTP sockets bind to.
     pub bind_ip: IpAddr,
@@ -40,7 +54,7 @@ pub struct MediaRuntimeConfig {
     pub rtp_port_max: u16,
     pub reuse_guard: Duration,
     /// Caller audio frames and events buffered towards the application per call; when the
-    /// application falls further behind, frames are dropped (and counted), never queued.
+    /// application falls further behind, frames are dropped, never queued without bound.
     pub event_queue: usize,
 }
 
@@ -58,9 +72,34 @@ impl MediaRuntimeConfig {
 }
 
 pub struct MediaRuntime {
-    rt: tokio::runtime::Runtime,
+    shards: Vec<ShardHandle>,
+    next_shard: AtomicUsize,
+    next_call: AtomicU64,
     ports: Arc<Mutex<PortAllocator>>,
     cfg: MediaRuntimeConfig,
+}
+
+struct ShardHandle {
+    inbox: std_mpsc::Sender<ShardMsg>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+}
+
+enum ShardMsg {
+    Start(Box<NewCall>),
+    Command(u64, Command),
+    Shutdown,
+}
+
+struct NewCall {
+    id: u64,
+    media: CallMedia,
+    rtp: StdUdpSocket,
+    rtcp: StdUdpSocket,
+    ports: MediaPorts,
+    events: mpsc::Sender<CallEvent>,
+    done: oneshot::Sender<CallQuality>,
+    recorder: Option<std_mpsc::SyncSender<RecordFrame>>,
 }
 
 /// A reserved, bound port pair. Dropping it returns the pair to the allocator.
@@ -116,14 +155,16 @@ enum Command {
 }
 
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
-#[error("the call's media task has ended")]
+#[error("the call's media has ended")]
 pub struct CallGone;
 
-/// The application's side of one call.
+/// The application's side of one call. Dropping it hangs the call up.
 pub struct CallHandle {
-    commands: mpsc::Sender<Command>,
+    id: u64,
+    inbox: std_mpsc::Sender<ShardMsg>,
+    waker: Arc<Waker>,
     events: mpsc::Receiver<CallEvent>,
-    done: oneshot::Receiver<CallQuality>,
+    done: Option<oneshot::Receiver<CallQuality>>,
     local_rtp: SocketAddr,
 }
 
@@ -132,24 +173,25 @@ impl CallHandle {
         self.local_rtp
     }
 
-    /// Queues 16 kHz agent audio (the media task paces it out).
+    fn command(&self, c: Command) -> Result<(), CallGone> {
+        self.inbox
+            .send(ShardMsg::Command(self.id, c))
+            .map_err(|_| CallGone)?;
+        self.waker.wake().map_err(|_| CallGone)
+    }
+
+    /// Queues 16 kHz agent audio (the shard paces it out).
     pub fn push_agent_audio(&self, pcm: Vec<i16>) -> Result<(), CallGone> {
-        self.commands
-            .try_send(Command::AgentAudio(pcm))
-            .map_err(|_| CallGone)
+        self.command(Command::AgentAudio(pcm))
     }
 
     /// Barge-in: drop agent audio not yet sent.
     pub fn clear_agent_audio(&self) -> Result<(), CallGone> {
-        self.commands
-            .try_send(Command::ClearAgentAudio)
-            .map_err(|_| CallGone)
+        self.command(Command::ClearAgentAudio)
     }
 
     pub fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), CallGone> {
-        self.commands
-            .try_send(Command::Dtmf(digit, duration))
-            .map_err(|_| CallGone)
+        self.command(Command::Dtmf(digit, duration))
     }
 
     /// Next caller audio frame or media event; `None` once the call's media ended.
@@ -164,32 +206,36 @@ impl CallHandle {
     /// Current quality figures without ending the call.
     pub async fn quality(&self) -> Result<CallQuality, CallGone> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Quality(tx))
-            .await
-            .map_err(|_| CallGone)?;
+        self.command(Command::Quality(tx))?;
         rx.await.map_err(|_| CallGone)
     }
 
     /// Stops the media (sending RTCP BYE) and returns the final quality.
-    pub async fn hangup(self) -> Result<CallQuality, CallGone> {
-        // If the queue is full the task still ends when the handle (and sender) drops.
-        let _ = self.commands.try_send(Command::Hangup);
-        drop(self.commands);
-        self.done.await.map_err(|_| CallGone)
+    pub async fn hangup(mut self) -> Result<CallQuality, CallGone> {
+        self.command(Command::Hangup)?;
+        let done = self.done.take().ok_or(CallGone)?;
+        done.await.map_err(|_| CallGone)
+    }
+}
+
+impl Drop for CallHandle {
+    fn drop(&mut self) {
+        if self.done.is_some() {
+            let _ = self.command(Command::Hangup);
+        }
     }
 }
 
 impl MediaRuntime {
     pub fn new(cfg: MediaRuntimeConfig) -> Result<Self, RuntimeError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cfg.threads.max(1))
-            .thread_name("media-rt")
-            .enable_all()
-            .build()?;
         let ports = PortAllocator::new(cfg.rtp_port_min, cfg.rtp_port_max, cfg.reuse_guard)?;
+        let shards = (0..cfg.threads.max(1))
+            .map(Shard::spawn)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            rt,
+            shards,
+            next_shard: AtomicUsize::new(0),
+            next_call: AtomicU64::new(1),
             ports: Arc::new(Mutex::new(ports)),
             cfg,
         })
@@ -218,15 +264,12 @@ impl MediaRuntime {
                 allocator: Arc::clone(&self.ports),
             };
             let bind = |port| StdUdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port));
-            match (bind(pair.rtp), bind(pair.rtcp)) {
-                (Ok(rtp), Ok(rtcp)) => {
-                    ports.rtp = Some(rtp);
-                    ports.rtcp = Some(rtcp);
-                    return Ok(ports);
-                }
-                // Taken by someone else: drop releases the pair (it cools down) and we move on.
-                _ => continue,
+            if let (Ok(rtp), Ok(rtcp)) = (bind(pair.rtp), bind(pair.rtcp)) {
+                ports.rtp = Some(rtp);
+                ports.rtcp = Some(rtcp);
+                return Ok(ports);
             }
+            // Taken by another process: dropping `ports` cools the pair down; try the next.
         }
         Err(PortError::Exhausted {
             min: self.cfg.rtp_port_min,
@@ -252,37 +295,50 @@ impl MediaRuntime {
         let ids = random_ids();
         cfg.local_ssrc = ids as u32;
         cfg.initial_seq = (ids >> 32) as u16;
-        cfg.initial_timestamp = (ids >> 16) as u32 ^ (ids >> 48) as u32;
+        cfg.initial_timestamp = ((ids >> 16) as u32) ^ ((ids >> 48) as u32);
         cfg.ntp_at_start = ntp_now();
         let media = CallMedia::new(cfg, Instant::now())?;
         let recorder = record.map(spawn_recorder).transpose()?;
-        let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(self.cfg.event_queue.max(1));
         let (done_tx, done_rx) = oneshot::channel();
-        self.rt.spawn(async move {
-            // Sockets register with the reactor inside the runtime.
-            let sockets =
-                UdpSocket::from_std(rtp).and_then(|r| Ok((r, UdpSocket::from_std(rtcp)?)));
-            let Ok((rtp, rtcp)) = sockets else {
-                return;
-            };
-            let task = CallTask {
-                media,
-                rtp,
-                rtcp,
-                events: ev_tx,
-                recorder,
-                _ports: ports,
-            };
-            let quality = task.run(cmd_rx).await;
-            let _ = done_tx.send(quality);
-        });
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let shard =
+            &self.shards[self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()];
+        let call = NewCall {
+            id,
+            media,
+            rtp,
+            rtcp,
+            ports,
+            events: ev_tx,
+            done: done_tx,
+            recorder,
+        };
+        shard
+            .inbox
+            .send(ShardMsg::Start(Box::new(call)))
+            .map_err(|_| RuntimeError::ShutDown)?;
+        shard.waker.wake()?;
         Ok(CallHandle {
-            commands: cmd_tx,
+            id,
+            inbox: shard.inbox.clone(),
+            waker: Arc::clone(&shard.waker),
             events: ev_rx,
-            done: done_rx,
+            done: Some(done_rx),
             local_rtp,
         })
+    }
+}
+
+impl Drop for MediaRuntime {
+    fn drop(&mut self) {
+        for shard in &mut self.shards {
+            let _ = shard.inbox.send(ShardMsg::Shutdown);
+            let _ = shard.waker.wake();
+            if let Some(t) = shard.thread.take() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
@@ -310,10 +366,10 @@ enum RecordFrame {
 }
 
 /// Recording runs on its own thread so disk writes never block the media task.
-fn spawn_recorder(path: PathBuf) -> std::io::Result<std::sync::mpsc::SyncSender<RecordFrame>> {
+fn spawn_recorder(path: PathBuf) -> std::io::Result<std_mpsc::SyncSender<RecordFrame>> {
     let file = BufWriter::new(File::create(&path)?);
     let mut rec = StereoRecorder::new(file, 16_000, FRAME_SAMPLES)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordFrame>(500);
+    let (tx, rx) = std_mpsc::sync_channel::<RecordFrame>(500);
     std::thread::Builder::new()
         .name("media-rec".into())
         .spawn(move || {
@@ -331,81 +387,225 @@ fn spawn_recorder(path: PathBuf) -> std::io::Result<std::sync::mpsc::SyncSender<
     Ok(tx)
 }
 
-struct CallTask {
+const WAKER: Token = Token(usize::MAX);
+
+struct CallSlot {
+    id: u64,
     media: CallMedia,
     rtp: UdpSocket,
     rtcp: UdpSocket,
     events: mpsc::Sender<CallEvent>,
-    recorder: Option<std::sync::mpsc::SyncSender<RecordFrame>>,
-    /// Held for the call's lifetime; released (into the reuse guard) when the task ends.
+    done: oneshot::Sender<CallQuality>,
+    recorder: Option<std_mpsc::SyncSender<RecordFrame>>,
+    /// The deadline the timer heap holds for this call; other heap entries are stale.
+    deadline: Instant,
+    /// Held for the call's lifetime; released (into the reuse guard) when the slot goes.
     _ports: MediaPorts,
 }
 
-impl CallTask {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> CallQuality {
-        let mut rtp_buf = [0u8; 2048];
-        let mut rtcp_buf = [0u8; 2048];
-        let sleep = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(sleep);
+struct Shard {
+    poll: Poll,
+    inbox: std_mpsc::Receiver<ShardMsg>,
+    slots: Vec<Option<CallSlot>>,
+    free: Vec<usize>,
+    by_id: HashMap<u64, usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+}
+
+impl Shard {
+    fn spawn(index: usize) -> std::io::Result<ShardHandle> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = std_mpsc::channel();
+        let mut shard = Shard {
+            poll,
+            inbox: rx,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            timers: BinaryHeap::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("media-rt-{index}"))
+            .spawn(move || shard.run())?;
+        Ok(ShardHandle {
+            inbox: tx,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = [0u8; 2048];
         loop {
-            let deadline = self.flush();
-            sleep
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(deadline));
-            tokio::select! {
-                biased;
-                cmd = commands.recv() => match cmd {
-                    Some(Command::AgentAudio(pcm)) => {
-                        self.media.push_agent_audio(&pcm);
+            let timeout = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    return;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {
+                        if !self.drain_inbox() {
+                            return;
+                        }
                     }
-                    Some(Command::ClearAgentAudio) => self.media.clear_agent_audio(),
-                    Some(Command::Dtmf(d, len)) => {
-                        let _ = self.media.send_dtmf(d, len);
-                    }
-                    Some(Command::Quality(tx)) => {
-                        let _ = tx.send(self.media.quality());
-                    }
-                    Some(Command::Hangup) | None => break,
-                },
-                r = self.rtp.readable() => {
-                    if r.is_ok() {
-                        self.drain_socket(Component::Rtp, &mut rtp_buf);
+                    Token(t) => self.receive(t / 2, t % 2 == 1, &mut buf),
+                }
+            }
+            self.run_timers();
+        }
+    }
+
+    /// Handles control messages; false on shutdown.
+    fn drain_inbox(&mut self) -> bool {
+        while let Ok(msg) = self.inbox.try_recv() {
+            match msg {
+                ShardMsg::Start(call) => self.add(*call),
+                ShardMsg::Command(id, cmd) => {
+                    if let Some(&slot) = self.by_id.get(&id) {
+                        self.command(slot, cmd);
                     }
                 }
-                r = self.rtcp.readable() => {
-                    if r.is_ok() {
-                        self.drain_socket(Component::Rtcp, &mut rtcp_buf);
-                    }
-                }
-                () = &mut sleep => self.media.handle_timeout(Instant::now()),
+                ShardMsg::Shutdown => return false,
             }
         }
-        if let Some(bye) = self.media.bye(Instant::now()) {
-            let socket = if bye.component == Component::Rtp {
-                &self.rtp
-            } else {
-                &self.rtcp
-            };
-            let _ = socket.try_send_to(bye.data, bye.destination);
-        }
-        self.media.quality()
+        true
     }
 
-    fn drain_socket(&mut self, component: Component, buf: &mut [u8]) {
-        let socket = match component {
-            Component::Rtp => &self.rtp,
-            Component::Rtcp => &self.rtcp,
+    fn add(&mut self, call: NewCall) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let mut rtp = UdpSocket::from_std(call.rtp);
+        let mut rtcp = UdpSocket::from_std(call.rtcp);
+        let registry = self.poll.registry();
+        let registered = registry
+            .register(&mut rtp, Token(2 * slot), Interest::READABLE)
+            .and_then(|()| registry.register(&mut rtcp, Token(2 * slot + 1), Interest::READABLE));
+        if registered.is_err() {
+            // The call's handle sees `CallGone`; the ports go back with `call.ports`.
+            self.free.push(slot);
+            return;
+        }
+        let deadline = call.media.poll_timeout();
+        self.slots[slot] = Some(CallSlot {
+            id: call.id,
+            media: call.media,
+            rtp,
+            rtcp,
+            events: call.events,
+            done: call.done,
+            recorder: call.recorder,
+            deadline,
+            _ports: call.ports,
+        });
+        self.by_id.insert(call.id, slot);
+        self.timers.push(Reverse((deadline, slot)));
+    }
+
+    fn command(&mut self, slot: usize, cmd: Command) {
+        let Some(call) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
         };
-        // Everything queued, then back to the select (which re-arms readiness).
-        while let Ok((n, from)) = socket.try_recv_from(buf) {
-            self.media
+        match cmd {
+            Command::AgentAudio(pcm) => {
+                call.media.push_agent_audio(&pcm);
+            }
+            Command::ClearAgentAudio => call.media.clear_agent_audio(),
+            Command::Dtmf(digit, len) => {
+                let _ = call.media.send_dtmf(digit, len);
+            }
+            Command::Quality(tx) => {
+                let _ = tx.send(call.media.quality());
+            }
+            Command::Hangup => return self.remove(slot),
+        }
+        self.after_input(slot, Instant::now());
+    }
+
+    fn remove(&mut self, slot: usize) {
+        let Some(mut call) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if let Some(bye) = call.media.bye(Instant::now()) {
+            let socket = if bye.component == Component::Rtp {
+                &call.rtp
+            } else {
+                &call.rtcp
+            };
+            let _ = socket.send_to(bye.data, bye.destination);
+        }
+        let registry = self.poll.registry();
+        let _ = registry.deregister(&mut call.rtp);
+        let _ = registry.deregister(&mut call.rtcp);
+        self.by_id.remove(&call.id);
+        let _ = call.done.send(call.media.quality());
+        self.free.push(slot);
+    }
+
+    fn receive(&mut self, slot: usize, rtcp: bool, buf: &mut [u8]) {
+        let Some(call) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let (socket, component) = if rtcp {
+            (&call.rtcp, Component::Rtcp)
+        } else {
+            (&call.rtp, Component::Rtp)
+        };
+        // Edge-triggered: drain until the socket would block.
+        while let Ok((n, from)) = socket.recv_from(buf) {
+            call.media
                 .handle_datagram(Instant::now(), from, component, &buf[..n]);
         }
+        self.after_input(slot, Instant::now());
     }
 
-    /// Drains the call's outputs; returns the next deadline.
-    fn flush(&mut self) -> Instant {
-        self.media.handle_timeout(Instant::now());
+    /// Serves every call whose deadline falls within COALESCE of now.
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        let horizon = now + COALESCE;
+        while let Some(&Reverse((at, slot))) = self.timers.peek() {
+            if at > horizon {
+                return;
+            }
+            self.timers.pop();
+            let Some(call) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                continue; // the call ended
+            };
+            if call.deadline != at {
+                continue; // stale entry: the call moved its deadline
+            }
+            // The entry is consumed: whatever comes next must be pushed anew.
+            call.deadline = far_future(now);
+            // Deadlines slightly ahead are served now, as if it were their time.
+            self.after_input(slot, now.max(at));
+        }
+    }
+
+    /// Flushes a call's outputs and re-arms its timer.
+    fn after_input(&mut self, slot: usize, now: Instant) {
+        let Some(call) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let next = call.flush(now);
+        if next != call.deadline {
+            call.deadline = next;
+            self.timers.push(Reverse((next, slot)));
+        }
+    }
+}
+
+impl CallSlot {
+    /// Drains the call's outputs; returns its next deadline.
+    fn flush(&mut self, now: Instant) -> Instant {
+        self.media.handle_timeout(now);
         loop {
             match self.media.poll_output() {
                 MediaOutput::Timeout(at) => return at,
@@ -416,7 +616,7 @@ impl CallTask {
                         &self.rtcp
                     };
                     // A full socket buffer drops the packet: media never waits.
-                    let _ = socket.try_send_to(t.data, t.destination);
+                    let _ = socket.send_to(t.data, t.destination);
                 }
                 MediaOutput::CallerAudio { pcm, due } => {
                     for chunk in pcm.chunks(FRAME_SAMPLES) {
@@ -442,6 +642,11 @@ impl CallTask {
             }
         }
     }
+}
+
+/// A deadline no call ever has, marking "no timer queued".
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(86_400)
 }
 
 fn frame20(pcm: &[i16]) -> [i16; FRAME_SAMPLES] {

@@ -1,0 +1,332 @@
+//! Load bench: N bidirectional G.711 calls over 127.0.0.1 through the full pipeline
+//! (receive, jitter buffer, decode, 8→16 kHz, VAD, agent audio, 16→8 kHz, encode, paced send).
+//!
+//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads]`
+//!
+//! Three parts share the machine: `media-rt` shard threads (what is measured), `farend`
+//! (simulated callers: one thread sending 20 ms PCMU on absolute deadlines and timing what
+//! comes back) and `app` (a tokio runtime with a task per call: reads caller frames, plays
+//! 1 s agent talk spurts every 2 s). CPU per stream is the media threads' CPU time over the
+//! measured window.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use voxbridge_media::codec::{linear_to_ulaw, CodecKind};
+use voxbridge_media::pipeline::CallMediaConfig;
+use voxbridge_media::quality::CallQuality;
+use voxbridge_media::rtp::{RtpHeader, RtpPacket, RTP_HEADER_LEN};
+use voxbridge_media::runtime::{CallEvent, MediaRuntime, MediaRuntimeConfig};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Per-thread-name CPU seconds from /proc.
+fn cpu_by_thread() -> HashMap<String, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let p = task.path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(p.join("comm")),
+            std::fs::read_to_string(p.join("stat")),
+        ) else {
+            continue;
+        };
+        // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let name = comm
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
+            .to_string();
+        *out.entry(name).or_insert(0.0) += ticks / tck;
+    }
+    out
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[derive(Default)]
+struct FarEndResult {
+    received: u64,
+    /// Per stream: arrival minus media time (µs) for packets after warm-up.
+    transit: Vec<Vec<i64>>,
+}
+
+/// The simulated callers: one mio loop (its own thread) for all streams, so the simulator
+/// costs little next to what it measures. Stream i sends at phase (i mod 20) ms of every
+/// 20 ms period, on absolute deadlines.
+fn far_end(
+    socks: Vec<(mio::net::UdpSocket, SocketAddr)>,
+    start: Instant,
+    measure_from: Instant,
+    until: Instant,
+    payload: Arc<Vec<u8>>,
+) -> FarEndResult {
+    let n = socks.len();
+    let mut poll = mio::Poll::new().expect("poll");
+    let mut socks = socks;
+    for (i, (s, _)) in socks.iter_mut().enumerate() {
+        poll.registry()
+            .register(s, mio::Token(i), mio::Interest::READABLE)
+            .expect("register");
+    }
+    let mut events = mio::Events::with_capacity(1024);
+    let mut res = FarEndResult {
+        received: 0,
+        transit: vec![Vec::with_capacity(1024); n],
+    };
+    let mut first: Vec<Option<(Instant, u32)>> = vec![None; n];
+    let mut seq = vec![0u16; n];
+    let mut pkt = [0u8; RTP_HEADER_LEN + 160];
+    let mut buf = [0u8; 1500];
+    let tick = Duration::from_millis(1);
+    let mut k: u32 = 0;
+    loop {
+        let next = start + tick * k;
+        let now = Instant::now();
+        if now >= until {
+            return res;
+        }
+        if now >= next {
+            for i in (k as usize % 20..n).step_by(20) {
+                let ts = u32::from(seq[i]).wrapping_mul(160);
+                let h = RtpHeader {
+                    marker: seq[i] == 0,
+                    payload_type: 0,
+                    sequence: seq[i],
+                    timestamp: ts,
+                    ssrc: 0x1111,
+                };
+                let _ = h.write(&mut pkt);
+                let off = (usize::from(seq[i]) * 160) % (payload.len() - 160);
+                pkt[RTP_HEADER_LEN..].copy_from_slice(&payload[off..off + 160]);
+                let _ = socks[i].0.send_to(&pkt, socks[i].1);
+                seq[i] = seq[i].wrapping_add(1);
+            }
+            k += 1;
+            continue;
+        }
+        let _ = poll.poll(&mut events, Some(next - now));
+        for ev in events.iter() {
+            let i = ev.token().0;
+            while let Ok((len, _)) = socks[i].0.recv_from(&mut buf) {
+                let now = Instant::now();
+                let Ok(p) = RtpPacket::parse(&buf[..len]) else {
+                    continue;
+                };
+                if p.header.payload_type != 0 {
+                    continue;
+                }
+                res.received += 1;
+                let (t0, ts0) = *first[i].get_or_insert((now, p.header.timestamp));
+                if now >= measure_from {
+                    let media_us = i64::from(p.header.timestamp.wrapping_sub(ts0)) * 125;
+                    res.transit[i].push(now.duration_since(t0).as_micros() as i64 - media_us);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct AppResult {
+    frames: u64,
+    /// Frame handed to the application minus its playout deadline (µs), after warm-up.
+    lateness: Vec<i64>,
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let streams = args.first().copied().unwrap_or(1000);
+    let secs = args.get(1).copied().unwrap_or(20) as u64;
+    let media_threads = args.get(2).copied().unwrap_or(1);
+    let warmup = Duration::from_secs(3);
+
+    let mut cfg = MediaRuntimeConfig::new(LOCALHOST, 20000, 29999);
+    cfg.threads = media_threads;
+    cfg.reuse_guard = Duration::ZERO;
+    let media = MediaRuntime::new(cfg).expect("media runtime");
+    let app = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("app")
+        .enable_all()
+        .build()
+        .expect("app runtime");
+
+    // 1 s of a two-tone "voice" in μ-law for the callers, 1 s of it linear for the agent.
+    let voice: Vec<i16> = (0..16_000)
+        .map(|i| {
+            let t = f64::from(i) / 16_000.0;
+            ((t * std::f64::consts::TAU * 210.0).sin() * 5000.0
+                + (t * std::f64::consts::TAU * 1300.0).sin() * 1500.0) as i16
+        })
+        .collect();
+    let caller_payload: Arc<Vec<u8>> = Arc::new(
+        voice
+            .iter()
+            .step_by(2)
+            .map(|&s| linear_to_ulaw(s))
+            .collect(),
+    );
+    let agent_voice = Arc::new(voice);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let t_start = Instant::now() + Duration::from_millis(500);
+    let measure_from = t_start + warmup;
+    let measure_until = measure_from + Duration::from_secs(secs);
+    let mut far_socks = vec![];
+    let mut app_tasks = vec![];
+    for _ in 0..streams {
+        let ports = media.reserve().expect("port pair");
+        let far_sock = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("far-end socket");
+        far_sock.set_nonblocking(true).expect("nonblocking");
+        let far_addr = far_sock.local_addr().expect("addr");
+        let mut call = media
+            .start(
+                ports,
+                CallMediaConfig::new(CodecKind::Pcmu, 0, far_addr),
+                None,
+            )
+            .expect("start call");
+        far_socks.push((mio::net::UdpSocket::from_std(far_sock), call.local_rtp()));
+        let (stop3, agent) = (stop.clone(), agent_voice.clone());
+        app_tasks.push(app.spawn(async move {
+            let mut res = AppResult::default();
+            let mut next_talk = tokio::time::Instant::now();
+            while !stop3.load(Ordering::Relaxed) {
+                tokio::select! {
+                    ev = call.recv() => match ev {
+                        Some(CallEvent::Audio(f)) => {
+                            res.frames += 1;
+                            let now = Instant::now();
+                            if now >= measure_from && now < measure_until {
+                                res.lateness.push(now.saturating_duration_since(f.due).as_micros() as i64);
+                            }
+                        }
+                        Some(CallEvent::Media(_)) => {}
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(next_talk) => {
+                        let _ = call.push_agent_audio(agent.to_vec());
+                        next_talk += Duration::from_secs(2);
+                    }
+                }
+            }
+            let q = call.hangup().await.ok();
+            (res, q)
+        }));
+    }
+    let payload = caller_payload.clone();
+    let far = std::thread::Builder::new()
+        .name("farend".into())
+        .spawn(move || {
+            far_end(
+                far_socks,
+                t_start,
+                measure_from,
+                measure_until + Duration::from_millis(200),
+                payload,
+            )
+        })
+        .expect("farend thread");
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+    let cpu0 = cpu_by_thread();
+    let w0 = Instant::now();
+    std::thread::sleep(measure_until.saturating_duration_since(Instant::now()));
+    let cpu1 = cpu_by_thread();
+    let wall = w0.elapsed().as_secs_f64();
+    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    stop.store(true, Ordering::Relaxed);
+
+    let qualities: Arc<Mutex<Vec<CallQuality>>> = Arc::default();
+    let mut lateness = vec![];
+    let mut frames = 0;
+    for t in app_tasks {
+        if let Ok((res, q)) = app.block_on(t) {
+            frames += res.frames;
+            lateness.extend(res.lateness);
+            if let Some(q) = q {
+                qualities.lock().expect("lock").push(q);
+            }
+        }
+    }
+    let mut transit_jitter = vec![];
+    let far_res = far.join().unwrap_or_default();
+    let far_received = far_res.received;
+    for stream in &far_res.transit {
+        if let Some(&min) = stream.iter().min() {
+            transit_jitter.extend(stream.iter().map(|t| t - min));
+        }
+    }
+    let qs = qualities.lock().expect("lock");
+    let sum = |f: fn(&CallQuality) -> u64| qs.iter().map(f).sum::<u64>();
+    let received = sum(|q| q.packets_received);
+    let (late, lost, concealed) = (
+        sum(|q| q.late),
+        sum(|q| q.packets_lost),
+        sum(|q| q.concealed),
+    );
+    transit_jitter.sort_unstable();
+    lateness.sort_unstable();
+    let cpu = |name: &str| cpu1.get(name).unwrap_or(&0.0) - cpu0.get(name).unwrap_or(&0.0);
+    let media_cpu = cpu("media-rt");
+    println!("streams {streams}, media threads {media_threads}, measured {wall:.1} s after {warmup:?} warm-up");
+    println!(
+        "loadavg before: {}  after: {}",
+        load_before.trim(),
+        load_after.trim()
+    );
+    println!("calls reporting quality: {}", qs.len());
+    println!(
+        "inbound (caller->media): packets {received}, lost {lost} ({:.4} %), late {late} ({:.4} %), concealed {concealed} ({:.4} %)",
+        lost as f64 * 100.0 / received.max(1) as f64,
+        late as f64 * 100.0 / received.max(1) as f64,
+        concealed as f64 * 100.0 / received.max(1) as f64
+    );
+    println!("frames delivered to the app: {frames}");
+    println!(
+        "outbound pacing (far-end arrival jitter, µs): p50 {} p99 {} p99.9 {} max {} over {} packets; far ends received {far_received}",
+        percentile(&transit_jitter, 0.5),
+        percentile(&transit_jitter, 0.99),
+        percentile(&transit_jitter, 0.999),
+        transit_jitter.last().copied().unwrap_or(0),
+        transit_jitter.len()
+    );
+    println!(
+        "added latency (frame to app minus playout deadline, µs): p50 {} p99 {} max {}",
+        percentile(&lateness, 0.5),
+        percentile(&lateness, 0.99),
+        lateness.last().copied().unwrap_or(0)
+    );
+    println!(
+        "CPU over the window (s): media {media_cpu:.2}, farend {:.2}, app {:.2}; media per stream {:.4} % of a core",
+        cpu("farend"),
+        cpu("app"),
+        media_cpu / wall / streams as f64 * 100.0
+    );
+    drop(qs);
+    // Runtimes must not be dropped inside async contexts; they are not.
+    drop(app);
+    drop(media);
+}
