@@ -14,7 +14,7 @@ type Criterion = criterion::Criterion<ThreadCpuTime>;
 use voxbridge_media::codec::{AudioCodec, CodecKind, Opus};
 use voxbridge_media::jitter::{JitterBuffer, JitterConfig, Playout};
 use voxbridge_media::pipeline::{CallMedia, CallMediaConfig, MediaOutput};
-use voxbridge_media::resample::resampler;
+use voxbridge_media::resample::{resampler, Resampler, RubatoFft};
 use voxbridge_media::rtp::{
     Component, Datagram, Input, RtpHeader, RtpPacket, RtpSession, SessionConfig, RTP_HEADER_LEN,
 };
@@ -168,6 +168,10 @@ fn stages(c: &mut Criterion) {
     let mut up = resampler(8000, 16_000, 20).unwrap();
     c.bench_function("resample_8k_to_16k_frame", |b| {
         b.iter(|| black_box(up.process(black_box(&pcm8), &mut out16).unwrap()))
+    });
+    let mut fft = RubatoFft::new(8000, 16_000, 160).unwrap();
+    c.bench_function("resample_8k_to_16k_rubato_fft_frame", |b| {
+        b.iter(|| black_box(fft.process(black_box(&pcm8), &mut out16).unwrap()))
     });
     let mut down = resampler(16_000, 8000, 20).unwrap();
     c.bench_function("resample_16k_to_8k_frame", |b| {
