@@ -36,6 +36,8 @@ pub enum MediaError {
     Dtmf(#[from] DtmfError),
     #[error("DTMF needs a negotiated telephone-event payload type")]
     NoDtmfPayloadType,
+    #[error("unsupported ptime {0} ms (10 to 60 ms in steps of 10)")]
+    UnsupportedPtime(u32),
 }
 
 /// What SDP negotiation decided, plus tuning with sensible defaults.
@@ -152,6 +154,10 @@ pub struct CallMedia {
 
 impl CallMedia {
     pub fn new(cfg: CallMediaConfig, now: Instant) -> Result<Self, MediaError> {
+        // ptime comes from the remote SDP: bound it before it sizes any buffer.
+        if !(10..=60).contains(&cfg.ptime_ms) || cfg.ptime_ms % 10 != 0 {
+            return Err(MediaError::UnsupportedPtime(cfg.ptime_ms));
+        }
         let codec = cfg.codec.create(cfg.ptime_ms)?;
         let info = codec.info();
         let mut scfg = SessionConfig::new(

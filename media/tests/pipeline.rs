@@ -246,3 +246,63 @@ fn opus_call_survives_bursty_loss_with_concealment() {
     let silent = frames.iter().filter(|&&r| r < 500.0).count();
     assert!(silent <= 3, "silent frames {silent} of {}", frames.len());
 }
+
+#[test]
+fn hostile_ptime_is_refused() {
+    for ptime in [0, 5, 25, 120, 1000] {
+        let mut cfg = CallMediaConfig::new(CodecKind::Pcmu, 0, addr("127.0.0.1:4000"));
+        cfg.ptime_ms = ptime;
+        assert!(
+            CallMedia::new(cfg, Instant::now()).is_err(),
+            "ptime {ptime}"
+        );
+    }
+    for codec in [
+        CodecKind::Pcmu,
+        CodecKind::Pcma,
+        CodecKind::Opus,
+        CodecKind::L16 { rate: 16_000 },
+    ] {
+        let mut cfg = CallMediaConfig::new(codec, 96, addr("127.0.0.1:4000"));
+        cfg.ptime_ms = 60;
+        assert!(CallMedia::new(cfg, Instant::now()).is_ok(), "{codec:?}");
+    }
+}
+
+/// Random and half-valid datagrams from the (latched) peer never panic the pipeline.
+#[test]
+fn garbage_datagrams_do_not_panic() {
+    use support::netem::Rng;
+    let t0 = Instant::now();
+    let peer = addr("127.0.0.1:4000");
+    for codec in [
+        CodecKind::Pcmu,
+        CodecKind::Opus,
+        CodecKind::L16 { rate: 8000 },
+    ] {
+        let mut media = CallMedia::new(CallMediaConfig::new(codec, 0, peer), t0).unwrap();
+        let mut rng = Rng::new(7);
+        let mut buf = [0u8; 1500];
+        for i in 0..20_000u32 {
+            let len = (rng.next_u64() % 1500) as usize;
+            for b in &mut buf[..len] {
+                *b = rng.next_u64() as u8;
+            }
+            if i % 2 == 0 && len >= 12 {
+                // Plausible RTP: version 2, our payload type or telephone-event, any contents.
+                buf[0] = 0x80 | (buf[0] & 0x3f);
+                buf[1] = if i % 4 == 0 { 0 } else { 101 };
+            }
+            let now = t0 + Duration::from_millis(u64::from(i));
+            let component = if i % 7 == 0 {
+                Component::Rtcp
+            } else {
+                Component::Rtp
+            };
+            media.handle_datagram(now, peer, component, &buf[..len]);
+            media.handle_timeout(now);
+            while !matches!(media.poll_output(), MediaOutput::Timeout(_)) {}
+        }
+        let _ = media.quality();
+    }
+}
