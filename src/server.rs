@@ -69,6 +69,7 @@ impl Server {
             allow_private_webhooks: config.webhooks.allow_private_targets,
             telephony_enabled: config.telephony.enabled,
             metrics: crate::metrics::install(),
+            caches: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await

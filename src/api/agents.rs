@@ -80,6 +80,7 @@ pub async fn create_agent(
     };
     validate(&agent)?;
     state.store.insert_agent(&agent).await?;
+    state.caches.default_agents.clear();
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
@@ -129,6 +130,7 @@ pub async fn update_agent(
     merge_opt!(url, protocol, greeting);
     validate(&agent)?;
     state.store.update_agent(&agent).await?;
+    state.caches.default_agents.clear();
     Ok(Json(agent))
 }
 

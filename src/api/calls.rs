@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::{ApiJson, Authed};
 use super::AppState;
-use crate::domain::{new_id, now, Call, CallStatus, Direction};
+use crate::domain::{new_id, now, Agent, Call, CallStatus, Direction};
 use crate::store::{CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord};
 use crate::webhooks::target::parse_target;
 
@@ -96,9 +96,7 @@ pub async fn create_outbound(
             },
             Err(_) => Err(format!("{id:?} is not an agent id")),
         },
-        None => state
-            .store
-            .default_agent(org.id, Direction::Outbound)
+        None => default_outbound_agent(&state, org.id)
             .await?
             .ok_or_else(|| {
                 "the organization has no default active outbound agent; pass agent_id".to_owned()
@@ -191,6 +189,18 @@ pub async fn create_outbound(
             "this key was already used with a different request body",
         )),
     }
+}
+
+async fn default_outbound_agent(state: &AppState, org_id: Uuid) -> Result<Option<Agent>, ApiError> {
+    if let Some(agent) = state.caches.default_agents.get(&org_id) {
+        return Ok(agent);
+    }
+    let agent = state
+        .store
+        .default_agent(org_id, Direction::Outbound)
+        .await?;
+    state.caches.default_agents.insert(org_id, agent.clone());
+    Ok(agent)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

@@ -1,12 +1,14 @@
 //! The HTTP API. It reads and writes the store only; it never talks to telephony.
 
 mod agents;
+mod cache;
 mod calls;
 pub mod error;
 pub mod extract;
 mod openapi;
 mod ops;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -18,6 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use openapi::ApiDoc;
 
+use crate::domain::{Agent, Org};
 use crate::phone::PhoneNormalizer;
 use crate::store::Store;
 
@@ -28,6 +31,16 @@ pub struct AppState {
     pub allow_private_webhooks: bool,
     pub telephony_enabled: bool,
     pub metrics: Option<PrometheusHandle>,
+    pub caches: Arc<Caches>,
+}
+
+/// Per-node caches of what every request looks up.
+#[derive(Default)]
+pub struct Caches {
+    /// API key hash → its org.
+    pub orgs: cache::TtlCache<String, Org>,
+    /// Org → its default outbound agent.
+    pub default_agents: cache::TtlCache<uuid::Uuid, Option<Agent>>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -14,8 +14,17 @@ use crate::domain::Org;
 
 /// The organization that owns the API key, with its minutes.
 #[utoipa::path(get, path = "/v1/org", tag = "org", responses((status = 200, body = Org)), security(("api_key" = [])))]
-pub async fn get_org(Authed(org): Authed) -> Json<Org> {
-    Json(org)
+pub async fn get_org(
+    State(state): State<AppState>,
+    Authed(org): Authed,
+) -> Result<Json<Org>, ApiError> {
+    // Authentication may come from the cache; the minutes shown must be live.
+    let fresh = state
+        .store
+        .org(org.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("org"))?;
+    Ok(Json(fresh))
 }
 
 /// Liveness: the process answers.

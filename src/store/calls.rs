@@ -63,6 +63,15 @@ impl Store {
         call: &Call,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<CreateOutcome> {
+        if idempotency.is_none() {
+            if let Some(created) = self.create_call_batched(call).await {
+                return Ok(if created {
+                    CreateOutcome::Created
+                } else {
+                    CreateOutcome::QuotaExhausted
+                });
+            }
+        }
         let mut tx = self.write().begin().await?;
         if let Some(record) = idempotency {
             if let Some(outcome) = claim_idempotency_key(&mut tx, call.org_id, record).await? {
@@ -97,11 +106,24 @@ impl Store {
             tx.rollback().await?;
             return Ok(CreateOutcome::QuotaExhausted);
         }
-        insert_event(&mut tx, call, EventType::Queued).await?;
+        let outbox = insert_event(&mut tx, call, EventType::Queued).await?;
         tx.commit().await?;
-        self.notify_outbox();
+        if outbox {
+            self.notify_outbox();
+        }
         self.notify_dispatch();
         Ok(CreateOutcome::Created)
+    }
+
+    /// Through the group-commit writer; `None` if that batch failed (use the single path).
+    async fn create_call_batched(&self, call: &Call) -> Option<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = super::batch::Pending {
+            call: call.clone(),
+            reply,
+        };
+        self.inner.batcher.send(pending).await.ok()?;
+        answer.await.ok().flatten()
     }
 
     pub async fn call(&self, org_id: Uuid, id: Uuid) -> Result<Option<Call>> {
@@ -218,8 +240,9 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        let mut outbox = false;
         for event in t.events {
-            insert_event(&mut tx, call, *event).await?;
+            outbox |= insert_event(&mut tx, call, *event).await?;
         }
         if t.charge_minutes > 0 {
             sqlx::query("UPDATE orgs SET minutes_used = minutes_used + $1 WHERE id = $2")
@@ -229,7 +252,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        if !t.events.is_empty() {
+        if outbox {
             self.notify_outbox();
         }
         if call.status == CallStatus::Queued {

@@ -34,11 +34,12 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
+        let mut outbox = false;
         for call in &calls {
-            insert_event(&mut tx, call, EventType::Calling).await?;
+            outbox |= insert_event(&mut tx, call, EventType::Calling).await?;
         }
         tx.commit().await?;
-        if !calls.is_empty() {
+        if outbox {
             self.notify_outbox();
         }
         Ok(calls)
@@ -71,11 +72,12 @@ impl Store {
         let mut tx = self.write().begin().await?;
         let rows = sqlx::query(&sql).bind(now_ms).fetch_all(&mut *tx).await?;
         let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
+        let mut outbox = false;
         for call in &calls {
-            insert_event(&mut tx, call, EventType::Ended).await?;
+            outbox |= insert_event(&mut tx, call, EventType::Ended).await?;
         }
         tx.commit().await?;
-        if !calls.is_empty() {
+        if outbox {
             self.notify_outbox();
         }
         Ok(calls)

@@ -40,34 +40,46 @@ pub enum DeliveryResult {
     },
 }
 
-/// Writes the event row; it enters the outbox when the call or its org has a webhook URL.
-pub(super) async fn insert_event(
-    tx: &mut Transaction<'_, Any>,
-    call: &Call,
-    event: EventType,
-) -> Result<()> {
+/// A new event's webhook-id, its frozen webhook body, and its time (unix ms).
+pub(super) fn event_envelope(call: &Call, event: EventType) -> (String, String, i64) {
     let at = now();
     let envelope = serde_json::json!({
         "type": event.as_str(),
         "timestamp": at.format(&Rfc3339).unwrap_or_default(),
         "data": call,
     });
-    sqlx::query(
+    (
+        format!("msg_{}", Uuid::now_v7().simple()),
+        rows::to_json(&envelope),
+        to_millis(at),
+    )
+}
+
+/// Writes the event row; it enters the outbox when the call or its org has a webhook URL.
+/// Returns whether it did (only then is the delivery worker worth waking).
+pub(super) async fn insert_event(
+    tx: &mut Transaction<'_, Any>,
+    call: &Call,
+    event: EventType,
+) -> Result<bool> {
+    let (id, payload, at) = event_envelope(call, event);
+    let row = sqlx::query(
         "INSERT INTO events (id, org_id, call_id, type, payload, created_at, target_url, delivery_status, \
          next_attempt_at) \
          SELECT $1, $2, $3, $4, $5, $6, t.url, CASE WHEN t.url IS NULL THEN 'none' ELSE 'pending' END, $6 \
-         FROM (SELECT COALESCE($7, (SELECT webhook_url FROM orgs WHERE id = $2)) AS url) t",
+         FROM (SELECT COALESCE($7, (SELECT webhook_url FROM orgs WHERE id = $2)) AS url) t \
+         RETURNING delivery_status",
     )
-    .bind(format!("msg_{}", Uuid::now_v7().simple()))
+    .bind(id)
     .bind(call.org_id.to_string())
     .bind(call.id.to_string())
     .bind(event.as_str())
-    .bind(rows::to_json(&envelope))
-    .bind(to_millis(at))
+    .bind(payload)
+    .bind(at)
     .bind(&call.webhook_url)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(row.try_get::<String, _>("delivery_status")? == "pending")
 }
 
 impl Store {

@@ -3,6 +3,7 @@
 //! it are written in one transaction (outbox pattern).
 
 mod agents;
+mod batch;
 mod calls;
 mod dispatch;
 mod events;
@@ -69,6 +70,14 @@ struct Inner {
     /// SQLITE_BUSY storms. On PostgreSQL this is the same pool as `read`.
     write: AnyPool,
     dialect: Dialect,
+    signals: Arc<Signals>,
+    /// The group-commit writer for newly queued calls.
+    batcher: tokio::sync::mpsc::Sender<batch::Pending>,
+}
+
+/// Wake-ups for the workers that read what the store writes.
+#[derive(Default)]
+struct Signals {
     /// Woken whenever an event with a webhook target is committed.
     outbox: Notify,
     /// Woken whenever a call becomes due for dialling.
@@ -100,13 +109,19 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let signals = Arc::new(Signals::default());
+        let writers = match dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => (max_connections as usize / 2).clamp(1, 4),
+        };
+        let batcher = batch::spawn_writers(write.clone(), signals.clone(), writers);
         Ok(Self {
             inner: Arc::new(Inner {
                 read,
                 write,
                 dialect,
-                outbox: Notify::new(),
-                dispatch: Notify::new(),
+                signals,
+                batcher,
             }),
         })
     }
@@ -132,11 +147,11 @@ impl Store {
 
     /// Resolves when new webhook events may be waiting (or a permit was left by an earlier wake).
     pub async fn outbox_changed(&self) {
-        self.inner.outbox.notified().await
+        self.inner.signals.outbox.notified().await
     }
 
     pub async fn dispatch_changed(&self) {
-        self.inner.dispatch.notified().await
+        self.inner.signals.dispatch.notified().await
     }
 
     fn read(&self) -> &AnyPool {
@@ -148,11 +163,11 @@ impl Store {
     }
 
     fn notify_outbox(&self) {
-        self.inner.outbox.notify_one();
+        self.inner.signals.outbox.notify_one();
     }
 
     fn notify_dispatch(&self) {
-        self.inner.dispatch.notify_one();
+        self.inner.signals.dispatch.notify_one();
     }
 }
 

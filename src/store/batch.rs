@@ -1,0 +1,182 @@
+//! Group commit for newly queued calls. Batch jobs queue thousands of calls; committing each
+//! one alone spends most of the time on per-statement round trips (and, on PostgreSQL, one
+//! WAL flush per call). One writer task takes every request waiting at that moment and stores
+//! them with one quota check, two multi-row INSERTs and one commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::events::event_envelope;
+use super::rows;
+use super::{Result, Signals};
+use crate::domain::{to_millis, Call, EventType};
+
+/// Calls per transaction; 15 parameters each stays far below both databases' limits.
+const MAX_BATCH: usize = 128;
+
+pub(super) struct Pending {
+    pub call: Call,
+    /// `Some(created)`; `None` when the batch failed and the caller must use the single path.
+    pub reply: oneshot::Sender<Option<bool>>,
+}
+
+/// Starts `writers` batch writers on one queue. SQLite wants one (a single writer connection);
+/// on PostgreSQL several let commit flushes overlap, which the server merges (group commit).
+pub(super) fn spawn_writers(
+    pool: AnyPool,
+    signals: Arc<Signals>,
+    writers: usize,
+) -> mpsc::Sender<Pending> {
+    let (tx, rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..writers.max(1) {
+        let (pool, signals, rx) = (pool.clone(), signals.clone(), rx.clone());
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            // Take whatever is waiting, release the queue to the next writer, then write.
+            while rx.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                write_and_reply(&pool, &signals, &mut batch).await;
+            }
+        });
+    }
+    tx
+}
+
+async fn write_and_reply(pool: &AnyPool, signals: &Signals, batch: &mut Vec<Pending>) {
+    match write_batch(pool, batch).await {
+        Ok((created, outbox)) => {
+            if outbox {
+                signals.outbox.notify_one();
+            }
+            signals.dispatch.notify_one();
+            for (pending, created) in batch.drain(..).zip(created) {
+                let _ = pending.reply.send(Some(created));
+            }
+        }
+        Err(e) => {
+            // One bad row must not fail its neighbours: each caller retries alone.
+            tracing::warn!(error = %e, size = batch.len(), "batched insert failed; retrying one by one");
+            for pending in batch.drain(..) {
+                let _ = pending.reply.send(None);
+            }
+        }
+    }
+}
+
+/// Returns, per call, whether it was stored (false: its org's minutes are used up), and
+/// whether any event entered the webhook outbox.
+async fn write_batch(pool: &AnyPool, batch: &[Pending]) -> Result<(Vec<bool>, bool)> {
+    let mut org_ids: Vec<String> = batch.iter().map(|p| p.call.org_id.to_string()).collect();
+    org_ids.sort_unstable();
+    org_ids.dedup();
+    let mut tx = pool.begin().await?;
+    // The quota test and the org's webhook URL, read inside the writing transaction.
+    let sql = format!(
+        "SELECT id, webhook_url FROM orgs WHERE minutes_used < minutes_included AND id IN ({})",
+        list(org_ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in &org_ids {
+        query = query.bind(id);
+    }
+    let mut open: HashMap<String, Option<String>> = HashMap::new();
+    for row in query.fetch_all(&mut *tx).await? {
+        open.insert(row.try_get("id")?, row.try_get("webhook_url")?);
+    }
+    let admitted: Vec<(&Call, Option<&String>)> = batch
+        .iter()
+        .filter_map(|p| {
+            let org_url = open.get(&p.call.org_id.to_string())?;
+            Some((&p.call, p.call.webhook_url.as_ref().or(org_url.as_ref())))
+        })
+        .collect();
+    let mut outbox = false;
+    if !admitted.is_empty() {
+        let sql = format!(
+            "INSERT INTO calls (id, org_id, agent_id, direction, status, to_number, from_number, context, \
+             webhook_url, schedule_at, max_attempts, attempts, created_at, transcript, next_attempt_at) VALUES {}",
+            value_rows(admitted.len(), 15)
+        );
+        let mut query = sqlx::query(&sql);
+        for (call, _) in &admitted {
+            query = query
+                .bind(call.id.to_string())
+                .bind(call.org_id.to_string())
+                .bind(call.agent_id.map(|a| a.to_string()))
+                .bind(call.direction.as_str())
+                .bind(call.status.as_str())
+                .bind(&call.to)
+                .bind(&call.from)
+                .bind(call.context.as_ref().map(rows::to_json))
+                .bind(&call.webhook_url)
+                .bind(call.schedule_at.map(to_millis))
+                .bind(call.max_attempts)
+                .bind(call.attempts)
+                .bind(to_millis(call.created_at))
+                .bind(rows::to_json(&call.transcript))
+                .bind(to_millis(call.next_attempt_at));
+        }
+        query.execute(&mut *tx).await?;
+
+        let sql = format!(
+            "INSERT INTO events (id, org_id, call_id, type, payload, created_at, target_url, delivery_status, \
+             next_attempt_at) VALUES {}",
+            value_rows(admitted.len(), 9)
+        );
+        let mut query = sqlx::query(&sql);
+        for (call, target) in &admitted {
+            let (id, payload, at) = event_envelope(call, EventType::Queued);
+            outbox |= target.is_some();
+            query = query
+                .bind(id)
+                .bind(call.org_id.to_string())
+                .bind(call.id.to_string())
+                .bind(EventType::Queued.as_str())
+                .bind(payload)
+                .bind(at)
+                .bind(target.cloned())
+                .bind(if target.is_some() { "pending" } else { "none" })
+                .bind(at);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let created = batch
+        .iter()
+        .map(|p| open.contains_key(&p.call.org_id.to_string()))
+        .collect();
+    Ok((created, outbox))
+}
+
+/// `$1, $2, …, $n` for `IN (…)`.
+fn list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `rows` groups of `width` numbered placeholders for a multi-row VALUES: `($1, $2), ($3, $4)`.
+fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{list, value_rows};
+
+    #[test]
+    fn placeholders_number_rows_and_lists() {
+        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(list(3), "$1, $2, $3");
+    }
+}
