@@ -1,7 +1,7 @@
 //! Load bench: N bidirectional G.711 calls over 127.0.0.1 through the full pipeline
 //! (receive, jitter buffer, decode, 8→16 kHz, VAD, agent audio, 16→8 kHz, encode, paced send).
 //!
-//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads]`
+//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads] [poll]`
 //!
 //! Three parts share the machine: `media-rt` shard threads (what is measured), `farend`
 //! (simulated callers: one thread sending 20 ms PCMU on absolute deadlines and timing what
@@ -160,6 +160,10 @@ fn main() {
     let streams = args.first().copied().unwrap_or(1000);
     let secs = args.get(1).copied().unwrap_or(20) as u64;
     let media_threads = args.get(2).copied().unwrap_or(1);
+    // `poll`: one consumer task drains every call every 10 ms instead of a task per call
+    // woken per frame: far cheaper for the process, but frames wait up to 10 ms, so the
+    // added-latency figure is only meaningful without it.
+    let poll_consumer = std::env::args().any(|a| a == "poll");
     let warmup = Duration::from_secs(3);
 
     let mut cfg = MediaRuntimeConfig::new(LOCALHOST, 20000, 29999);
@@ -196,6 +200,7 @@ fn main() {
     let measure_until = measure_from + Duration::from_secs(secs);
     let mut far_socks = vec![];
     let mut app_tasks = vec![];
+    let mut polled_calls = vec![];
     for _ in 0..streams {
         let ports = media.reserve().expect("port pair");
         let far_sock = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("far-end socket");
@@ -209,6 +214,10 @@ fn main() {
             )
             .expect("start call");
         far_socks.push((mio::net::UdpSocket::from_std(far_sock), call.local_rtp()));
+        if poll_consumer {
+            polled_calls.push(call);
+            continue;
+        }
         let (stop3, agent) = (stop.clone(), agent_voice.clone());
         app_tasks.push(app.spawn(async move {
             let mut res = AppResult::default();
@@ -233,7 +242,34 @@ fn main() {
                 }
             }
             let q = call.hangup().await.ok();
-            (res, q)
+            (res, vec![q])
+        }));
+    }
+    if poll_consumer {
+        let (stop3, agent) = (stop.clone(), agent_voice.clone());
+        let mut calls = std::mem::take(&mut polled_calls);
+        app_tasks.push(app.spawn(async move {
+            let mut res = AppResult::default();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut round: u64 = 0;
+            while !stop3.load(Ordering::Relaxed) {
+                tick.tick().await;
+                for (i, call) in calls.iter_mut().enumerate() {
+                    while let Some(ev) = call.try_recv() {
+                        res.frames += u64::from(matches!(ev, CallEvent::Audio(_)));
+                    }
+                    // Each call talks 1 s in every 2 s, the calls staggered over the period.
+                    if (round + i as u64) % 200 == 0 {
+                        let _ = call.push_agent_audio(agent.to_vec());
+                    }
+                }
+                round += 1;
+            }
+            let mut qs = vec![];
+            for call in calls {
+                qs.push(call.hangup().await.ok());
+            }
+            (res, qs)
         }));
     }
     let payload = caller_payload.clone();
@@ -263,12 +299,13 @@ fn main() {
     let mut lateness = vec![];
     let mut frames = 0;
     for t in app_tasks {
-        if let Ok((res, q)) = app.block_on(t) {
+        if let Ok((res, qs)) = app.block_on(t) {
             frames += res.frames;
             lateness.extend(res.lateness);
-            if let Some(q) = q {
-                qualities.lock().expect("lock").push(q);
-            }
+            qualities
+                .lock()
+                .expect("lock")
+                .extend(qs.into_iter().flatten());
         }
     }
     let mut transit_jitter = vec![];
@@ -291,7 +328,10 @@ fn main() {
     lateness.sort_unstable();
     let cpu = |name: &str| cpu1.get(name).unwrap_or(&0.0) - cpu0.get(name).unwrap_or(&0.0);
     let media_cpu = cpu("media-rt");
-    println!("streams {streams}, media threads {media_threads}, measured {wall:.1} s after {warmup:?} warm-up");
+    println!(
+        "streams {streams}, media threads {media_threads}, consumer {}, measured {wall:.1} s after {warmup:?} warm-up",
+        if poll_consumer { "polling every 10 ms" } else { "task per call" }
+    );
     println!(
         "loadavg before: {}  after: {}",
         load_before.trim(),
