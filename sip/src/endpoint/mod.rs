@@ -243,9 +243,13 @@ impl Endpoint {
     }
 
     pub fn stats(&self) -> Stats {
+        let count = |p: dialog::Phase| self.calls.values().filter(|c| c.phase == p).count();
         Stats {
             transactions: self.txs.len(),
             calls: self.calls.len(),
+            calls_ringing: count(dialog::Phase::Ringing),
+            calls_answered: count(dialog::Phase::Answered),
+            calls_established: count(dialog::Phase::Established),
             ..self.stats
         }
     }

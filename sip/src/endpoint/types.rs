@@ -199,4 +199,8 @@ pub struct Stats {
     pub overload_rejected: u64,
     pub transactions: usize,
     pub calls: usize,
+    /// Of `calls`: inbound waiting for the application, answered waiting for ACK, and up.
+    pub calls_ringing: usize,
+    pub calls_answered: usize,
+    pub calls_established: usize,
 }
