@@ -5,6 +5,8 @@
 //! returns [`MediaOutput::Timeout`]. Outputs borrow the call's own buffers, so nothing is
 //! allocated per packet or per frame.
 
+mod agent;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ use crate::rtp::{
     SourcePolicy, Transmit, RTP_HEADER_LEN,
 };
 use crate::vad::{Vad, VadConfig, VadEvent};
+use agent::AgentAudio;
 
 /// The pipeline's PCM rate towards the agent and the transcriber.
 pub const PIPELINE_RATE: u32 = 16_000;
@@ -117,8 +120,6 @@ pub enum MediaOutput<'a> {
 }
 
 const MAX_DATAGRAM: usize = 1500;
-/// Comfort noise level: about -66 dBFS, audible as "line open", never as hiss.
-const COMFORT_NOISE_AMPLITUDE: i32 = 24;
 
 pub struct CallMedia {
     cfg: CallMediaConfig,
@@ -137,12 +138,8 @@ pub struct CallMedia {
     codec_frame: usize,
     decoded: Vec<i16>,
     caller_frame: Vec<i16>,
-    agent_queue: VecDeque<i16>,
-    max_agent_samples: usize,
-    agent_frame: Vec<i16>,
+    agent: AgentAudio,
     encode_pcm: Vec<i16>,
-    talking: bool,
-    noise_state: u32,
     events: VecDeque<MediaEvent>,
     rtcp_out: Vec<u8>,
     rtcp_dest: Option<(SocketAddr, Component)>,
@@ -200,13 +197,13 @@ impl CallMedia {
             // Room for the longest Opus packet (120 ms at 48 kHz).
             decoded: vec![0; 5760],
             caller_frame: vec![0; pipeline_frame],
-            agent_queue: VecDeque::with_capacity(PIPELINE_RATE as usize),
-            max_agent_samples: (cfg.max_agent_queue.as_millis() as usize) * PIPELINE_RATE as usize
-                / 1000,
-            agent_frame: vec![0; pipeline_frame],
+            agent: AgentAudio::new(
+                pipeline_frame,
+                cfg.max_agent_queue,
+                cfg.comfort_noise,
+                cfg.local_ssrc,
+            ),
             encode_pcm: vec![0; info.frame_samples],
-            talking: false,
-            noise_state: cfg.local_ssrc | 1,
             events: VecDeque::with_capacity(16),
             rtcp_out: Vec::with_capacity(512),
             rtcp_dest: None,
@@ -303,7 +300,7 @@ impl CallMedia {
             });
         }
         if std::mem::take(&mut self.agent_pending) {
-            return MediaOutput::AgentAudio(&self.agent_frame);
+            return MediaOutput::AgentAudio(self.agent.frame());
         }
         if let Some(due) = self.play_caller_frame() {
             return MediaOutput::CallerAudio {
@@ -368,7 +365,7 @@ impl CallMedia {
                     self.dtmf_tx = None;
                 }
                 self.rtp_out[RTP_HEADER_LEN..RTP_HEADER_LEN + 4].copy_from_slice(&packet.payload);
-                self.agent_frame.fill(0);
+                self.agent.mute_frame();
                 self.rtp_pending = self
                     .session
                     .write_rtp(
@@ -384,28 +381,10 @@ impl CallMedia {
             }
             self.dtmf_tx = None;
         }
-        let take = self.agent_frame.len().min(self.agent_queue.len());
-        let voiced = take > 0;
-        for (dst, src) in self
-            .agent_frame
-            .iter_mut()
-            .zip(self.agent_queue.drain(..take))
-        {
-            *dst = src;
-        }
-        if voiced {
-            self.agent_frame[take..].fill(0);
-        } else if self.cfg.comfort_noise {
-            self.fill_comfort_noise();
-        } else {
-            self.agent_frame.fill(0);
-        }
-        // RFC 3551 §4.1: marker on the first packet of a talk spurt.
-        let marker = voiced && !self.talking;
-        self.talking = voiced;
+        let marker = self.agent.next_frame();
         if self
             .downsample
-            .process(&self.agent_frame, &mut self.encode_pcm)
+            .process(self.agent.frame(), &mut self.encode_pcm)
             .is_err()
         {
             self.encode_pcm.fill(0);
@@ -429,34 +408,18 @@ impl CallMedia {
         }
     }
 
-    fn fill_comfort_noise(&mut self) {
-        for s in &mut self.agent_frame {
-            // xorshift32: cheap, and every call gets its own sequence from its SSRC.
-            self.noise_state ^= self.noise_state << 13;
-            self.noise_state ^= self.noise_state >> 17;
-            self.noise_state ^= self.noise_state << 5;
-            *s = ((self.noise_state >> 16) as i32 % (2 * COMFORT_NOISE_AMPLITUDE + 1)
-                - COMFORT_NOISE_AMPLITUDE) as i16;
-        }
-    }
-
     /// Queues 16 kHz agent audio for playout; returns how many samples were accepted.
     pub fn push_agent_audio(&mut self, pcm: &[i16]) -> usize {
-        let room = self
-            .max_agent_samples
-            .saturating_sub(self.agent_queue.len());
-        let n = room.min(pcm.len());
-        self.agent_queue.extend(&pcm[..n]);
-        n
+        self.agent.push(pcm)
     }
 
     /// Barge-in: drops queued agent audio.
     pub fn clear_agent_audio(&mut self) {
-        self.agent_queue.clear();
+        self.agent.clear();
     }
 
     pub fn agent_audio_queued(&self) -> Duration {
-        Duration::from_micros(self.agent_queue.len() as u64 * 1_000_000 / u64::from(PIPELINE_RATE))
+        self.agent.queued()
     }
 
     /// Sends a key press as RFC 4733 events starting at the next packet; audio pauses
