@@ -28,50 +28,81 @@ struct Profile {
 
 fn profiles() -> Vec<Profile> {
     let stock = DecodeSettings::stock();
-    let no_ts = DecodeSettings {
-        no_timestamps: true,
-        ..stock.clone()
+    let ours = DecodeSettings::telephone();
+    let profile = |name, upsampler, settings, prompt| Profile {
+        name,
+        upsampler,
+        settings,
+        prompt,
     };
     vec![
-        Profile {
-            name: "stock (band-limited resampler, timestamps, full context)",
-            upsampler: Upsampler::Sinc,
-            settings: stock.clone(),
-            prompt: false,
-        },
-        Profile {
-            name: "+ zero-stuffed upsampling",
-            upsampler: Upsampler::ZeroStuff,
-            settings: stock,
-            prompt: false,
-        },
-        Profile {
-            name: "+ no timestamps",
-            upsampler: Upsampler::ZeroStuff,
-            settings: no_ts.clone(),
-            prompt: false,
-        },
-        Profile {
-            name: "+ audio_ctx fit (floor 512) + token/repeat guard",
-            upsampler: Upsampler::ZeroStuff,
-            settings: DecodeSettings::telephone(),
-            prompt: false,
-        },
-        Profile {
-            name: "+ question prompt (= ours)",
-            upsampler: Upsampler::ZeroStuff,
-            settings: DecodeSettings::telephone(),
-            prompt: true,
-        },
-        Profile {
-            name: "ours with audio_ctx floor 384",
-            upsampler: Upsampler::ZeroStuff,
-            settings: DecodeSettings {
-                audio_context: AudioContext::Fit { floor: 384 },
-                ..DecodeSettings::telephone()
+        profile(
+            "stock (band-limited resampler, timestamps, full context)",
+            Upsampler::Sinc,
+            stock.clone(),
+            false,
+        ),
+        profile(
+            "stock + zero-stuffed upsampling",
+            Upsampler::ZeroStuff,
+            stock.clone(),
+            false,
+        ),
+        profile(
+            "stock + zero-stuffing + no timestamps",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                no_timestamps: true,
+                ..stock
             },
-            prompt: true,
-        },
+            false,
+        ),
+        profile(
+            "**ours**: + audio_ctx fit (floor 512) + token/repeat guard, no fallback",
+            Upsampler::ZeroStuff,
+            ours.clone(),
+            false,
+        ),
+        profile(
+            "ours with band-limited upsampling instead",
+            Upsampler::Sinc,
+            ours.clone(),
+            false,
+        ),
+        profile(
+            "ours without the token/repeat guard",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                max_tokens_per_second: None,
+                collapse_repeats: false,
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours + question prompt",
+            Upsampler::ZeroStuff,
+            ours.clone(),
+            true,
+        ),
+        profile(
+            "ours with audio_ctx floor 384",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                audio_context: AudioContext::Fit { floor: 384 },
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours with audio_ctx floor 1024",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                audio_context: AudioContext::Fit { floor: 1024 },
+                ..ours
+            },
+            false,
+        ),
     ]
 }
 
@@ -353,6 +384,7 @@ fn capacity(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
             AsrConfig {
                 max_concurrent: workers,
                 threads,
+                timeout: Duration::from_secs(120),
                 ..AsrConfig::new(model_path)
             },
         )
@@ -371,7 +403,7 @@ fn capacity(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
                     (*next).clone(),
                     engine.request(&Question::free()),
                     Box::new(move |r| {
-                        let _ = tx.send((r.is_ok(), submitted.elapsed()));
+                        let _ = tx.send((r.map(|_| ()), submitted.elapsed()));
                     }),
                 ) {
                     Ok(()) => {
@@ -381,8 +413,10 @@ fn capacity(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
                     Err(_) => break, // pool full: wait for a completion
                 }
             }
-            let (ok, latency): (bool, Duration) = rx.recv().expect("worker reports");
-            assert!(ok, "recognition failed");
+            let (result, latency) = rx.recv().expect("worker reports");
+            if let Err(e) = result {
+                panic!("recognition failed: {e}");
+            }
             latencies.push(latency.as_secs_f64() * 1000.0);
             running -= 1;
         }

@@ -113,9 +113,10 @@ pub fn format_hint(answer_type: &AnswerType) -> Option<&'static str> {
         AnswerType::Digits => Some("6 0 3 8."),
         AnswerType::Date => Some("September 9th, 2024."),
         AnswerType::Time => Some("11:45 am."),
-        AnswerType::Amount => Some("$75.20."),
-        AnswerType::Spelling => Some("D-A-V-I-S."),
-        AnswerType::Free | AnswerType::YesNo | AnswerType::Choice(_) => None,
+        // No cents: with "$75.20" whisper copied ".20" into answers without cents.
+        AnswerType::Amount => Some("$75."),
+        // No example for spelling: on unclear audio whisper repeated the example verbatim.
+        AnswerType::Spelling | AnswerType::Free | AnswerType::YesNo | AnswerType::Choice(_) => None,
     }
 }
 
@@ -257,6 +258,14 @@ pub fn interpret_with(
     recognition: &Recognition,
     method: ClosedSetMethod,
 ) -> Answer {
+    // A transcript that is just the prompt's format example is whisper echoing its prompt
+    // over unclear audio, not an answer.
+    if format_hint(answer_type).is_some_and(|hint| tokens(hint) == tokens(&recognition.text)) {
+        return Answer {
+            value: None,
+            confidence: 0.0,
+        };
+    }
     let from_text = method != ClosedSetMethod::Scores;
     let from_scores = method != ClosedSetMethod::Text;
     let text = recognition.text.as_str();
@@ -401,7 +410,18 @@ pub fn date(text: &str) -> Option<String> {
 
 /// 24-hour "HH:MM".
 pub fn time(text: &str) -> Option<String> {
-    let words = tokens(text);
+    // "10am" / "3:30pm" → "10 am" / "3:30 pm".
+    let words: Vec<String> = tokens(text)
+        .into_iter()
+        .flat_map(|w| {
+            let split = ["am", "pm"].iter().find_map(|suffix| {
+                w.strip_suffix(suffix)
+                    .filter(|head| head.ends_with(|c: char| c.is_ascii_digit()))
+                    .map(|head| vec![head.to_string(), suffix.to_string()])
+            });
+            split.unwrap_or_else(|| vec![w])
+        })
+        .collect();
     let joined = format!(" {} ", words.join(" "));
     if joined.contains(" noon ") || joined.contains(" midday ") {
         return Some("12:00".into());
@@ -419,8 +439,7 @@ pub fn time(text: &str) -> Option<String> {
     let mut hour = None;
     let mut minute = 0;
     for (i, w) in words.iter().enumerate() {
-        // "3:30", "3.30", "3:30pm".
-        let w = w.trim_end_matches("pm").trim_end_matches("am");
+        // "3:30", "3.30".
         if let Some((h, m)) = w.split_once([':', '.']) {
             if let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) {
                 hour = Some(h);
@@ -428,7 +447,7 @@ pub fn time(text: &str) -> Option<String> {
                 break;
             }
         }
-        let relative = match w {
+        let relative = match *w {
             "half" => Some(30),
             "quarter" => Some(15),
             _ => None,
@@ -600,6 +619,14 @@ mod tests {
     }
 
     #[test]
+    fn an_echoed_format_example_is_no_answer() {
+        let a = interpret(&AnswerType::Digits, &rec("6 0 3 8.", Vec::new()));
+        assert_eq!(a.value, None);
+        let a = interpret(&AnswerType::Digits, &rec("6 0 3 9.", Vec::new()));
+        assert_eq!(a.value, Some(AnswerValue::Text("6039".into())));
+    }
+
+    #[test]
     fn open_types_normalize() {
         assert_eq!(digits("Four seven one nine.").as_deref(), Some("4719"));
         assert_eq!(digits("9-0-6-1-2").as_deref(), Some("90612"));
@@ -613,6 +640,8 @@ mod tests {
         assert_eq!(date("December 1, 2020, 25").as_deref(), Some("2025-12-01"));
         assert_eq!(time("3:30 in the afternoon").as_deref(), Some("15:30"));
         assert_eq!(time("Ten a.m.").as_deref(), Some("10:00"));
+        assert_eq!(time("10AM.").as_deref(), Some("10:00"));
+        assert_eq!(time("4.15pm").as_deref(), Some("16:15"));
         assert_eq!(
             time("Half past nine in the morning.").as_deref(),
             Some("09:30")
