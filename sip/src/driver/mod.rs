@@ -214,7 +214,21 @@ impl Driver {
                 .endpoint
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
+            // Biased: application commands (answers, hangups) and due timers go before new
+            // datagrams, so work already accepted finishes first under load.
             tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        while let Ok(cmd) = commands.try_recv() {
+                            self.on_command(cmd);
+                        }
+                    }
+                    None => return,
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => self.endpoint.handle_timeout(Instant::now()),
+                Some(input) = tcp.recv() => self.on_tcp(input),
                 r = self.udp.recv_from(&mut buf) => {
                     if let Ok((n, src)) = r {
                         self.on_datagram(&buf[..n], src);
@@ -226,12 +240,6 @@ impl Driver {
                         }
                     }
                 }
-                Some(input) = tcp.recv() => self.on_tcp(input),
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd),
-                    None => return,
-                },
-                _ = sleep_until(deadline), if deadline.is_some() => self.endpoint.handle_timeout(Instant::now()),
             }
             self.flush().await;
         }
