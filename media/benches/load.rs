@@ -1,13 +1,14 @@
 //! Load bench: N bidirectional G.711 calls over 127.0.0.1 through the full pipeline
 //! (receive, jitter buffer, decode, 8→16 kHz, VAD, agent audio, 16→8 kHz, encode, paced send).
 //!
-//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads] [poll]`
+//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads] [poll] [rt]`
 //!
-//! Three parts share the machine: `media-rt` shard threads (what is measured), `farend`
-//! (simulated callers: one thread sending 20 ms PCMU on absolute deadlines and timing what
-//! comes back) and `app` (a tokio runtime with a task per call: reads caller frames, plays
-//! 1 s agent talk spurts every 2 s). CPU per stream is the media threads' CPU time over the
-//! measured window.
+//! Three parts share the machine: `media-rt` shard threads (what is measured); the `app`
+//! runtime in the same process (a task per call, or one polling task: reads caller frames,
+//! plays 1 s agent talk spurts every 2 s); and the simulated callers in a separate process
+//! (this binary with `farend`, in its own session), one thread sending 20 ms PCMU on
+//! absolute deadlines and timing what comes back. The media side learns each caller's
+//! address by latching. CPU per stream is the media threads' CPU time over the window.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -53,6 +54,48 @@ fn cpu_by_thread() -> HashMap<String, f64> {
         *out.entry(name).or_insert(0.0) += ticks / tck;
     }
     out
+}
+
+/// Starts the far-end process in its own session and hands it the timing and ports.
+fn spawn_far_end(
+    ports: &[u16],
+    t_start: Instant,
+    warmup: Duration,
+    secs: u64,
+    realtime: bool,
+) -> std::process::Child {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().expect("own path");
+    let mut cmd = Command::new(exe);
+    cmd.arg("farend")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    // SAFETY: setsid and sched_setscheduler are async-signal-safe and touch no state of the
+    // parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if realtime {
+                let param = libc::sched_param { sched_priority: 40 };
+                libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("far-end process");
+    let start_in = t_start
+        .saturating_duration_since(Instant::now())
+        .as_millis();
+    let mut input = format!("{start_in} {} {secs}\n", warmup.as_millis());
+    for p in ports {
+        input.push_str(&format!("{p}\n"));
+    }
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("far-end stdin");
+    }
+    child
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -152,7 +195,85 @@ struct AppResult {
     lateness: Vec<i64>,
 }
 
+/// The simulated callers as their own process (`load farend`, in a session of its own so
+/// the scheduler treats it as another host would be): reads the timing and the media ports
+/// on stdin, prints its measurements on stdout.
+fn far_end_process() {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines().map_while(Result::ok);
+    let header: Vec<u64> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [start_in, warmup, secs] = header[..] else {
+        eprintln!("farend: bad header");
+        return;
+    };
+    let socks: Vec<_> = lines
+        .filter_map(|l| l.trim().parse::<u16>().ok())
+        .map(|port| {
+            let s = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("far-end socket");
+            s.set_nonblocking(true).expect("nonblocking");
+            (
+                mio::net::UdpSocket::from_std(s),
+                SocketAddr::new(LOCALHOST, port),
+            )
+        })
+        .collect();
+    let payload = Arc::new(caller_voice());
+    let t_start = Instant::now() + Duration::from_millis(start_in);
+    let measure_from = t_start + Duration::from_millis(warmup);
+    let until = measure_from + Duration::from_secs(secs) + Duration::from_millis(200);
+    let cpu0 = cpu_by_thread();
+    let res = far_end(socks, t_start, measure_from, until, payload);
+    let cpu1 = cpu_by_thread();
+    let cpu: f64 = cpu1.values().sum::<f64>() - cpu0.values().sum::<f64>();
+    let mut jitter = vec![];
+    for stream in &res.transit {
+        if let Some(&min) = stream.iter().min() {
+            jitter.extend(stream.iter().map(|t| t - min));
+        }
+    }
+    jitter.sort_unstable();
+    println!("received {}", res.received);
+    println!(
+        "jitter {} {} {} {} {}",
+        percentile(&jitter, 0.5),
+        percentile(&jitter, 0.99),
+        percentile(&jitter, 0.999),
+        jitter.last().copied().unwrap_or(0),
+        jitter.len()
+    );
+    println!("cpu {cpu:.2}");
+}
+
+/// 1 s of a two-tone "voice" at 16 kHz.
+fn voice16() -> Vec<i16> {
+    (0..16_000)
+        .map(|i| {
+            let t = f64::from(i) / 16_000.0;
+            ((t * std::f64::consts::TAU * 210.0).sin() * 5000.0
+                + (t * std::f64::consts::TAU * 1300.0).sin() * 1500.0) as i16
+        })
+        .collect()
+}
+
+/// The same voice as 8 kHz μ-law, what the callers send.
+fn caller_voice() -> Vec<u8> {
+    voice16()
+        .iter()
+        .step_by(2)
+        .map(|&s| linear_to_ulaw(s))
+        .collect()
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "farend") {
+        return far_end_process();
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -164,56 +285,51 @@ fn main() {
     // woken per frame: far cheaper for the process, but frames wait up to 10 ms, so the
     // added-latency figure is only meaningful without it.
     let poll_consumer = std::env::args().any(|a| a == "poll");
+    // `rt`: shard threads (and the far-end process) run SCHED_FIFO, as a media host should.
+    let realtime = std::env::args().any(|a| a == "rt");
     let warmup = Duration::from_secs(3);
 
     let mut cfg = MediaRuntimeConfig::new(LOCALHOST, 20000, 29999);
     cfg.threads = media_threads;
+    cfg.realtime_priority = realtime.then_some(50);
     cfg.reuse_guard = Duration::ZERO;
     let media = MediaRuntime::new(cfg).expect("media runtime");
     let app = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("app")
+        .on_thread_start(move || {
+            if realtime {
+                // The consumer stands for the agent bridge: keep it out of the CPU queue too.
+                let param = libc::sched_param { sched_priority: 30 };
+                // SAFETY: valid sched_param; pid 0 is the calling thread.
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+            }
+        })
         .enable_all()
         .build()
         .expect("app runtime");
 
-    // 1 s of a two-tone "voice" in μ-law for the callers, 1 s of it linear for the agent.
-    let voice: Vec<i16> = (0..16_000)
-        .map(|i| {
-            let t = f64::from(i) / 16_000.0;
-            ((t * std::f64::consts::TAU * 210.0).sin() * 5000.0
-                + (t * std::f64::consts::TAU * 1300.0).sin() * 1500.0) as i16
-        })
-        .collect();
-    let caller_payload: Arc<Vec<u8>> = Arc::new(
-        voice
-            .iter()
-            .step_by(2)
-            .map(|&s| linear_to_ulaw(s))
-            .collect(),
-    );
-    let agent_voice = Arc::new(voice);
+    let agent_voice = Arc::new(voice16());
 
     let stop = Arc::new(AtomicBool::new(false));
-    let t_start = Instant::now() + Duration::from_millis(500);
+    let t_start = Instant::now() + Duration::from_millis(500 + streams as u64 / 2);
     let measure_from = t_start + warmup;
     let measure_until = measure_from + Duration::from_secs(secs);
-    let mut far_socks = vec![];
+    let mut media_ports = vec![];
     let mut app_tasks = vec![];
     let mut polled_calls = vec![];
     for _ in 0..streams {
         let ports = media.reserve().expect("port pair");
-        let far_sock = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("far-end socket");
-        far_sock.set_nonblocking(true).expect("nonblocking");
-        let far_addr = far_sock.local_addr().expect("addr");
+        // The far end's address is learnt by latching onto its first packet (symmetric
+        // RTP), as with a caller behind NAT; until then packets go to the discard port.
         let mut call = media
             .start(
                 ports,
-                CallMediaConfig::new(CodecKind::Pcmu, 0, far_addr),
+                CallMediaConfig::new(CodecKind::Pcmu, 0, SocketAddr::new(LOCALHOST, 9)),
                 None,
             )
             .expect("start call");
-        far_socks.push((mio::net::UdpSocket::from_std(far_sock), call.local_rtp()));
+        media_ports.push(call.local_rtp().port());
         if poll_consumer {
             polled_calls.push(call);
             continue;
@@ -272,19 +388,7 @@ fn main() {
             (res, qs)
         }));
     }
-    let payload = caller_payload.clone();
-    let far = std::thread::Builder::new()
-        .name("farend".into())
-        .spawn(move || {
-            far_end(
-                far_socks,
-                t_start,
-                measure_from,
-                measure_until + Duration::from_millis(200),
-                payload,
-            )
-        })
-        .expect("farend thread");
+    let far = spawn_far_end(&media_ports, t_start, warmup, secs, realtime);
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
     let cpu0 = cpu_by_thread();
@@ -308,14 +412,10 @@ fn main() {
                 .extend(qs.into_iter().flatten());
         }
     }
-    let mut transit_jitter = vec![];
-    let far_res = far.join().unwrap_or_default();
-    let far_received = far_res.received;
-    for stream in &far_res.transit {
-        if let Some(&min) = stream.iter().min() {
-            transit_jitter.extend(stream.iter().map(|t| t - min));
-        }
-    }
+    let far_report = far
+        .wait_with_output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let qs = qualities.lock().expect("lock");
     let sum = |f: fn(&CallQuality) -> u64| qs.iter().map(f).sum::<u64>();
     let received = sum(|q| q.packets_received);
@@ -324,12 +424,12 @@ fn main() {
         sum(|q| q.packets_lost),
         sum(|q| q.concealed),
     );
-    transit_jitter.sort_unstable();
     lateness.sort_unstable();
     let cpu = |name: &str| cpu1.get(name).unwrap_or(&0.0) - cpu0.get(name).unwrap_or(&0.0);
     let media_cpu = cpu("media-rt");
     println!(
-        "streams {streams}, media threads {media_threads}, consumer {}, measured {wall:.1} s after {warmup:?} warm-up",
+        "streams {streams}, media threads {media_threads}{}, consumer {}, measured {wall:.1} s after {warmup:?} warm-up",
+        if realtime { " (SCHED_FIFO)" } else { "" },
         if poll_consumer { "polling every 10 ms" } else { "task per call" }
     );
     println!(
@@ -345,13 +445,22 @@ fn main() {
         concealed as f64 * 100.0 / received.max(1) as f64
     );
     println!("frames delivered to the app: {frames}");
+    let field = |key: &str| -> Vec<String> {
+        far_report
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|rest| rest.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let (j, received_far, far_cpu) = (field("jitter "), field("received "), field("cpu "));
     println!(
-        "outbound pacing (far-end arrival jitter, µs): p50 {} p99 {} p99.9 {} max {} over {} packets; far ends received {far_received}",
-        percentile(&transit_jitter, 0.5),
-        percentile(&transit_jitter, 0.99),
-        percentile(&transit_jitter, 0.999),
-        transit_jitter.last().copied().unwrap_or(0),
-        transit_jitter.len()
+        "outbound pacing (far-end arrival jitter, µs): p50 {} p99 {} p99.9 {} max {} over {} packets; far ends received {}",
+        j.first().map_or("?", String::as_str),
+        j.get(1).map_or("?", String::as_str),
+        j.get(2).map_or("?", String::as_str),
+        j.get(3).map_or("?", String::as_str),
+        j.get(4).map_or("?", String::as_str),
+        received_far.first().map_or("?", String::as_str)
     );
     println!(
         "added latency (frame to app minus playout deadline, µs): p50 {} p99 {} max {}",
@@ -360,9 +469,9 @@ fn main() {
         lateness.last().copied().unwrap_or(0)
     );
     println!(
-        "CPU over the window (s): media {media_cpu:.2}, farend {:.2}, app {:.2}; media per stream {:.4} % of a core",
-        cpu("farend"),
+        "CPU over the window (s): media {media_cpu:.2}, app {:.2}, far-end process {} (whole run); media per stream {:.4} % of a core",
         cpu("app"),
+        far_cpu.first().map_or("?", String::as_str),
         media_cpu / wall / streams as f64 * 100.0
     );
     drop(qs);

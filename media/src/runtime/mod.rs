@@ -1,12 +1,14 @@
 //! The media driver: dedicated shard threads (never the control plane's runtime), each
 //! running an epoll loop (mio) over many calls. A shard owns its calls' UDP sockets and
 //! sans-IO [`CallMedia`]s, keeps one timer heap for all their deadlines, and wakes on a
-//! datagram, a command or the earliest deadline. Deadlines falling within [`COALESCE`] of
+//! datagram, a command or the earliest deadline (a timerfd: epoll's own timeout is only
+//! millisecond-precise). Deadlines falling within [`COALESCE`] of
 //! each other are served in one wake-up, which is what keeps the cost per call low; caller
 //! audio and events go to the application over bounded channels.
 
 mod recorder;
 mod shard;
+mod timer;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ use shard::Shard;
 
 /// Deadlines this close are served together: packets go out at most this early, caller
 /// frames are handed over at most this early. Well inside the 2 ms pacing budget.
-pub const COALESCE: Duration = Duration::from_micros(1000);
+pub const COALESCE: Duration = Duration::from_micros(500);
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
@@ -54,6 +56,10 @@ pub struct MediaRuntimeConfig {
     /// Caller audio frames and events buffered towards the application per call; when the
     /// application falls further behind, frames are dropped, never queued without bound.
     pub event_queue: usize,
+    /// Run the shard threads SCHED_FIFO at this priority (1–99; needs root or
+    /// CAP_SYS_NICE). `None` leaves them in the normal scheduler, where on a busy host other
+    /// work can delay packets by milliseconds (docs/performance.md).
+    pub realtime_priority: Option<i32>,
 }
 
 impl MediaRuntimeConfig {
@@ -65,6 +71,7 @@ impl MediaRuntimeConfig {
             rtp_port_max,
             reuse_guard: Duration::from_secs(10),
             event_queue: 50,
+            realtime_priority: None,
         }
     }
 }
@@ -228,7 +235,7 @@ impl MediaRuntime {
     pub fn new(cfg: MediaRuntimeConfig) -> Result<Self, RuntimeError> {
         let ports = PortAllocator::new(cfg.rtp_port_min, cfg.rtp_port_max, cfg.reuse_guard)?;
         let shards = (0..cfg.threads.max(1))
-            .map(Shard::spawn)
+            .map(|i| Shard::spawn(i, cfg.realtime_priority))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             shards,

@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::{mpsc, oneshot};
 
 use super::recorder::RecordFrame;
+use super::timer::TimerFd;
 use super::{
     AudioFrame, CallEvent, Command, MediaPorts, NewCall, ShardHandle, ShardMsg, COALESCE,
     FRAME_SAMPLES,
@@ -22,6 +23,7 @@ use crate::quality::CallQuality;
 use crate::rtp::Component;
 
 const WAKER: Token = Token(usize::MAX);
+const TIMER: Token = Token(usize::MAX - 1);
 
 struct CallSlot {
     id: u64,
@@ -39,6 +41,7 @@ struct CallSlot {
 
 pub(super) struct Shard {
     poll: Poll,
+    timer: TimerFd,
     inbox: std_mpsc::Receiver<ShardMsg>,
     slots: Vec<Option<CallSlot>>,
     free: Vec<usize>,
@@ -47,11 +50,18 @@ pub(super) struct Shard {
 }
 
 impl Shard {
-    pub(super) fn spawn(index: usize) -> std::io::Result<ShardHandle> {
+    /// Starts shard `index`; with `realtime_priority`, its thread runs SCHED_FIFO at that
+    /// priority, and failing to get it (no CAP_SYS_NICE) is an error.
+    pub(super) fn spawn(
+        index: usize,
+        realtime_priority: Option<i32>,
+    ) -> std::io::Result<ShardHandle> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let timer = TimerFd::new(poll.registry(), TIMER)?;
         let (tx, rx) = std_mpsc::channel();
         let mut shard = Shard {
+            timer,
             poll,
             inbox: rx,
             slots: Vec::new(),
@@ -59,9 +69,20 @@ impl Shard {
             by_id: HashMap::new(),
             timers: BinaryHeap::new(),
         };
+        let (ready_tx, ready_rx) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("media-rt-{index}"))
-            .spawn(move || shard.run())?;
+            .spawn(move || {
+                let ready = realtime_priority.map_or(Ok(()), set_realtime);
+                let ok = ready.is_ok();
+                let _ = ready_tx.send(ready);
+                if ok {
+                    shard.run();
+                }
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("media shard thread died at start"))??;
         Ok(ShardHandle {
             inbox: tx,
             waker,
@@ -73,17 +94,20 @@ impl Shard {
         let mut events = Events::with_capacity(1024);
         let mut buf = [0u8; 2048];
         loop {
-            let timeout = self
-                .timers
-                .peek()
-                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Some(Reverse((at, _))) = self.timers.peek() {
+                let after = at.saturating_duration_since(Instant::now());
+                if self.timer.arm(after).is_err() {
+                    return;
+                }
+            }
+            if let Err(e) = self.poll.poll(&mut events, None) {
                 if e.kind() != ErrorKind::Interrupted {
                     return;
                 }
             }
             for event in events.iter() {
                 match event.token() {
+                    TIMER => self.timer.clear(),
                     WAKER => {
                         if !self.drain_inbox() {
                             return;
@@ -275,6 +299,21 @@ impl CallSlot {
                 }
             }
         }
+    }
+}
+
+/// Puts the calling thread under SCHED_FIFO: a busy host then cannot delay packets by
+/// scheduling other work first (the kernel's RT throttling still bounds it to 95 % CPU).
+fn set_realtime(priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
