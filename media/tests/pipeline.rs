@@ -306,3 +306,50 @@ fn garbage_datagrams_do_not_panic() {
         let _ = media.quality();
     }
 }
+
+/// Hold stops our RTP without breaking the timestamp clock; a re-INVITE's new address is
+/// where packets go next.
+#[test]
+fn hold_and_new_remote_address() {
+    let t0 = Instant::now();
+    let mut media = CallMedia::new(
+        CallMediaConfig::new(CodecKind::Pcmu, 0, addr("127.0.0.1:4000")),
+        t0,
+    )
+    .unwrap();
+    let mut sent = vec![];
+    let step = |media: &mut CallMedia, ms: u64, sent: &mut Vec<(SocketAddr, u32)>| {
+        let now = t0 + Duration::from_millis(ms);
+        media.handle_timeout(now);
+        loop {
+            match media.poll_output() {
+                MediaOutput::Timeout(_) => break,
+                MediaOutput::Transmit(t) if !is_rtcp(t.data) => {
+                    let p = RtpPacket::parse(t.data).unwrap();
+                    sent.push((t.destination, p.header.timestamp));
+                }
+                _ => {}
+            }
+        }
+    };
+    for ms in (0..100).step_by(20) {
+        step(&mut media, ms, &mut sent);
+    }
+    media.set_sending(false);
+    for ms in (100..200).step_by(20) {
+        step(&mut media, ms, &mut sent);
+    }
+    assert_eq!(sent.len(), 5, "nothing sent on hold");
+    media.set_remote(addr("127.0.0.9:6000"), None);
+    media.set_sending(true);
+    for ms in (200..260).step_by(20) {
+        step(&mut media, ms, &mut sent);
+    }
+    assert_eq!(sent.len(), 8);
+    assert!(sent[5..].iter().all(|(d, _)| *d == addr("127.0.0.9:6000")));
+    assert_eq!(
+        sent[5].1.wrapping_sub(sent[4].1),
+        6 * 160,
+        "timestamps jump over the hold"
+    );
+}

@@ -63,6 +63,20 @@ pub enum CodecKind {
 }
 
 impl CodecKind {
+    /// From an SDP `a=rtpmap` encoding (`PCMU/8000`, `opus/48000/2`, `L16/16000`…); names are
+    /// case-insensitive (RFC 4855). `None` for anything we do not carry.
+    pub fn from_rtpmap(name: &str, clock_rate: u32, channels: Option<u32>) -> Option<Self> {
+        let mono = channels.unwrap_or(1) == 1;
+        match (name.to_ascii_lowercase().as_str(), clock_rate) {
+            ("pcmu", 8000) if mono => Some(CodecKind::Pcmu),
+            ("pcma", 8000) if mono => Some(CodecKind::Pcma),
+            // RFC 7587: always 48000/2 in SDP, whatever is actually sent.
+            ("opus", 48_000) => Some(CodecKind::Opus),
+            ("l16", 8000 | 16_000) if mono => Some(CodecKind::L16 { rate: clock_rate }),
+            _ => None,
+        }
+    }
+
     /// Creates a codec instance for packets of `ptime_ms`. The PCM side runs at `pcm_rate`
     /// where the codec can choose (Opus decodes straight to the pipeline's 16 kHz).
     pub fn create(self, ptime_ms: u32) -> Result<Box<dyn AudioCodec>, CodecError> {
@@ -83,5 +97,33 @@ fn check_len<T>(buf: &[T], needed: usize) -> Result<(), CodecError> {
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtpmap_names() {
+        assert_eq!(
+            CodecKind::from_rtpmap("PCMU", 8000, None),
+            Some(CodecKind::Pcmu)
+        );
+        assert_eq!(
+            CodecKind::from_rtpmap("pcma", 8000, Some(1)),
+            Some(CodecKind::Pcma)
+        );
+        assert_eq!(
+            CodecKind::from_rtpmap("opus", 48_000, Some(2)),
+            Some(CodecKind::Opus)
+        );
+        assert_eq!(
+            CodecKind::from_rtpmap("L16", 16_000, None),
+            Some(CodecKind::L16 { rate: 16_000 })
+        );
+        assert_eq!(CodecKind::from_rtpmap("L16", 44_100, Some(2)), None);
+        assert_eq!(CodecKind::from_rtpmap("G729", 8000, None), None);
+        assert_eq!(CodecKind::from_rtpmap("PCMU", 16_000, None), None);
     }
 }

@@ -146,6 +146,7 @@ pub struct CallMedia {
     rtp_out: [u8; MAX_DATAGRAM],
     rtp_pending: Option<(usize, SocketAddr)>,
     agent_pending: bool,
+    sending: bool,
     codec_errors: u64,
 }
 
@@ -210,10 +211,23 @@ impl CallMedia {
             rtp_out: [0; MAX_DATAGRAM],
             rtp_pending: None,
             agent_pending: false,
+            sending: true,
             codec_errors: 0,
             codec,
             cfg,
         })
+    }
+
+    /// Applies a re-INVITE's new remote SDP address (RTCP: `a=rtcp`, else RTP port + 1).
+    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        let rtcp = rtcp.unwrap_or_else(|| SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)));
+        self.session.set_remote(rtp, rtcp);
+    }
+
+    /// Hold: with `false` (our direction sendonly→recvonly or inactive) no RTP is sent; the
+    /// clock keeps running so timestamps stay continuous when sending resumes.
+    pub fn set_sending(&mut self, sending: bool) {
+        self.sending = sending;
     }
 
     /// Local RTP/RTCP addressing is the driver's; this is where we send.
@@ -309,7 +323,9 @@ impl CallMedia {
             };
         }
         if let Some(tick) = self.pacer.poll(self.now) {
-            self.send_tick(tick.index);
+            if self.sending {
+                self.send_tick(tick.index);
+            }
             return self.poll_output();
         }
         MediaOutput::Timeout(self.poll_timeout())

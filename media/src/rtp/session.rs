@@ -468,6 +468,14 @@ impl RtpSession {
         Ok((len, self.config.remote_rtp))
     }
 
+    /// A re-INVITE moved the far end: new SDP addresses, and latching starts over.
+    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) {
+        self.config.remote_rtp = rtp;
+        self.config.remote_rtcp = if self.config.rtcp_mux { rtp } else { rtcp };
+        self.latched_rtp = false;
+        self.latched_rtcp = false;
+    }
+
     pub fn remote_rtp(&self) -> SocketAddr {
         self.config.remote_rtp
     }

@@ -152,6 +152,8 @@ pub enum CallEvent {
 }
 
 enum Command {
+    Remote(SocketAddr, Option<SocketAddr>),
+    Sending(bool),
     AgentAudio(Vec<i16>),
     ClearAgentAudio,
     Dtmf(char, Duration),
@@ -188,6 +190,16 @@ impl CallHandle {
     /// Queues 16 kHz agent audio (the shard paces it out).
     pub fn push_agent_audio(&self, pcm: Vec<i16>) -> Result<(), CallGone> {
         self.command(Command::AgentAudio(pcm))
+    }
+
+    /// Re-INVITE with a new remote address (RTCP from `a=rtcp`, else RTP port + 1).
+    pub fn set_remote(&self, rtp: SocketAddr, rtcp: Option<SocketAddr>) -> Result<(), CallGone> {
+        self.command(Command::Remote(rtp, rtcp))
+    }
+
+    /// Hold: stop (`false`) or resume (`true`) sending RTP; receiving continues.
+    pub fn set_sending(&self, sending: bool) -> Result<(), CallGone> {
+        self.command(Command::Sending(sending))
     }
 
     /// Barge-in: drop agent audio not yet sent.

@@ -173,6 +173,8 @@ impl Shard {
             return;
         };
         match cmd {
+            Command::Remote(rtp, rtcp) => call.media.set_remote(rtp, rtcp),
+            Command::Sending(on) => call.media.set_sending(on),
             Command::AgentAudio(pcm) => {
                 call.media.push_agent_audio(&pcm);
             }
