@@ -19,12 +19,13 @@ pub struct RateLimit {
 }
 
 impl Default for RateLimit {
-    /// 20 req/s sustained, bursts of 60, one-minute ban: far above a trunk's per-call signalling
-    /// towards one node when the trunk is exempt, and well below a scanner's flood.
+    /// 50 req/s sustained, bursts of 100, one-minute ban. A call costs 3 requests (INVITE, ACK,
+    /// BYE), so one source gets ~16 calls/s before it must be exempted (trunks: add their
+    /// networks to `exempt`); scanners send hundreds per second and are banned within a second.
     fn default() -> Self {
         RateLimit {
-            per_second: 20.0,
-            burst: 60.0,
+            per_second: 50.0,
+            burst: 100.0,
             ban: Duration::from_secs(60),
             exempt: Vec::new(),
         }
