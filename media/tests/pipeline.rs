@@ -206,6 +206,11 @@ fn speech_flows_both_ways_with_vad_markers_and_dtmf() {
     let dtmf: Vec<_> = b.seen.sent.iter().filter(|s| s.1 == 101).collect();
     assert_eq!(dtmf.len(), 5 + 2);
     assert!(dtmf[0].0 && dtmf[1..].iter().all(|s| !s.0));
+    // G.711: half-band filters, 31 samples at 16 kHz and 16 at 8 kHz.
+    assert_eq!(
+        a.media.resampler_delay(),
+        (Duration::from_micros(1937), Duration::from_millis(2))
+    );
     let q = a.media.quality();
     assert_eq!(q.packets_lost, 0);
     assert!(

@@ -456,6 +456,18 @@ impl CallMedia {
             .wrapping_add((self.pacer.next_index() as u32).wrapping_mul(self.frame_ticks))
     }
 
+    /// Algorithmic delay of the resamplers: (caller → agent, agent → caller).
+    pub fn resampler_delay(&self) -> (Duration, Duration) {
+        let at = |samples: usize, rate: u32| {
+            Duration::from_micros(samples as u64 * 1_000_000 / u64::from(rate.max(1)))
+        };
+        let codec_rate = self.codec.info().pcm_rate;
+        (
+            at(self.upsample.delay(), PIPELINE_RATE),
+            at(self.downsample.delay(), codec_rate),
+        )
+    }
+
     /// RTCP BYE to send when the call ends.
     pub fn bye(&mut self, now: Instant) -> Option<Transmit<'_>> {
         self.session.bye(now)
@@ -475,9 +487,11 @@ impl CallMedia {
         } else {
             (lost + jb.late) as f64 * 100.0 / expected as f64
         };
+        // Mouth-to-ear towards the agent: network, packetisation, jitter buffer, resampler.
         let one_way = rtt.map_or(0.0, |r| r.as_secs_f64() * 500.0)
             + jb.target_delay.as_secs_f64() * 1000.0
-            + f64::from(self.cfg.ptime_ms);
+            + f64::from(self.cfg.ptime_ms)
+            + self.resampler_delay().0.as_secs_f64() * 1000.0;
         CallQuality {
             packets_received: received,
             packets_sent: u64::from(self.session.sent_packets()),
