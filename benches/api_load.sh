@@ -21,17 +21,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 case "$DB" in
     sqlite) URL="sqlite://$WORK/voxbridge.db" ;;
-    postgres)
-        PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
-        PGPORT="$(free_port)"
-        RUN=(); [[ $(id -u) -eq 0 ]] && { chown postgres "$WORK"; RUN=(runuser -u postgres --); }
-        "${RUN[@]}" "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
-        "${RUN[@]}" "$PGBIN/postgres" -D "$WORK/pg" -p "$PGPORT" -k "$WORK" -c listen_addresses=127.0.0.1 \
-            -c max_connections=200 -c shared_buffers=256MB >"$WORK/pg.log" 2>&1 &
-        PIDS+=($!)
-        until "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; do sleep 0.2; done
-        "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "CREATE DATABASE bench" >/dev/null
-        URL="postgres://postgres@127.0.0.1:$PGPORT/bench" ;;
+    postgres) . "$ROOT/benches/pg.sh" "$WORK"; URL="$PG_URL" ;;
     *) echo "usage: $0 sqlite|postgres [seconds]" >&2; exit 2 ;;
 esac
 

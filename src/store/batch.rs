@@ -10,7 +10,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::events::event_envelope;
-use super::rows;
+use super::rows::{self, list_from, value_rows};
 use super::{Result, Signals};
 use crate::domain::{to_millis, Call, EventType};
 
@@ -76,7 +76,7 @@ async fn write_batch(pool: &AnyPool, batch: &[Pending]) -> Result<(Vec<bool>, bo
     // The quota test and the org's webhook URL, read inside the writing transaction.
     let sql = format!(
         "SELECT id, webhook_url FROM orgs WHERE minutes_used < minutes_included AND id IN ({})",
-        list(org_ids.len())
+        list_from(1, org_ids.len())
     );
     let mut query = sqlx::query(&sql);
     for id in &org_ids {
@@ -149,34 +149,4 @@ async fn write_batch(pool: &AnyPool, batch: &[Pending]) -> Result<(Vec<bool>, bo
         .map(|p| open.contains_key(&p.call.org_id.to_string()))
         .collect();
     Ok((created, outbox))
-}
-
-/// `$1, $2, …, $n` for `IN (…)`.
-fn list(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `rows` groups of `width` numbered placeholders for a multi-row VALUES: `($1, $2), ($3, $4)`.
-fn value_rows(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{list, value_rows};
-
-    #[test]
-    fn placeholders_number_rows_and_lists() {
-        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(list(3), "$1, $2, $3");
-    }
 }

@@ -5,7 +5,7 @@ use sqlx::{Any, Row, Transaction};
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::rows;
+use super::rows::{self, list_from, value_rows};
 use super::{Result, Store};
 use crate::domain::{now, to_millis, Call, EventType};
 
@@ -38,6 +38,35 @@ pub enum DeliveryResult {
         status_code: Option<u16>,
         error: String,
     },
+}
+
+/// One delivery attempt of an event, as the worker made it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub event: OutboxEvent,
+    /// When it started (unix ms).
+    pub at: i64,
+    pub duration_ms: i64,
+    pub result: DeliveryResult,
+}
+
+impl DeliveryResult {
+    fn status_code(&self) -> Option<u16> {
+        match self {
+            DeliveryResult::Delivered { status_code } => Some(*status_code),
+            DeliveryResult::Retry { status_code, .. }
+            | DeliveryResult::GaveUp { status_code, .. } => *status_code,
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            DeliveryResult::Delivered { .. } => None,
+            DeliveryResult::Retry { error, .. } | DeliveryResult::GaveUp { error, .. } => {
+                Some(error)
+            }
+        }
+    }
 }
 
 /// A new event's webhook-id, its frozen webhook body, and its time (unix ms).
@@ -118,52 +147,64 @@ impl Store {
             .collect()
     }
 
-    /// Records attempts and their outcomes, all in one transaction.
-    pub async fn record_deliveries(
-        &self,
-        results: &[(OutboxEvent, i64, i64, DeliveryResult)],
-    ) -> Result<()> {
+    /// Records attempts and their outcomes in one transaction: all attempts in one multi-row
+    /// INSERT, all successes in one UPDATE (the common case), failures one by one.
+    pub async fn record_deliveries(&self, attempts: &[AttemptRecord]) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write().begin().await?;
-        for (event, at, duration_ms, result) in results {
-            let attempt = event.attempts + 1;
-            let (status_code, error) = match result {
-                DeliveryResult::Delivered { status_code } => (Some(*status_code), None),
-                DeliveryResult::Retry {
-                    status_code, error, ..
-                }
-                | DeliveryResult::GaveUp { status_code, error } => {
-                    (*status_code, Some(error.as_str()))
-                }
-            };
-            sqlx::query(
-                "INSERT INTO webhook_attempts (event_id, attempt, at, status_code, error, duration_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&event.id)
-            .bind(attempt)
-            .bind(*at)
-            .bind(status_code.map(i64::from))
-            .bind(error)
-            .bind(*duration_ms)
-            .execute(&mut *tx)
-            .await?;
-            let (state, next_attempt_at, delivered_at) = match result {
-                DeliveryResult::Delivered { .. } => ("delivered", *at, Some(*at)),
+        for chunk in attempts.chunks(500) {
+            let sql = format!(
+                "INSERT INTO webhook_attempts (event_id, attempt, at, status_code, error, duration_ms) VALUES {}",
+                value_rows(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(&sql);
+            for a in chunk {
+                query = query
+                    .bind(&a.event.id)
+                    .bind(a.event.attempts + 1)
+                    .bind(a.at)
+                    .bind(a.result.status_code().map(i64::from))
+                    .bind(a.result.error())
+                    .bind(a.duration_ms);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let delivered: Vec<&AttemptRecord> = attempts
+            .iter()
+            .filter(|a| matches!(a.result, DeliveryResult::Delivered { .. }))
+            .collect();
+        for chunk in delivered.chunks(1000) {
+            let sql = format!(
+                "UPDATE events SET delivery_status = 'delivered', attempts = attempts + 1, next_attempt_at = $1, \
+                 delivered_at = $1, last_error = NULL, lease_until = NULL WHERE id IN ({})",
+                list_from(2, chunk.len())
+            );
+            let at = chunk.iter().map(|a| a.at).max().unwrap_or_default();
+            let mut query = sqlx::query(&sql).bind(at);
+            for a in chunk {
+                query = query.bind(&a.event.id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for a in attempts {
+            let (state, next_attempt_at) = match &a.result {
+                DeliveryResult::Delivered { .. } => continue,
                 DeliveryResult::Retry {
                     next_attempt_at, ..
-                } => ("pending", *next_attempt_at, None),
-                DeliveryResult::GaveUp { .. } => ("failed", *at, None),
+                } => ("pending", *next_attempt_at),
+                DeliveryResult::GaveUp { .. } => ("failed", a.at),
             };
             sqlx::query(
-                "UPDATE events SET delivery_status = $1, attempts = $2, next_attempt_at = $3, delivered_at = $4, \
-                 last_error = $5, lease_until = NULL WHERE id = $6",
+                "UPDATE events SET delivery_status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+                 lease_until = NULL WHERE id = $5",
             )
             .bind(state)
-            .bind(attempt)
+            .bind(a.event.attempts + 1)
             .bind(next_attempt_at)
-            .bind(delivered_at)
-            .bind(error)
-            .bind(&event.id)
+            .bind(a.result.error())
+            .bind(&a.event.id)
             .execute(&mut *tx)
             .await?;
         }

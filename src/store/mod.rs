@@ -18,7 +18,7 @@ use sqlx::{AnyPool, Executor};
 use tokio::sync::Notify;
 
 pub use calls::{CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord, Transition};
-pub use events::{DeliveryResult, OutboxEvent};
+pub use events::{AttemptRecord, DeliveryResult, OutboxEvent};
 pub use orgs::ProvisionOrg;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

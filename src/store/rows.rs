@@ -121,3 +121,34 @@ pub fn call(row: &AnyRow) -> Result<Call> {
         next_attempt_at: from_millis(row.try_get("next_attempt_at")?),
     })
 }
+
+/// `$first, …` (n placeholders) for `IN (…)`.
+pub fn list_from(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `rows` groups of `width` numbered placeholders for a multi-row VALUES: `($1, $2), ($3, $4)`.
+pub fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{list_from, value_rows};
+
+    #[test]
+    fn placeholders_number_rows_and_lists() {
+        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(list_from(1, 3), "$1, $2, $3");
+        assert_eq!(list_from(2, 2), "$2, $3");
+    }
+}

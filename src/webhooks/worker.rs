@@ -12,7 +12,7 @@ use super::signing::SigningKey;
 use super::target::{self, GuardedResolver};
 use crate::config::WebhooksConfig;
 use crate::domain::{now, to_millis};
-use crate::store::{DeliveryResult, OutboxEvent, Store};
+use crate::store::{AttemptRecord, DeliveryResult, OutboxEvent, Store};
 
 /// How long a claimed event stays ours beyond the delivery timeout before another worker (or
 /// this node after a crash) may take it again.
@@ -61,7 +61,7 @@ impl DeliveryWorker {
     /// is simply delivered again after its lease expires (receivers dedupe on `webhook-id`).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
-        let mut in_flight: JoinSet<(OutboxEvent, i64, i64, DeliveryResult)> = JoinSet::new();
+        let mut in_flight: JoinSet<AttemptRecord> = JoinSet::new();
         let mut finished = Vec::new();
         loop {
             if *shutdown.borrow() {
@@ -124,8 +124,8 @@ impl DeliveryWorker {
         }
     }
 
-    async fn record(&self, finished: &mut Vec<(OutboxEvent, i64, i64, DeliveryResult)>) {
-        for (event, _, _, result) in finished.iter() {
+    async fn record(&self, finished: &mut Vec<AttemptRecord>) {
+        for AttemptRecord { event, result, .. } in finished.iter() {
             let outcome = match result {
                 DeliveryResult::Delivered { .. } => "delivered",
                 DeliveryResult::Retry { .. } => "retry",
@@ -165,7 +165,7 @@ async fn deliver(
     config: &WebhooksConfig,
     key: Option<&SigningKey>,
     event: OutboxEvent,
-) -> (OutboxEvent, i64, i64, DeliveryResult) {
+) -> AttemptRecord {
     let started = Instant::now();
     let at = to_millis(now());
     let outcome = post(client, config, key, &event).await;
@@ -177,7 +177,12 @@ async fn deliver(
         Ok(status) => failed(config, &event, at, Some(status), format!("HTTP {status}")),
         Err(error) => failed(config, &event, at, None, error),
     };
-    (event, at, duration_ms, result)
+    AttemptRecord {
+        event,
+        at,
+        duration_ms,
+        result,
+    }
 }
 
 async fn post(
