@@ -93,3 +93,13 @@ fn exhausted_port_range_is_a_typed_error() {
         Err(RuntimeError::Ports(PortError::Exhausted { .. }))
     ));
 }
+
+/// The telephony layer shares the runtime between tasks and moves handles into them.
+#[test]
+fn runtime_is_shareable_and_handles_movable() {
+    fn shareable<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shareable::<MediaRuntime>();
+    movable::<voxbridge_media::runtime::CallHandle>();
+    movable::<voxbridge_media::runtime::MediaPorts>();
+}

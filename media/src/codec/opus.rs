@@ -20,19 +20,21 @@ pub struct Opus {
     ptime_ms: u32,
 }
 
-fn sample_rate(rate: u32) -> Result<SampleRate, CodecError> {
-    Ok(match rate {
+/// libopus runs at 8, 12, 16, 24 or 48 kHz; anything else gets 48 kHz (callers read the
+/// actual rate back from `info().pcm_rate`).
+fn sample_rate(rate: u32) -> SampleRate {
+    match rate {
         8000 => SampleRate::Hz8000,
         12000 => SampleRate::Hz12000,
         16000 => SampleRate::Hz16000,
         24000 => SampleRate::Hz24000,
         _ => SampleRate::Hz48000,
-    })
+    }
 }
 
 impl Opus {
     pub fn new(pcm_rate: u32, ptime_ms: u32) -> Result<Self, CodecError> {
-        let rate = sample_rate(pcm_rate)?;
+        let rate = sample_rate(pcm_rate);
         let mut encoder = Encoder::new(rate, Channels::Mono, Application::Voip)?;
         encoder.set_bitrate(Bitrate::BitsPerSecond(24_000))?;
         encoder.set_inband_fec(true)?;
