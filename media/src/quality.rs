@@ -24,6 +24,9 @@ pub struct CallQuality {
     pub remote_loss_percent: Option<f64>,
     pub jitter_buffer_ms: f64,
     pub mos: f64,
+    /// Caller frames, events or recording frames dropped because their consumer (the
+    /// application, the recorder thread) fell behind; set by the runtime.
+    pub frames_dropped: u64,
 }
 
 /// Equipment impairment (Ie) and packet-loss robustness (Bpl) per codec. G.711 with PLC from

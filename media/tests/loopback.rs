@@ -65,6 +65,7 @@ fn two_calls_exchange_audio_and_dtmf_over_loopback() {
     assert_eq!(digits, vec!['9']);
     assert!(qb.packets_received > 60 && qb.packets_lost == 0, "{qb:?}");
     assert!(qa.packets_sent > 60 && qa.mos > 4.0, "{qa:?}");
+    assert_eq!(qa.frames_dropped, 0, "the test drains both calls");
     // Both pairs are back in the pool.
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(media.port_usage().0, 0);

@@ -509,6 +509,7 @@ impl CallMedia {
             remote_loss_percent: report.map(|r| r.fraction_lost * 100.0),
             jitter_buffer_ms: jb.target_delay.as_secs_f64() * 1000.0,
             mos: estimate_mos(self.cfg.codec, one_way, effective_loss, 1.0),
+            frames_dropped: 0,
         }
     }
 

@@ -31,6 +31,8 @@ struct CallSlot {
     rtp: UdpSocket,
     rtcp: UdpSocket,
     events: mpsc::Sender<CallEvent>,
+    /// Frames/events the application was too slow to take, and recorder frames lost.
+    dropped: u64,
     done: oneshot::Sender<CallQuality>,
     recorder: Option<std_mpsc::SyncSender<RecordFrame>>,
     /// The deadline the timer heap holds for this call; other heap entries are stale.
@@ -161,6 +163,7 @@ impl Shard {
             events: call.events,
             done: call.done,
             recorder: call.recorder,
+            dropped: 0,
             deadline,
             _ports: call.ports,
         });
@@ -183,7 +186,7 @@ impl Shard {
                 let _ = call.media.send_dtmf(digit, len);
             }
             Command::Quality(tx) => {
-                let _ = tx.send(call.media.quality());
+                let _ = tx.send(call.quality());
             }
             Command::Hangup => return self.remove(slot),
         }
@@ -206,7 +209,8 @@ impl Shard {
         let _ = registry.deregister(&mut call.rtp);
         let _ = registry.deregister(&mut call.rtcp);
         self.by_id.remove(&call.id);
-        let _ = call.done.send(call.media.quality());
+        let quality = call.quality();
+        let _ = call.done.send(quality);
         self.free.push(slot);
     }
 
@@ -263,6 +267,13 @@ impl Shard {
 }
 
 impl CallSlot {
+    fn quality(&self) -> CallQuality {
+        CallQuality {
+            frames_dropped: self.dropped,
+            ..self.media.quality()
+        }
+    }
+
     /// Drains the call's outputs; returns its next deadline.
     fn flush(&mut self, now: Instant) -> Instant {
         self.media.handle_timeout(now);
@@ -282,22 +293,25 @@ impl CallSlot {
                     for chunk in pcm.chunks(FRAME_SAMPLES) {
                         let frame = frame20(chunk);
                         if let Some(rec) = &self.recorder {
-                            let _ = rec.try_send(RecordFrame::Caller(frame));
+                            self.dropped +=
+                                u64::from(rec.try_send(RecordFrame::Caller(frame)).is_err());
                         }
-                        let _ = self
+                        let sent = self
                             .events
                             .try_send(CallEvent::Audio(AudioFrame { pcm: frame, due }));
+                        self.dropped += u64::from(sent.is_err());
                     }
                 }
                 MediaOutput::AgentAudio(pcm) => {
                     if let Some(rec) = &self.recorder {
                         for chunk in pcm.chunks(FRAME_SAMPLES) {
-                            let _ = rec.try_send(RecordFrame::Agent(frame20(chunk)));
+                            let sent = rec.try_send(RecordFrame::Agent(frame20(chunk)));
+                            self.dropped += u64::from(sent.is_err());
                         }
                     }
                 }
                 MediaOutput::Event(e) => {
-                    let _ = self.events.try_send(CallEvent::Media(e));
+                    self.dropped += u64::from(self.events.try_send(CallEvent::Media(e)).is_err());
                 }
             }
         }
