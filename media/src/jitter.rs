@@ -80,6 +80,8 @@ pub struct JitterStats {
     /// Frames concealed whose packet never showed up (`concealed - late`, floored at 0).
     pub lost: u64,
     pub resyncs: u64,
+    /// Runs of consecutive missing frames (for the E-model's burst ratio).
+    pub loss_bursts: u64,
     /// Frames inserted to grow the delay / skipped to shrink it.
     pub stretched: u64,
     pub shrunk: u64,
@@ -334,6 +336,9 @@ impl JitterBuffer {
             return Some(Playout::Silence);
         }
         self.stats.concealed += 1;
+        if self.missing_run == 1 {
+            self.stats.loss_bursts += 1;
+        }
         let next = has(&self.slots, frame + 1).then(|| {
             let i = idx(frame + 1);
             let at = i * self.cfg.max_payload;
@@ -429,6 +434,7 @@ mod tests {
         ));
         assert_eq!(b.stats().concealed, 1);
         assert_eq!(b.stats().lost, 1);
+        assert_eq!(b.stats().loss_bursts, 1);
     }
 
     #[test]

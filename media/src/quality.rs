@@ -39,6 +39,17 @@ fn impairment(codec: CodecKind) -> (f64, f64) {
     }
 }
 
+/// ITU-T G.113 burst ratio from a 2-state Markov view of the loss: p = P(loss | previous
+/// received) ≈ bursts / received, q = P(received | previous lost) ≈ bursts / lost,
+/// BurstR = 1 / (p + q). 1 for random loss, larger when losses cluster.
+pub fn burst_ratio(received: u64, lost: u64, bursts: u64) -> f64 {
+    if received == 0 || lost == 0 || bursts == 0 {
+        return 1.0;
+    }
+    let (b, r, l) = (bursts as f64, received as f64, lost as f64);
+    (1.0 / (b / r + b / l)).max(1.0)
+}
+
 /// MOS-CQE from the E-model with default values for everything but delay and loss.
 /// `burst_ratio` is 1 for random loss and larger for bursty loss.
 pub fn estimate_mos(
@@ -65,6 +76,15 @@ pub fn estimate_mos(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn burst_ratio_separates_random_from_bursty_loss() {
+        // 1 % random loss: 10 isolated losses in 1000 frames.
+        assert!((burst_ratio(990, 10, 10) - 1.0).abs() < 0.02);
+        // The same 10 losses in 2 bursts of 5.
+        assert!(burst_ratio(990, 10, 2) > 4.5);
+        assert_eq!(burst_ratio(1000, 0, 0), 1.0);
+    }
 
     #[test]
     fn e_model_reference_points() {

@@ -17,7 +17,7 @@ use crate::codec::{AudioCodec, CodecError, CodecKind};
 use crate::dtmf::{Digit, DtmfError, DtmfReceiver, DtmfSender};
 use crate::jitter::{JitterBuffer, JitterConfig, Playout};
 use crate::pacer::Pacer;
-use crate::quality::{estimate_mos, CallQuality};
+use crate::quality::{burst_ratio, estimate_mos, CallQuality};
 use crate::resample::{resampler, ResampleError, Resampler};
 use crate::rtp::{
     Component, Datagram, Input, Output, RemoteReport, RtpSession, SessionConfig, SessionEvent,
@@ -508,7 +508,12 @@ impl CallMedia {
             rtt_ms: rtt.map(|r| r.as_secs_f64() * 1000.0),
             remote_loss_percent: report.map(|r| r.fraction_lost * 100.0),
             jitter_buffer_ms: jb.target_delay.as_secs_f64() * 1000.0,
-            mos: estimate_mos(self.cfg.codec, one_way, effective_loss, 1.0),
+            mos: estimate_mos(
+                self.cfg.codec,
+                one_way,
+                effective_loss,
+                burst_ratio(jb.delivered, jb.concealed, jb.loss_bursts),
+            ),
             frames_dropped: 0,
         }
     }
