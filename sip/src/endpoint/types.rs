@@ -83,6 +83,8 @@ pub enum AuthStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncomingCall {
     pub call: CallRef,
+    /// The SIP Call-ID, for logs and correlation with the peer.
+    pub call_id: String,
     /// Request-URI user part, %-decoded (the dialled number as sent; normalize to E.164 above).
     pub did: String,
     pub request_uri: String,

@@ -85,6 +85,7 @@ impl Endpoint {
             .unwrap_or_default();
         let incoming = IncomingCall {
             call: CallRef(0),
+            call_id: call_id.to_owned(),
             did: uri
                 .user_unescaped()
                 .map(|u| u.into_owned())
