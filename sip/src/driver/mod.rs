@@ -90,6 +90,9 @@ pub async fn start(config: DriverConfig) -> io::Result<(SipHandle, mpsc::Receive
     let listener = TcpListener::bind(local_addr).await?;
     let mut endpoint_config = config.endpoint;
     endpoint_config.advertised = config.advertised.unwrap_or(local_addr);
+    if endpoint_config.advertised.ip().is_unspecified() {
+        tracing::warn!(%local_addr, "SIP advertised address is unspecified; set DriverConfig::advertised (public_addr) or peers cannot reach Contact");
+    }
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

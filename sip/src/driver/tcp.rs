@@ -105,6 +105,7 @@ async fn run_connection(
                     Ok(None) => break,
                     // Framing is lost: report (for counting / a 400 when answerable) and close.
                     Err(e) => {
+                        tracing::debug!(%peer, error = %e, "closing SIP TCP connection: framing lost");
                         let _ = inbound_read.send(TcpInput::Message(peer, Err(e)));
                         return;
                     }
