@@ -46,6 +46,29 @@ impl Endpoint {
             self.pump(id, now);
             return;
         }
+        // No extension is supported, 100rel included: 420 lists what was required
+        // (RFC 3261 §8.2.2.3). ACK and CANCEL cannot be refused this way.
+        if !matches!(req.method, Method::Ack | Method::Cancel) {
+            let required: Vec<&str> = req
+                .headers
+                .get_all(&HeaderName::Require)
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .flat_map(split_list)
+                .filter(|o| !o.is_empty())
+                .collect();
+            if !required.is_empty() {
+                let unsupported = required.join(", ");
+                self.respond_status(
+                    &req,
+                    420,
+                    &[(HeaderName::Unsupported, unsupported)],
+                    source,
+                    transport,
+                    now,
+                );
+                return;
+            }
+        }
         let in_dialog = req
             .headers
             .to_hdr()

@@ -600,3 +600,30 @@ fn our_reinvite_puts_peer_on_hold_and_back() {
     p.run_for(Duration::from_secs(40));
     assert!(p.idle());
 }
+
+#[test]
+fn unknown_body_type_is_415_and_require_on_any_method_is_420() {
+    let mut p = Pair::new(|c| c);
+    let invut = OPTIONS.replace("OPTIONS", "INVITE").replace(
+        "Content-Length: 0\n",
+        "Content-Type: application/unknownformat\nContent-Length: 5\n",
+    ) + "hello";
+    let r = raw(&mut p, &invut).unwrap();
+    assert_eq!(r.status, 415);
+    assert_eq!(
+        r.headers.get_str(&HeaderName::Accept),
+        Some("application/sdp")
+    );
+    // RFC 4475 bext01: unknown extensions required on an OPTIONS.
+    let bext = OPTIONS.replace(
+        "User-Agent: monitor",
+        "Require: nothingSupportsThis, nothingSupportsThisEither",
+    );
+    let r = raw(&mut p, &bext).unwrap();
+    assert_eq!(r.status, 420);
+    assert_eq!(
+        r.headers.get_str(&HeaderName::Unsupported),
+        Some("nothingSupportsThis, nothingSupportsThisEither")
+    );
+    assert!(p.b_events.is_empty());
+}

@@ -11,7 +11,7 @@ use super::{
     AuthStatus, CallError, CallEvent, CallRef, EndReason, Endpoint, Event, IncomingCall, Transport,
     Tsx,
 };
-use crate::message::{new_tag, split_list, HeaderName, Method, NameAddr, Request, Response};
+use crate::message::{new_tag, HeaderName, Method, NameAddr, Request, Response};
 use crate::sdp::{self, LocalMedia, Negotiated, NegotiationError, SessionDescription};
 use crate::transaction::{ServerInvite, TsxKey};
 
@@ -30,19 +30,20 @@ impl Endpoint {
         transport: Transport,
         now: Instant,
     ) {
-        // No extension is supported, 100rel included: 420 lists what was required (RFC 3261 §8.2.2.3).
-        let required: Vec<String> = req
+        // The only body we read is SDP (RFC 3261 §8.2.3: 415 with Accept otherwise).
+        let content_type = req
             .headers
-            .get_all(&HeaderName::Require)
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .flat_map(split_list)
-            .map(str::to_owned)
-            .collect();
-        if !required.is_empty() {
+            .get_str(&HeaderName::ContentType)
+            .unwrap_or("application/sdp");
+        let is_sdp = content_type
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"));
+        if !req.body.is_empty() && !is_sdp {
             self.respond_status(
                 &req,
-                420,
-                &[(HeaderName::Unsupported, required.join(", "))],
+                415,
+                &[(HeaderName::Accept, "application/sdp".to_owned())],
                 source,
                 transport,
                 now,
