@@ -29,6 +29,28 @@ enum Command {
     CheckConfig,
     /// Apply database migrations and exit.
     Migrate,
+    /// Transcribe a WAV file (PCM16, μ-law or A-law; mono; 8 or 16 kHz) as a call would be.
+    Transcribe(TranscribeArgs),
+}
+
+#[derive(clap::Args)]
+struct TranscribeArgs {
+    file: PathBuf,
+    /// A ggml whisper model; default: `[asr] model` of --config.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Text the speech likely follows, e.g. the question the caller heard.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// free | yes_no | digits | date | time | amount | spelling | choice
+    #[arg(long)]
+    answer_type: Option<String>,
+    /// The options of a `choice` answer.
+    #[arg(long, value_delimiter = ',')]
+    choices: Vec<String>,
+    /// Print `{"text", "value", "confidence", "segments"}` instead of the text.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -42,16 +64,18 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(&cli.config, std::env::vars())?;
-    match cli.command {
+    let load = || Config::load(&cli.config, std::env::vars());
+    match &cli.command {
+        Command::Transcribe(args) => transcribe(&cli.config, args),
         Command::CheckConfig => {
+            let config = load()?;
             let agents: usize = config.orgs.iter().map(|o| o.agents.len()).sum();
             println!(
                 "{}: ok ({} orgs, {} agents, {} trunks, database {})",
@@ -69,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => runtime()?.block_on(async {
+            let config = load()?;
             let store = Store::connect(&config.database.url, 1).await?;
             store.migrate().await?;
             println!(
@@ -83,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Serve => runtime()?.block_on(async {
+            let config = load()?;
             let server = Server::start(config, None).await?;
             println!("voxbridge listening on http://{}", server.http_addr);
             tokio::signal::ctrl_c()
@@ -93,6 +119,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
     }
+}
+
+/// The config is read only when it has to supply the model, so `--model` works anywhere.
+fn transcribe(config_path: &std::path::Path, args: &TranscribeArgs) -> anyhow::Result<()> {
+    let asr = match &args.model {
+        Some(_) => None,
+        None => Config::load(config_path, std::env::vars())?.asr,
+    };
+    let model = args
+        .model
+        .clone()
+        .or_else(|| asr.as_ref().and_then(|a| a.model.clone()))
+        .with_context(|| {
+            format!(
+                "no model: pass --model or set [asr] model in {}",
+                config_path.display()
+            )
+        })?;
+    let options = voxbridge_asr::engine::TranscribeOptions {
+        model,
+        prompt: args.prompt.clone(),
+        answer_type: args.answer_type.clone(),
+        choices: args.choices.clone(),
+        threads: asr.as_ref().map_or(2, |a| a.threads),
+        language: asr.map_or_else(|| "en".to_owned(), |a| a.language),
+    };
+    let output = voxbridge_asr::engine::transcribe_wav(&args.file, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&output)?);
+    } else {
+        println!("{}", output.text);
+    }
+    Ok(())
+}
+
+/// The error and its causes, skipping a cause its parent's message already includes.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

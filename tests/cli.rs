@@ -1,0 +1,164 @@
+//! The `voxbridge` command line: check-config, migrate, transcribe.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn voxbridge(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxbridge"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "error");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run voxbridge")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("voxbridge.toml");
+    let db = dir.join("v.db");
+    std::fs::write(
+        &path,
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n[telephony]\ndefault_region = \"US\"\n{extra}",
+            db.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn check_config_accepts_the_shipped_configs() {
+    for config in ["config/voxbridge.example.toml", "config/voxbridge.toml"] {
+        let out = voxbridge(&["check-config", "--config", config], &[]);
+        assert!(out.status.success(), "{config}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        ("[http]\nlistn = \"127.0.0.1:1\"\n", &[], "http.listn"),
+        ("[[orgs]]\nslug = \"a\"\nname = \"A\"\n[[orgs.agents]]\nslug = \"x\"\nname = \"X\"\ndirction = \"inbound\"\n", &[], "orgs[0].agents[0].dirction"),
+        ("[[orgs]]\nslug = \"a\"\nname = \"A\"\nnumbers = [\"12\"]\n", &[], "orgs[0].numbers[0]"),
+        ("[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n", &[], "media.rtp_port_min"),
+        ("[asr]\nmodel = \"/nonexistent/model.bin\"\n", &[], "asr.model"),
+        ("", &[("VOXBRIDGE__HTTP__LISTEN", "not-an-address")], "http.listen"),
+        ("", &[("VOXBRIDGE__TELEPHONY__ENABLED", "true")], "telephony.outbound_trunk"),
+        ("", &[("VOXBRIDGE__BOGUS__KEY", "1")], "bogus"),
+    ];
+    for (extra, env, key) in cases {
+        let config = write_config(dir.path(), extra);
+        let out = voxbridge(&["check-config", "--config", config.to_str().unwrap()], env);
+        assert!(!out.status.success(), "{key}: accepted");
+        assert!(stderr(&out).contains(key), "{key}: {}", stderr(&out));
+    }
+    let config = write_config(dir.path(), "");
+    let out = voxbridge(
+        &["check-config", "--config", config.to_str().unwrap()],
+        &[("VOXBRIDGE__HTTP__LISTEN", "127.0.0.1:9999")],
+    );
+    assert!(
+        out.status.success(),
+        "a valid override is accepted: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    for _ in 0..2 {
+        let out = voxbridge(&["migrate", "--config", config.to_str().unwrap()], &[]);
+        assert!(
+            out.status.success(),
+            "migrate is repeatable: {}",
+            stderr(&out)
+        );
+    }
+    assert!(dir.path().join("v.db").is_file());
+}
+
+fn model() -> String {
+    let path = std::env::var("VOXBRIDGE_ASR_MODEL").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/models/ggml-tiny.en.bin").to_owned()
+    });
+    assert!(
+        Path::new(&path).is_file(),
+        "{path} is missing: run scripts/fetch-model.sh"
+    );
+    path
+}
+
+#[test]
+fn transcribe_prints_text_and_typed_json() {
+    let model = model();
+    let out = voxbridge(
+        &["transcribe", "fixtures/asr/free_02.wav", "--model", &model],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let heard = ["internet", "down", "yesterday", "morning"]
+        .iter()
+        .filter(|w| text.contains(*w))
+        .count();
+    assert!(
+        heard >= 3,
+        "keywords of 'My internet has been down since yesterday morning' in {text:?}"
+    );
+
+    let out = voxbridge(
+        &[
+            "transcribe",
+            "fixtures/asr/choice_01.wav",
+            "--model",
+            &model,
+            "--answer-type",
+            "choice",
+            "--choices",
+            "billing,technical support,sales,cancellations",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    for key in ["text", "value", "segments"] {
+        assert!(json.get(key).is_some(), "{key} in {json}");
+    }
+    assert_eq!(
+        json["value"], "billing",
+        "the caller said 'Billing.': {json}"
+    );
+}
+
+#[test]
+fn transcribe_errors_are_clear() {
+    let model = model();
+    let out = voxbridge(&["transcribe", "Cargo.toml", "--model", &model], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("RIFF/WAVE"), "{}", stderr(&out));
+    let out = voxbridge(
+        &[
+            "transcribe",
+            "fixtures/asr/free_02.wav",
+            "--model",
+            "/nonexistent.bin",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/nonexistent.bin"),
+        "{}",
+        stderr(&out)
+    );
+}
