@@ -40,10 +40,17 @@ fn check_config_accepts_the_shipped_configs() {
     }
 }
 
+/// A config body, environment overrides, and the key the error must name.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[test]
 fn check_config_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         ("[http]\nlistn = \"127.0.0.1:1\"\n", &[], "http.listn"),
         ("[[orgs]]\nslug = \"a\"\nname = \"A\"\n[[orgs.agents]]\nslug = \"x\"\nname = \"X\"\ndirction = \"inbound\"\n", &[], "orgs[0].agents[0].dirction"),
         ("[[orgs]]\nslug = \"a\"\nname = \"A\"\nnumbers = [\"12\"]\n", &[], "orgs[0].numbers[0]"),
