@@ -238,10 +238,16 @@ impl Driver {
                         for _ in 1..RECV_BATCH {
                             match self.udp.try_recv_from(&mut buf) {
                                 Ok((n, src)) => self.on_datagram(&buf[..n], src),
-                                Err(_) => break,
+                                                                Err(_) => break,
                             }
                         }
                     }
+                    self.flush().await;
+                    // Let the application run (answers are produced by its tasks) before
+                    // taking in more new calls; on a current-thread runtime it would otherwise
+                    // only run when the coop budget runs out, and calls would pile up ringing.
+                    tokio::task::yield_now().await;
+                    continue;
                 }
             }
             self.flush().await;
