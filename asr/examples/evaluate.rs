@@ -95,6 +95,42 @@ fn profiles() -> Vec<Profile> {
             false,
         ),
         profile(
+            "ours + 250 ms lead-in silence",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                lead_in_ms: 250,
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours + 125 ms lead-in silence",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                lead_in_ms: 125,
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours + 375 ms lead-in silence",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                lead_in_ms: 375,
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours + 500 ms lead-in silence",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                lead_in_ms: 500,
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
             "ours with audio_ctx floor 1024",
             Upsampler::ZeroStuff,
             DecodeSettings {
@@ -201,7 +237,11 @@ fn free_form(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
         threads
     );
     println!("| profile | WER | wall latency p50 | CPU per clip (mean) |\n|---|---|---|---|");
-    for profile in profiles() {
+    let filter = std::env::var("PROFILES").unwrap_or_default();
+    for profile in profiles()
+        .into_iter()
+        .filter(|p| filter.is_empty() || filter.split(',').any(|f| p.name.contains(f)))
+    {
         let mut tally = WerTally::default();
         let mut times = Vec::new();
         let cpu_start = cpu_ms();

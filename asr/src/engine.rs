@@ -31,11 +31,15 @@ pub struct AsrConfig {
 }
 
 impl AsrConfig {
-    /// Defaults for `model`: 2 threads, one job at a time, English, 10 s timeout.
+    /// Defaults for `model`: 1 thread, one job at a time, English, 10 s timeout.
+    ///
+    /// One thread per job is deliberate: ggml's worker threads spin-wait at every barrier, so
+    /// with more runnable threads than cores (other jobs, media, SIP) a 2-thread job burned 6×
+    /// the CPU of a 1-thread job here. Scale with `max_concurrent` (≈ cores) instead.
     pub fn new(model: impl Into<PathBuf>) -> Self {
         AsrConfig {
             model: model.into(),
-            threads: 2,
+            threads: 1,
             max_concurrent: 1,
             language: "en".into(),
             timeout: Duration::from_secs(10),

@@ -35,6 +35,8 @@ pub struct DecodeSettings {
     /// randomly, so results would depend on each state's history; ours turns it off and relies
     /// on the token/repeat guard instead.
     pub temperature_fallback: bool,
+    /// Silence put before the audio (ms).
+    pub lead_in_ms: u32,
 }
 
 impl DecodeSettings {
@@ -45,6 +47,7 @@ impl DecodeSettings {
             max_tokens_per_second: Some(8),
             collapse_repeats: true,
             temperature_fallback: false,
+            lead_in_ms: 0,
         }
     }
 
@@ -55,6 +58,7 @@ impl DecodeSettings {
             max_tokens_per_second: None,
             collapse_repeats: false,
             temperature_fallback: true,
+            lead_in_ms: 0,
         }
     }
 }

@@ -177,10 +177,12 @@ impl Session for WhisperSession {
         if audio.is_empty() {
             return Err(AsrError::EmptyAudio);
         }
+        let lead_in = request.settings.lead_in_ms as usize * MODEL_RATE as usize / 1000;
         let mut padded;
-        let audio = if audio.len() < MIN_SAMPLES {
-            padded = audio.to_vec();
-            padded.resize(MIN_SAMPLES, 0.0);
+        let audio = if audio.len() < MIN_SAMPLES || lead_in > 0 {
+            padded = vec![0.0; lead_in];
+            padded.extend_from_slice(audio);
+            padded.resize(padded.len().max(MIN_SAMPLES), 0.0);
             &padded[..]
         } else {
             audio

@@ -71,28 +71,52 @@ fn typed_correct(answer_type: &str) -> (usize, usize) {
 
 #[test]
 fn yes_no_answers() {
+    // Measured 12/12; one flip allowed for SIMD-path differences between machines.
     let (right, n) = typed_correct("yes_no");
     assert!(right >= n - 1, "{right}/{n}");
 }
 
 #[test]
 fn choice_answers() {
+    // Measured 7/8 ("cancellations" heard as "Congratulations!" scores as billing).
     let (right, n) = typed_correct("choice");
     assert!(right >= n - 1, "{right}/{n}");
 }
 
 #[test]
 fn open_answers() {
-    // Digits, dates, times, amounts and spelled names are often misheard on telephone audio;
-    // these floors pin what we measured so the normalizers cannot silently regress.
-    for (ty, floor) in [
-        ("digits", 2),
-        ("date", 1),
-        ("time", 1),
-        ("amount", 2),
-        ("spelling", 0),
-    ] {
+    // Digits, dates, times and amounts are often misheard on telephone audio; these floors pin
+    // what we measured (digits 5/6, date 2/4, time 2/4, amount 3/4) minus one, so the prompts
+    // and normalizers cannot silently regress.
+    for (ty, floor) in [("digits", 4), ("date", 1), ("time", 1), ("amount", 2)] {
         let (right, n) = typed_correct(ty);
         assert!(right >= floor, "{ty}: {right}/{n} (floor {floor})");
+    }
+}
+
+#[test]
+fn spelled_answers_are_letters() {
+    // Spelled names are rarely right on telephone audio with tiny.en (0/4 measured); what we
+    // can promise is a well-formed value (upper-case letters) with a low confidence.
+    let engine = engine();
+    for clip in clips("spelling") {
+        let out = engine
+            .transcribe_pcm(
+                &pcm(&clip),
+                &Question::asked(&clip.question, AnswerType::Spelling),
+            )
+            .unwrap();
+        if let Some(AnswerValue::Text(letters)) = &out.value {
+            assert!(
+                letters.chars().all(|c| c.is_ascii_uppercase()),
+                "{letters:?}"
+            );
+        }
+        assert!(
+            out.confidence < 0.9,
+            "{}: {}",
+            clip.reference,
+            out.confidence
+        );
     }
 }

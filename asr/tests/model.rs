@@ -13,7 +13,7 @@ fn options() -> TranscribeOptions {
         prompt: None,
         answer_type: None,
         choices: Vec::new(),
-        threads: 2,
+        threads: 1,
         language: "en".into(),
     }
 }
