@@ -29,6 +29,8 @@ HTTP_PORT="$(free_port)"
 cat >"$WORK/voxbridge.toml" <<TOML
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
+[sip]
+listen = "127.0.0.1:0"
 [database]
 url = "$URL"
 max_connections = 16

@@ -126,6 +126,8 @@ async fn main() {
         r#"
 [http]
 listen = "127.0.0.1:0"
+[sip]
+listen = "127.0.0.1:0"
 [database]
 url = "{db}"
 [webhooks]

@@ -10,4 +10,5 @@ pub mod phone;
 pub mod provision;
 pub mod server;
 pub mod store;
+pub mod telephony;
 pub mod webhooks;

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::dispatcher::{Dialer, Dispatcher};
+use crate::inbound::InboundRouter;
 use crate::phone::PhoneNormalizer;
 use crate::store::{Store, StoreError};
 use crate::webhooks::DeliveryWorker;
@@ -29,10 +30,17 @@ pub enum ServerError {
     Region(#[from] crate::phone::PhoneError),
     #[error("telephony.enabled = true, but no dialer is available to place calls")]
     NoDialer,
+    #[error("cannot listen for SIP on {addr}: {source}")]
+    SipBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub struct Server {
     pub http_addr: SocketAddr,
+    /// Where the SIP endpoint listens (UDP and TCP).
+    pub sip_addr: SocketAddr,
     pub store: Store,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -63,9 +71,19 @@ impl Server {
             tasks.spawn(dispatcher.run(stop.clone()));
         }
 
+        let phones = PhoneNormalizer::new(&config.telephony.default_region)?;
+        let router = InboundRouter::new(store.clone(), config.trunks.clone(), phones);
+        let sip = crate::telephony::start(&config, router)
+            .await
+            .map_err(|source| ServerError::SipBind {
+                addr: config.sip.listen,
+                source,
+            })?;
+        let sip_addr = sip.local_addr();
+
         let state = AppState {
             store: store.clone(),
-            phones: PhoneNormalizer::new(&config.telephony.default_region)?,
+            phones,
             allow_private_webhooks: config.webhooks.allow_private_targets,
             telephony_enabled: config.telephony.enabled,
             metrics: crate::metrics::install(),
@@ -94,9 +112,10 @@ impl Server {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        tracing::info!(%http_addr, telephony = config.telephony.enabled, "voxbridge is serving");
+        tracing::info!(%http_addr, %sip_addr, telephony = config.telephony.enabled, "voxbridge is serving");
         Ok(Self {
             http_addr,
+            sip_addr,
             store,
             shutdown,
             tasks,

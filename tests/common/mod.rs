@@ -61,6 +61,8 @@ pub fn base_config_toml(database_url: &str, webhook_url: Option<&str>) -> String
         r#"
 [http]
 listen = "127.0.0.1:0"
+[sip]
+listen = "127.0.0.1:0"
 [database]
 url = "{database_url}"
 max_connections = 8
