@@ -47,6 +47,8 @@ fn bench(c: &mut Criterion) {
         .unwrap_or(2);
     let config = AsrConfig {
         threads,
+        // Stock decoding of 6 s can take seconds on a busy machine; it must finish, not abort.
+        timeout: Duration::from_secs(60),
         ..AsrConfig::new(&model_path)
     };
     let engine = SpeechEngine::with_model(&model, config).unwrap_or_else(|e| panic!("{e}"));
