@@ -9,9 +9,11 @@ use std::process::Output;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use voxbridge_sip::auth::Credentials;
+use voxbridge_sip::auth::{Algorithm, Credentials, DigestServer};
 use voxbridge_sip::driver::{start, DriverConfig, SipHandle};
-use voxbridge_sip::endpoint::{CallEvent, CallRef, Event, PlaceCall, Transport};
+use voxbridge_sip::endpoint::{
+    AuthStatus, CallEvent, CallRef, Event, PlaceCall, ServerAuth, Transport,
+};
 use voxbridge_sip::sdp::{Codec, Direction, LocalMedia};
 
 const SIPP: &str = "/usr/bin/sipp";
@@ -47,8 +49,13 @@ fn media() -> LocalMedia {
 }
 
 async fn driver() -> (SipHandle, mpsc::Receiver<Event>) {
+    driver_with(None).await
+}
+
+async fn driver_with(auth: Option<ServerAuth>) -> (SipHandle, mpsc::Receiver<Event>) {
     let mut config = DriverConfig::new("127.0.0.1:0".parse().expect("addr"));
     config.endpoint.rate_limit = None;
+    config.endpoint.auth = auth;
     start(config).await.expect("driver starts")
 }
 
@@ -350,4 +357,54 @@ async fn uac_answers_401_digest_challenge_from_sipp() {
         );
         assert_clean(&out, 3);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uas_challenges_sipp_uac_with_401_and_accepts_its_digest() {
+    if !sipp_available() {
+        return;
+    }
+    let auth = ServerAuth {
+        digest: DigestServer::new("voxbridge", [9; 32], 300, Algorithm::Md5),
+        users: vec![("trunk".into(), "secret".into())],
+    };
+    let (sip, mut events) = driver_with(Some(auth)).await;
+    let target = sip.local_addr().to_string();
+    let app = sip.clone();
+    // Answers only authenticated calls: SIPp's calls can only succeed through a verified digest.
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::Incoming(call) = event {
+                match call.auth {
+                    AuthStatus::None | AuthStatus::Stale => app
+                        .challenge(call.call, call.auth == AuthStatus::Stale)
+                        .await
+                        .expect("challenge"),
+                    AuthStatus::Authenticated(_) => app
+                        .answer(call.call, media())
+                        .await
+                        .map(|_| ())
+                        .expect("answer"),
+                    AuthStatus::Rejected => app
+                        .reject(call.call, 403, None, vec![])
+                        .await
+                        .expect("reject"),
+                }
+            }
+        }
+    });
+    let port = free_port().to_string();
+    let out = run_sipp(vec![
+        "-sf".into(),
+        scenario("uac_auth.xml"),
+        target,
+        "-p".into(),
+        port,
+        "-m".into(),
+        "3".into(),
+        "-r".into(),
+        "10".into(),
+    ])
+    .await;
+    assert_clean(&out, 3);
 }
