@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,13 +64,29 @@ impl Connections {
     }
 }
 
+/// Inbound connections beyond this are closed at once (each costs a task and buffers).
+const MAX_INBOUND_CONNECTIONS: usize = 10_000;
+/// A connection that carries nothing from the peer for this long is closed (RFC 5626
+/// keep-alives count). Long: a call over TCP may be silent in signalling for its whole length.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 pub(super) async fn accept_loop(listener: TcpListener, inbound: mpsc::UnboundedSender<TcpInput>) {
+    let open = Arc::new(AtomicUsize::new(0));
     while let Ok((stream, peer)) = listener.accept().await {
+        if open.load(Ordering::Relaxed) >= MAX_INBOUND_CONNECTIONS {
+            drop(stream);
+            continue;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         if inbound.send(TcpInput::Connected(peer, tx)).is_err() {
             return;
         }
-        tokio::spawn(run_connection(stream, peer, rx, inbound.clone()));
+        open.fetch_add(1, Ordering::Relaxed);
+        let (inbound, open) = (inbound.clone(), open.clone());
+        tokio::spawn(async move {
+            run_connection(stream, peer, rx, inbound).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
@@ -91,9 +110,9 @@ async fn run_connection(
         let mut framer = StreamFramer::new();
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => framer.push(&buf[..n]),
+            match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) | Err(_) => return,
+                Ok(Ok(n)) => framer.push(&buf[..n]),
             }
             loop {
                 match framer.next_message() {
