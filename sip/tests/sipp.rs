@@ -255,8 +255,20 @@ async fn uac_against(
         },
     ]);
     let sipp = tokio::spawn(run_sipp(args));
-    // Let SIPp bind before calling.
+    // Let SIPp bind before calling. Over UDP a lost first INVITE is retransmitted; over TCP a
+    // refused connect would fail the call, so wait until SIPp accepts connections.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    if transport == Transport::Tcp {
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let outcomes = place_calls(
         &sip,
         &mut events,
