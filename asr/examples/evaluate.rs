@@ -278,9 +278,13 @@ fn typed(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
     println!("| type | n | stock, value from text | ours, text only | ours, closed-set scores only | ours, hybrid (text, else scores) | ours + format hint | mean confidence right / wrong (default) | latency p50 (default) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let verbose = std::env::var_os("VERBOSE").is_some();
+    let types = std::env::var("TYPES").unwrap_or_default();
     for ty in [
         "yes_no", "choice", "digits", "date", "time", "amount", "spelling",
-    ] {
+    ]
+    .into_iter()
+    .filter(|t| types.is_empty() || types.split(',').any(|f| f == *t))
+    {
         let set: Vec<&LabelledClip> = clips.iter().filter(|c| c.answer_type == ty).collect();
         let closed = matches!(ty, "yes_no" | "choice");
         let mut right = [0usize; 5];

@@ -131,7 +131,10 @@ pub fn candidates(answer_type: &AnswerType) -> (Vec<String>, Vec<usize>) {
             (words.map(|w| w.to_string()).collect(), classes.collect())
         }
         AnswerType::Choice(choices) => {
-            // Whisper capitalizes the first word of an utterance; score both spellings.
+            // Whisper capitalizes the first word of an utterance, but multi-token capitalized
+            // words score low; summing both spellings per option measured better calibrated
+            // (a wrong pick had confidence 0.58 instead of 0.93 with capitalized only), for
+            // ~25 % more latency.
             let mut words = Vec::new();
             let mut classes = Vec::new();
             for (i, choice) in choices.iter().enumerate() {
