@@ -182,6 +182,15 @@ fn request(engine: &SpeechEngine, question: &Question, settings: &DecodeSettings
     }
 }
 
+/// Our request for a question; `FLOOR=384` overrides the audio_ctx floor (experiments).
+fn ours_request(engine: &SpeechEngine, question: &Question) -> Request {
+    let mut request = engine.request(question);
+    if let Some(floor) = std::env::var("FLOOR").ok().and_then(|f| f.parse().ok()) {
+        request.settings.audio_context = AudioContext::Fit { floor };
+    }
+    request
+}
+
 fn value_string(v: &Option<AnswerValue>) -> String {
     match v {
         Some(AnswerValue::Bool(b)) => b.to_string(),
@@ -329,7 +338,10 @@ fn typed(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
             let start = Instant::now();
             let ours = engine
                 .pool()
-                .recognize(samples(clip, Upsampler::ZeroStuff), engine.request(&asked))
+                .recognize(
+                    samples(clip, Upsampler::ZeroStuff),
+                    ours_request(engine, &asked),
+                )
                 .expect("recognition");
             let elapsed = start.elapsed().as_secs_f64() * 1000.0;
             for (slot, method) in [
@@ -351,7 +363,10 @@ fn typed(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
                     .pool()
                     .recognize(
                         samples(clip, Upsampler::ZeroStuff),
-                        engine.request(&Question::asked(&clip.question, answer_type.clone())),
+                        ours_request(
+                            engine,
+                            &Question::asked(&clip.question, answer_type.clone()),
+                        ),
                     )
                     .expect("recognition");
                 let elapsed = start.elapsed().as_secs_f64() * 1000.0;
