@@ -54,8 +54,12 @@ pub enum AsrError {
         "unknown answer type `{0}` (free, yes_no, digits, date, time, amount, spelling, choice)"
     )]
     UnknownAnswerType(String),
-    #[error("speech engine failed: {0}")]
-    Engine(String),
+    /// The backend failed; the source is the backend's own error (kept opaque so whisper-rs
+    /// types do not leak into this enum).
+    #[error("speech engine failed")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot start a recognition worker thread")]
+    WorkerSpawn(#[source] std::io::Error),
     #[error("this build has no speech engine (enable the `whisper` feature)")]
     NoEngine,
 }

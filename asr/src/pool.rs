@@ -83,7 +83,7 @@ impl RecognizerPool {
             let handle = std::thread::Builder::new()
                 .name(format!("asr-{i}"))
                 .spawn(move || work(session, rx, in_flight))
-                .map_err(|e| AsrError::Engine(format!("cannot start worker thread: {e}")))?;
+                .map_err(AsrError::WorkerSpawn)?;
             workers.push(handle);
         }
         Ok(RecognizerPool {

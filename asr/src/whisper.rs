@@ -26,7 +26,7 @@ const FULL_CONTEXT: u32 = 1500;
 const TOKEN_ALLOWANCE: u32 = 16;
 
 fn engine(err: whisper_rs::WhisperError) -> AsrError {
-    AsrError::Engine(err.to_string())
+    AsrError::Engine(Box::new(err))
 }
 
 /// A whisper.cpp ggml model loaded once and shared by every session.
