@@ -1,6 +1,7 @@
 //! Per-call dialog state (RFC 3261 §12) and the requests sent inside a dialog.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -53,6 +54,8 @@ pub struct Call {
     pub sdp_version: u64,
     /// A re-INVITE we sent is waiting for its final response.
     pub reinvite_pending: bool,
+    /// When the call was set up (ACK received or sent), for `max_call_duration`.
+    pub established_at: Option<Instant>,
     /// UAC only.
     pub outbound: Option<Box<Outbound>>,
     /// UAS only, until answered or rejected.

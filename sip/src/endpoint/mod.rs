@@ -198,15 +198,35 @@ impl Endpoint {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
-            self.maintain();
+            self.maintain(now);
         }
     }
 
     /// Returns memory after a load peak: tables only grow on their own, so RSS would stay at
     /// the peak forever; shrink any that is mostly empty.
-    fn maintain(&mut self) {
+    fn maintain(&mut self, now: Instant) {
+        if let Some(max) = self.config.max_call_duration {
+            let expired: Vec<CallRef> = self
+                .calls
+                .iter()
+                .filter(|(_, c)| {
+                    c.established_at
+                        .is_some_and(|t| now.saturating_duration_since(t) >= max)
+                })
+                .map(|(&r, _)| r)
+                .collect();
+            for call in expired {
+                self.send_bye(call, now);
+                self.emit(
+                    call,
+                    CallEvent::Ended {
+                        reason: EndReason::MaxDuration,
+                    },
+                );
+            }
+        }
         if let Some(l) = &mut self.limiter {
-            l.sweep(self.next_sweep - SWEEP_EVERY);
+            l.sweep(now);
         }
         fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
             if m.capacity() > 64 && m.len() * 4 < m.capacity() {
@@ -343,7 +363,7 @@ impl Endpoint {
                 (TsxEvent::Timeout, Some(call)) if is_client_invite => {
                     self.fail_outbound(call, id, 408, "Request Timeout")
                 }
-                (TsxEvent::Acked, Some(call)) => self.on_acked(call),
+                (TsxEvent::Acked, Some(call)) => self.on_acked(call, now),
                 (TsxEvent::Timeout, Some(call)) => self.on_server_invite_timeout(call, id, now),
                 _ => {}
             }

@@ -627,3 +627,36 @@ fn unknown_body_type_is_415_and_require_on_any_method_is_420() {
     );
     assert!(p.b_events.is_empty());
 }
+
+#[test]
+fn calls_are_ended_after_max_call_duration() {
+    let mut p = Pair::new(|c| EndpointConfig {
+        max_call_duration: Some(Duration::from_secs(60)),
+        ..c
+    });
+    let a_call = p.place(None);
+    let inc = p.take_incoming();
+    p.b.answer(inc.call, media(30000, vec![Codec::Pcmu]), p.now)
+        .unwrap();
+    p.deliver();
+    p.run_for(Duration::from_secs(30));
+    assert_eq!(
+        call_events(&p.b_events, inc.call),
+        vec![CallEvent::Confirmed]
+    );
+    p.run_for(Duration::from_secs(45));
+    assert_eq!(
+        call_events(&p.b_events, inc.call).last(),
+        Some(&CallEvent::Ended {
+            reason: EndReason::MaxDuration
+        })
+    );
+    assert_eq!(
+        call_events(&p.a_events, a_call).last(),
+        Some(&CallEvent::Ended {
+            reason: EndReason::RemoteBye
+        })
+    );
+    p.run_for(Duration::from_secs(40));
+    assert!(p.idle());
+}

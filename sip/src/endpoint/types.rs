@@ -46,6 +46,9 @@ pub struct EndpointConfig {
     /// An inbound call the application neither answers nor rejects within this time gets 480
     /// and [`EndReason::Unanswered`]: a forgotten call cannot pin memory.
     pub answer_timeout: std::time::Duration,
+    /// Established calls older than this are ended with BYE (`EndReason::MaxDuration`), so a
+    /// dialog whose BYE was lost cannot live forever. `None` disables it.
+    pub max_call_duration: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +68,7 @@ impl EndpointConfig {
             auth: None,
             max_transactions: 500_000,
             answer_timeout: std::time::Duration::from_secs(180),
+            max_call_duration: Some(std::time::Duration::from_secs(4 * 3600)),
         }
     }
 }
@@ -124,6 +128,8 @@ pub enum EndReason {
     AckTimeout,
     /// Inbound call left unanswered for `answer_timeout`; 480 was sent.
     Unanswered,
+    /// Up longer than `max_call_duration`; a BYE was sent.
+    MaxDuration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

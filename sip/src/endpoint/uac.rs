@@ -38,6 +38,7 @@ impl Endpoint {
             sdp_session: session,
             sdp_version: 1,
             reinvite_pending: false,
+            established_at: None,
             outbound: None,
             ringing: None,
         };
@@ -223,6 +224,7 @@ impl Endpoint {
             })
             .unwrap_or_default();
         c.phase = Phase::Established;
+        c.established_at = Some(now);
         let cancel_wanted = c.outbound.as_ref().is_some_and(|o| o.cancel_wanted);
         let ack = c.request(Method::Ack, &self.via_host, &self.contact);
         let negotiated = match (SessionDescription::parse(&resp.body), &c.media) {

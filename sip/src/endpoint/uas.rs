@@ -132,6 +132,7 @@ impl Endpoint {
             sdp_session: fastrand::u64(1..1 << 62),
             sdp_version: 1,
             reinvite_pending: false,
+            established_at: None,
             outbound: None,
             ringing: None,
         };
@@ -326,16 +327,16 @@ impl Endpoint {
         self.pump(id, now);
     }
 
-    pub(super) fn on_acked(&mut self, call: CallRef) {
+    pub(super) fn on_acked(&mut self, call: CallRef, now: Instant) {
         if let Some(c) = self.calls.get_mut(&call) {
             if c.phase == Phase::Answered {
                 c.phase = Phase::Established;
+                c.established_at = Some(now);
                 self.emit(call, CallEvent::Confirmed);
             }
         }
     }
 
-    /// No ACK for our 2xx within 64*T1: the dialog is ended with BYE (RFC 3261 §13.3.1.4).
     /// A server INVITE transaction timed out: no ACK for our 2xx within 64*T1 (the dialog is
     /// ended with BYE, RFC 3261 §13.3.1.4), or the application never answered (480).
     pub(super) fn on_server_invite_timeout(&mut self, call: CallRef, tsx: u64, now: Instant) {
