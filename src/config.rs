@@ -97,6 +97,11 @@ pub struct SipConfig {
     pub listen: SocketAddr,
     /// Address advertised in Via/Contact/SDP; defaults to the listen address.
     pub public_addr: Option<IpAddr>,
+    /// Requests per second one source may send (trunks' `inbound_cidrs` are exempt).
+    pub rate_limit_per_second: f64,
+    pub rate_limit_burst: f64,
+    /// How long a source over the limit is ignored.
+    pub ban_seconds: u64,
 }
 
 impl Default for SipConfig {
@@ -104,6 +109,9 @@ impl Default for SipConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             public_addr: None,
+            rate_limit_per_second: 50.0,
+            rate_limit_burst: 100.0,
+            ban_seconds: 60,
         }
     }
 }
@@ -342,6 +350,12 @@ impl Config {
             return Err(invalid(
                 "media.rtp_port_min",
                 "must be even (RTP uses even ports, RTCP the next odd one)",
+            ));
+        }
+        if !(self.sip.rate_limit_per_second > 0.0 && self.sip.rate_limit_burst >= 1.0) {
+            return Err(invalid(
+                "sip.rate_limit_per_second",
+                "rate_limit_per_second must be > 0 and rate_limit_burst >= 1",
             ));
         }
         if self.database.max_connections == 0 {

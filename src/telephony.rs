@@ -3,10 +3,11 @@
 //! Until media and agents are wired to SIP, an INVITE that routes to an agent is answered 480.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use voxbridge_sip::driver::{self, DriverConfig, SipHandle};
-use voxbridge_sip::endpoint::{CallEvent, Event, IncomingCall};
+use voxbridge_sip::endpoint::{CallEvent, Event, IncomingCall, RateLimit};
 use voxbridge_sip::message::HeaderName;
 
 use crate::config::Config;
@@ -20,6 +21,18 @@ pub async fn start(config: &Config, router: InboundRouter) -> std::io::Result<Si
         .sip
         .public_addr
         .map(|ip| SocketAddr::new(ip, config.sip.listen.port()));
+    // A trunk carries many calls from one address; only unknown sources are rate limited.
+    driver_config.endpoint.rate_limit = Some(RateLimit {
+        per_second: config.sip.rate_limit_per_second,
+        burst: config.sip.rate_limit_burst,
+        ban: Duration::from_secs(config.sip.ban_seconds),
+        exempt: config
+            .trunks
+            .iter()
+            .flat_map(|t| &t.inbound_cidrs)
+            .map(|net| (net.network(), net.prefix_len()))
+            .collect(),
+    });
     let (handle, events) = driver::start(driver_config).await?;
     tokio::spawn(route_incoming(
         handle.clone(),

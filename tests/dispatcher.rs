@@ -121,16 +121,7 @@ async fn start(db: Db, dialer: Arc<ScriptedDialer>, max_concurrent: usize) -> Te
             c.telephony.retry_backoff_seconds = 0;
             c.telephony.calls_per_second = 50;
             c.telephony.max_concurrent_calls = max_concurrent;
-            c.trunks.push(voxbridge::config::TrunkConfig {
-                name: "carrier".into(),
-                host: "127.0.0.1".into(),
-                port: 5070,
-                transport: voxbridge::config::Transport::Udp,
-                username: None,
-                password: None,
-                inbound_cidrs: vec![],
-                from_number: None,
-            });
+            c.trunks.push(common::loopback_trunk("127.0.0.0/8"));
         },
         Some(dialer),
     )

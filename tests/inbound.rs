@@ -3,7 +3,6 @@
 mod common;
 
 use common::{Db, TestApp};
-use voxbridge::config::{Transport, TrunkConfig};
 use voxbridge::inbound::{InboundRouter, Refusal};
 use voxbridge::phone::PhoneNormalizer;
 
@@ -17,16 +16,7 @@ async fn inbound_invites_route_to_the_orgs_inbound_agent(db: Db) {
         None,
     )
     .await;
-    let carrier = TrunkConfig {
-        name: "carrier".into(),
-        host: "127.0.0.1".into(),
-        port: 5070,
-        transport: Transport::Udp,
-        username: None,
-        password: None,
-        inbound_cidrs: vec!["127.0.0.0/8".parse().unwrap()],
-        from_number: None,
-    };
+    let carrier = common::loopback_trunk("127.0.0.0/8");
     let router = InboundRouter::new(
         app.store().clone(),
         vec![carrier],

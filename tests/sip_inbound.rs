@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use common::{Db, TestApp};
-use voxbridge::config::{Transport, TrunkConfig};
 
 on_both_databases!(inbound_invites_get_the_contracted_responses);
 
@@ -109,16 +108,7 @@ async fn inbound_invites_get_the_contracted_responses(db: Db) {
         None,
         |c| {
             c.orgs[1].numbers.push("+12025550199".into());
-            c.trunks.push(TrunkConfig {
-                name: "carrier".into(),
-                host: "127.0.0.1".into(),
-                port: 5070,
-                transport: Transport::Udp,
-                username: None,
-                password: None,
-                inbound_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
-                from_number: None,
-            });
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
         },
         None,
     )
@@ -178,6 +168,59 @@ async fn inbound_invites_get_the_contracted_responses(db: Db) {
     assert!(
         run("127.0.0.1", "probe", "OPTIONS", 200).await.unwrap(),
         "still answering after bad input"
+    );
+    app.stop().await;
+}
+
+/// Sends `n` OPTIONS from `local_ip` and counts the 200s that come back.
+fn options_answered(server: SocketAddr, local_ip: &str, n: usize) -> usize {
+    let socket = std::net::UdpSocket::bind((local_ip, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut answered = 0;
+    for i in 0..n {
+        let request = format!(
+            "OPTIONS sip:probe@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKrl{i}\r\n\
+             From: <sip:t@{local}>;tag=rl{i}\r\nTo: <sip:probe@{server}>\r\nCall-ID: rl{i}-{local}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        socket.send_to(request.as_bytes(), server).unwrap();
+        let mut buf = [0u8; 4096];
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            answered += usize::from(buf[..len].starts_with(b"SIP/2.0 200"));
+        }
+    }
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_sources_are_exempt_from_the_rate_limit() {
+    let app = TestApp::start_with(
+        Db::Sqlite,
+        None,
+        |c| {
+            c.sip.rate_limit_per_second = 1.0;
+            c.sip.rate_limit_burst = 1.0;
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+        },
+        None,
+    )
+    .await;
+    let sip = app.server.as_ref().unwrap().sip_addr;
+    let (trunk, stranger) = tokio::task::spawn_blocking(move || {
+        (
+            options_answered(sip, "127.0.0.1", 10),
+            options_answered(sip, "127.0.0.3", 10),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(trunk, 10, "the trunk is never limited");
+    assert!(
+        stranger <= 2,
+        "another source is limited to its burst: {stranger} of 10 answered"
     );
     app.stop().await;
 }

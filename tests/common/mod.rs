@@ -114,6 +114,20 @@ direction = "outbound"
     )
 }
 
+/// A trunk named "carrier" on loopback that admits INVITEs from `cidr`.
+pub fn loopback_trunk(cidr: &str) -> voxbridge::config::TrunkConfig {
+    voxbridge::config::TrunkConfig {
+        name: "carrier".into(),
+        host: "127.0.0.1".into(),
+        port: 5070,
+        transport: voxbridge::config::Transport::Udp,
+        username: None,
+        password: None,
+        inbound_cidrs: vec![cidr.parse().expect("cidr")],
+        from_number: None,
+    }
+}
+
 pub fn parse_config(toml: &str) -> Config {
     Config::from_toml_str(toml, &PathBuf::from("test.toml"), std::iter::empty())
         .expect("test config is valid")

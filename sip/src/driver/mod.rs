@@ -85,9 +85,8 @@ pub struct SipHandle {
 
 /// Starts the driver; returns the handle and the event stream.
 pub async fn start(config: DriverConfig) -> io::Result<(SipHandle, mpsc::Receiver<Event>)> {
-    let udp = bind_udp(config.listen)?;
+    let (udp, listener) = bind_pair(config.listen).await?;
     let local_addr = udp.local_addr()?;
-    let listener = TcpListener::bind(local_addr).await?;
     let mut endpoint_config = config.endpoint;
     endpoint_config.advertised = config.advertised.unwrap_or(local_addr);
     if endpoint_config.advertised.ip().is_unspecified() {
@@ -116,6 +115,27 @@ pub async fn start(config: DriverConfig) -> io::Result<(SipHandle, mpsc::Receive
         },
         event_rx,
     ))
+}
+
+/// UDP and TCP on one port. With port 0 the OS picks a free *UDP* port, which a TCP socket may
+/// already hold; pick again instead of failing.
+async fn bind_pair(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    const ATTEMPTS: usize = 16;
+    let mut attempt = 1;
+    loop {
+        let udp = bind_udp(listen)?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e)
+                if listen.port() == 0
+                    && e.kind() == io::ErrorKind::AddrInUse
+                    && attempt < ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
