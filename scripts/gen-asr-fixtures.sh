@@ -120,6 +120,28 @@ sp 02 "J O N E S." JONES
 sp 03 "B R O W N." BROWN
 sp 04 "K I N G." KING
 
+# More free-form sentences, appended last so the clips above keep their voices and rates.
+free 21 "I have a question about my last payment."
+free 22 "The screen on my new laptop is cracked." 0.05
+free 23 "Can I change the date of my flight?"
+free 24 "My neighbour's dog has been barking all night."
+free 25 "I would like to report a lost credit card."
+free 26 "How long will the repair take?" 0.05
+free 27 "The water pressure in the shower is very low."
+free 28 "Please remove my number from your mailing list."
+free 29 "I ordered a blue jacket but received a red one."
+free 30 "When does the new season start?" 0.05
+free 31 "My daughter needs a doctor's appointment this week."
+free 32 "The meeting has been moved to Thursday morning."
+free 33 "Can you confirm my booking for tonight?"
+free 34 "The train was forty minutes late again." 0.05
+free 35 "I cannot hear you very well, the line is bad."
+free 36 "We need two rooms for three nights."
+free 37 "Is breakfast included in the price?"
+free 38 "My parcel says delivered but nothing arrived." 0.05
+free 39 "I would like to speak to a manager, please."
+free 40 "Could you spell the name of the street for me?"
+
 # Container variants for the WAV reader: the same sentence as 8 kHz A-law and 16 kHz PCM16.
 espeak-ng -v en-us -s 150 -w "$TMP/raw.wav" "Please send me a copy of the invoice by email."
 sox -R "$TMP/raw.wav" -r 8000 -e a-law -b 8 "$OUT/format_alaw_8k.wav" sinc 300-3400
