@@ -36,6 +36,10 @@ mkdir -p "$WORK"
 # A private venv: the converter needs only numpy, and the system python stays untouched.
 VENV="$WORK/venv"
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
+    if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+        echo "fetch-model: $PYTHON cannot create venvs: install python3-venv (apt-get install python3-venv)" >&2
+        exit 1
+    fi
     echo "fetch-model: creating python venv with numpy in $VENV"
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"
