@@ -131,6 +131,15 @@ fn profiles() -> Vec<Profile> {
             false,
         ),
         profile(
+            "ours with beam search (5)",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                beam_size: Some(5),
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
             "ours with audio_ctx floor 1024",
             Upsampler::ZeroStuff,
             DecodeSettings {

@@ -37,6 +37,8 @@ pub struct DecodeSettings {
     pub temperature_fallback: bool,
     /// Silence put before the audio (ms).
     pub lead_in_ms: u32,
+    /// Beam search width; `None` decodes greedily.
+    pub beam_size: Option<u32>,
 }
 
 impl DecodeSettings {
@@ -48,6 +50,7 @@ impl DecodeSettings {
             collapse_repeats: true,
             temperature_fallback: false,
             lead_in_ms: 0,
+            beam_size: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl DecodeSettings {
             collapse_repeats: false,
             temperature_fallback: true,
             lead_in_ms: 0,
+            beam_size: None,
         }
     }
 }

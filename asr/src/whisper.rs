@@ -192,7 +192,14 @@ impl Session for WhisperSession {
             _ => Vec::new(),
         };
         let settings = &request.settings;
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let strategy = match settings.beam_size {
+            Some(width) => SamplingStrategy::BeamSearch {
+                beam_size: width as i32,
+                patience: -1.0,
+            },
+            None => SamplingStrategy::Greedy { best_of: 1 },
+        };
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(request.threads.max(1) as i32);
         params.set_language(Some(&request.language));
         params.set_translate(false);
