@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Authed};
 use super::AppState;
-use crate::config::{default_voice, is_slug};
+use crate::config::{is_slug, AgentConfig};
 use crate::domain::{new_id, validate_agent_shape, Agent, AgentKind, Direction, Question};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -30,54 +30,17 @@ pub async fn list_agents(
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewAgent {
-    pub slug: String,
-    pub name: String,
-    pub direction: Direction,
-    pub voice: Option<String>,
-    #[serde(default)]
-    pub prompt: String,
-    #[serde(default)]
-    pub kind: AgentKind,
-    pub url: Option<String>,
-    pub protocol: Option<String>,
-    pub greeting: Option<String>,
-    #[serde(default)]
-    pub questions: Vec<Question>,
-    pub active: Option<bool>,
-    #[serde(default)]
-    pub default: bool,
-}
-
 /// Create an agent.
-#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = NewAgent,
+#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = AgentConfig,
     responses((status = 201, body = Agent), (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn create_agent(
     State(state): State<AppState>,
     Authed(org): Authed,
-    body: ApiJson<NewAgent>,
+    body: ApiJson<AgentConfig>,
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
-    let new = body.value;
-    let agent = Agent {
-        id: new_id(),
-        org_id: org.id,
-        slug: new.slug,
-        name: new.name,
-        direction: new.direction,
-        voice: new.voice.unwrap_or_else(default_voice),
-        prompt: new.prompt,
-        kind: new.kind,
-        url: new.url,
-        protocol: new.protocol,
-        greeting: new.greeting,
-        questions: new.questions,
-        active: new.active.unwrap_or(true),
-        default: new.default,
-    };
+    let agent = body.value.into_agent(new_id(), org.id);
     validate(&agent)?;
     state.store.insert_agent(&agent).await?;
     state.caches.default_agents.clear();

@@ -60,28 +60,17 @@ impl Store {
         if taken.is_some() {
             return Err(StoreError::Conflict(format!("agent slug {:?}", agent.slug)));
         }
-        let at = to_millis(now());
-        sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
-        ))
-        .bind(agent.id.to_string())
-        .bind(agent.org_id.to_string())
-        .bind(&agent.slug)
-        .bind(&agent.name)
-        .bind(agent.direction.as_str())
-        .bind(&agent.voice)
-        .bind(&agent.prompt)
-        .bind(agent.kind.as_str())
-        .bind(&agent.url)
-        .bind(&agent.protocol)
-        .bind(&agent.greeting)
-        .bind(rows::to_json(&agent.questions))
-        .bind(i64::from(agent.active))
-        .bind(i64::from(agent.default))
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        );
+        let query = sqlx::query(&sql)
+            .bind(agent.id.to_string())
+            .bind(agent.org_id.to_string());
+        rows::bind_agent(query, agent)
+            .bind(to_millis(now()))
+            .execute(&mut *tx)
+            .await?;
         if agent.default {
             clear_other_defaults(&mut tx, agent.org_id, agent.id, agent.direction).await?;
         }
@@ -102,28 +91,17 @@ impl Store {
         if taken.is_some() {
             return Err(StoreError::Conflict(format!("agent slug {:?}", agent.slug)));
         }
-        sqlx::query(
+        let query = sqlx::query(
             "UPDATE agents SET slug = $1, name = $2, direction = $3, voice = $4, prompt = $5, kind = $6, url = $7, \
              protocol = $8, greeting = $9, questions = $10, active = $11, is_default = $12, updated_at = $13 \
              WHERE id = $14 AND org_id = $15",
-        )
-        .bind(&agent.slug)
-        .bind(&agent.name)
-        .bind(agent.direction.as_str())
-        .bind(&agent.voice)
-        .bind(&agent.prompt)
-        .bind(agent.kind.as_str())
-        .bind(&agent.url)
-        .bind(&agent.protocol)
-        .bind(&agent.greeting)
-        .bind(rows::to_json(&agent.questions))
-        .bind(i64::from(agent.active))
-        .bind(i64::from(agent.default))
-        .bind(to_millis(now()))
-        .bind(agent.id.to_string())
-        .bind(agent.org_id.to_string())
-        .execute(&mut *tx)
-        .await?;
+        );
+        rows::bind_agent(query, agent)
+            .bind(to_millis(now()))
+            .bind(agent.id.to_string())
+            .bind(agent.org_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         if agent.default {
             clear_other_defaults(&mut tx, agent.org_id, agent.id, agent.direction).await?;
         }

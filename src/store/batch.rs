@@ -10,9 +10,9 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::events::event_envelope;
-use super::rows::{self, list_from, value_rows};
+use super::rows::{self, list_from, value_rows, NEW_CALL_COLUMNS};
 use super::{Result, Signals};
-use crate::domain::{to_millis, Call, EventType};
+use crate::domain::{Call, EventType};
 
 /// Calls per transaction; 15 parameters each stays far below both databases' limits.
 const MAX_BATCH: usize = 128;
@@ -96,28 +96,12 @@ async fn write_batch(pool: &AnyPool, batch: &[Pending]) -> Result<(Vec<bool>, bo
     let mut outbox = false;
     if !admitted.is_empty() {
         let sql = format!(
-            "INSERT INTO calls (id, org_id, agent_id, direction, status, to_number, from_number, context, \
-             webhook_url, schedule_at, max_attempts, attempts, created_at, transcript, next_attempt_at) VALUES {}",
+            "INSERT INTO calls ({NEW_CALL_COLUMNS}) VALUES {}",
             value_rows(admitted.len(), 15)
         );
         let mut query = sqlx::query(&sql);
         for (call, _) in &admitted {
-            query = query
-                .bind(call.id.to_string())
-                .bind(call.org_id.to_string())
-                .bind(call.agent_id.map(|a| a.to_string()))
-                .bind(call.direction.as_str())
-                .bind(call.status.as_str())
-                .bind(&call.to)
-                .bind(&call.from)
-                .bind(call.context.as_ref().map(rows::to_json))
-                .bind(&call.webhook_url)
-                .bind(call.schedule_at.map(to_millis))
-                .bind(call.max_attempts)
-                .bind(call.attempts)
-                .bind(to_millis(call.created_at))
-                .bind(rows::to_json(&call.transcript))
-                .bind(to_millis(call.next_attempt_at));
+            query = rows::bind_new_call(query, call);
         }
         query.execute(&mut *tx).await?;
 

@@ -4,7 +4,7 @@ use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
 use super::events::insert_event;
-use super::rows::{self, CALL_COLUMNS};
+use super::rows::{self, CALL_COLUMNS, NEW_CALL_COLUMNS};
 use super::{Result, Store};
 use crate::domain::{now, to_millis, Call, CallStatus, Direction, EndReason, EventType};
 
@@ -79,29 +79,14 @@ impl Store {
                 return Ok(outcome);
             }
         }
-        let inserted = sqlx::query(
-            "INSERT INTO calls (id, org_id, agent_id, direction, status, to_number, from_number, context, webhook_url, \
-             schedule_at, max_attempts, attempts, created_at, transcript, next_attempt_at) \
+        let sql = format!(
+            "INSERT INTO calls ({NEW_CALL_COLUMNS}) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
-             WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $2 AND minutes_used < minutes_included)",
-        )
-        .bind(call.id.to_string())
-        .bind(call.org_id.to_string())
-        .bind(call.agent_id.map(|a| a.to_string()))
-        .bind(call.direction.as_str())
-        .bind(call.status.as_str())
-        .bind(&call.to)
-        .bind(&call.from)
-        .bind(call.context.as_ref().map(rows::to_json))
-        .bind(&call.webhook_url)
-        .bind(call.schedule_at.map(to_millis))
-        .bind(call.max_attempts)
-        .bind(call.attempts)
-        .bind(to_millis(call.created_at))
-        .bind(rows::to_json(&call.transcript))
-        .bind(to_millis(call.next_attempt_at))
-        .execute(&mut *tx)
-        .await?;
+             WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $2 AND minutes_used < minutes_included)"
+        );
+        let inserted = rows::bind_new_call(sqlx::query(&sql), call)
+            .execute(&mut *tx)
+            .await?;
         if inserted.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(CreateOutcome::QuotaExhausted);

@@ -152,10 +152,10 @@ async fn sync_api_keys(
 async fn upsert_agent(
     tx: &mut Transaction<'_, Any>,
     org_id: Uuid,
-    agent: &AgentConfig,
+    config: &AgentConfig,
 ) -> Result<()> {
-    let at = to_millis(now());
-    let row = sqlx::query(
+    let agent = config.clone().into_agent(new_id(), org_id);
+    let query = sqlx::query(
         "INSERT INTO agents (id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, \
          questions, active, is_default, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
@@ -165,23 +165,12 @@ async fn upsert_agent(
          active = excluded.active, is_default = excluded.is_default, updated_at = excluded.updated_at \
          RETURNING id",
     )
-    .bind(new_id().to_string())
-    .bind(org_id.to_string())
-    .bind(&agent.slug)
-    .bind(&agent.name)
-    .bind(agent.direction.as_str())
-    .bind(&agent.voice)
-    .bind(&agent.prompt)
-    .bind(agent.kind.as_str())
-    .bind(&agent.url)
-    .bind(&agent.protocol)
-    .bind(&agent.greeting)
-    .bind(rows::to_json(&agent.questions))
-    .bind(i64::from(agent.active))
-    .bind(i64::from(agent.default))
-    .bind(at)
-    .fetch_one(&mut **tx)
-    .await?;
+    .bind(agent.id.to_string())
+    .bind(org_id.to_string());
+    let row = rows::bind_agent(query, &agent)
+        .bind(to_millis(now()))
+        .fetch_one(&mut **tx)
+        .await?;
     if agent.default {
         let id = rows::uuid(&row, "id")?;
         super::agents::clear_other_defaults(tx, org_id, id, agent.direction).await?;

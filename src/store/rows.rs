@@ -5,7 +5,9 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Result, StoreError};
-use crate::domain::{from_millis, Agent, AgentKind, Call, CallStatus, Direction, EndReason, Org};
+use crate::domain::{
+    from_millis, to_millis, Agent, AgentKind, Call, CallStatus, Direction, EndReason, Org,
+};
 
 pub const ORG_COLUMNS: &str =
     "id, slug, name, minutes_included, minutes_used, webhook_url, webhook_secret";
@@ -60,6 +62,49 @@ fn opt_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> 
 pub fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Serializing our own plain records cannot fail (no maps with non-string keys, no I/O).
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds an agent's 12 descriptive fields, `slug` … `is_default`, in `AGENT_COLUMNS` order.
+pub fn bind_agent<'q>(query: AnyQuery<'q>, agent: &'q Agent) -> AnyQuery<'q> {
+    query
+        .bind(&agent.slug)
+        .bind(&agent.name)
+        .bind(agent.direction.as_str())
+        .bind(&agent.voice)
+        .bind(&agent.prompt)
+        .bind(agent.kind.as_str())
+        .bind(&agent.url)
+        .bind(&agent.protocol)
+        .bind(&agent.greeting)
+        .bind(to_json(&agent.questions))
+        .bind(i64::from(agent.active))
+        .bind(i64::from(agent.default))
+}
+
+/// The columns a new call is inserted with, in the order [`bind_new_call`] binds them.
+pub const NEW_CALL_COLUMNS: &str =
+    "id, org_id, agent_id, direction, status, to_number, from_number, context, \
+     webhook_url, schedule_at, max_attempts, attempts, created_at, transcript, next_attempt_at";
+
+pub fn bind_new_call<'q>(query: AnyQuery<'q>, call: &'q Call) -> AnyQuery<'q> {
+    query
+        .bind(call.id.to_string())
+        .bind(call.org_id.to_string())
+        .bind(call.agent_id.map(|a| a.to_string()))
+        .bind(call.direction.as_str())
+        .bind(call.status.as_str())
+        .bind(&call.to)
+        .bind(&call.from)
+        .bind(call.context.as_ref().map(to_json))
+        .bind(&call.webhook_url)
+        .bind(call.schedule_at.map(to_millis))
+        .bind(call.max_attempts)
+        .bind(call.attempts)
+        .bind(to_millis(call.created_at))
+        .bind(to_json(&call.transcript))
+        .bind(to_millis(call.next_attempt_at))
 }
 
 pub fn org(row: &AnyRow) -> Result<Org> {
