@@ -141,9 +141,11 @@ async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
         .unwrap()
         .port();
     let toml = common::base_config_toml(&url, Some(&hooks.url))
-        .replace(
+        // The first `listen` is [http]'s; SIP keeps port 0.
+        .replacen(
             "listen = \"127.0.0.1:0\"",
             &format!("listen = \"127.0.0.1:{port}\""),
+            1,
         )
         .replace(
             "first_retry_seconds = 1",
