@@ -146,8 +146,10 @@ pub struct AsrConfig {
     pub max_concurrent: usize,
 }
 
+/// One decoder thread per job: with more threads than cores whisper.cpp's workers spin, and a
+/// 2-thread job cost 6× the CPU per second of speech of a 1-thread job (docs/asr.md).
 fn default_asr_threads() -> usize {
-    2
+    1
 }
 fn default_language() -> String {
     "en".into()
@@ -266,7 +268,8 @@ pub struct OrgConfig {
     pub agents: Vec<AgentConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// An agent as the config and `POST /v1/agents` describe it.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub slug: String,
@@ -289,7 +292,28 @@ pub struct AgentConfig {
     pub default: bool,
 }
 
-pub fn default_voice() -> String {
+impl AgentConfig {
+    pub fn into_agent(self, id: uuid::Uuid, org_id: uuid::Uuid) -> crate::domain::Agent {
+        crate::domain::Agent {
+            id,
+            org_id,
+            slug: self.slug,
+            name: self.name,
+            direction: self.direction,
+            voice: self.voice,
+            prompt: self.prompt,
+            kind: self.kind,
+            url: self.url,
+            protocol: self.protocol,
+            greeting: self.greeting,
+            questions: self.questions,
+            active: self.active,
+            default: self.default,
+        }
+    }
+}
+
+fn default_voice() -> String {
     "neutral".into()
 }
 fn default_true() -> bool {
