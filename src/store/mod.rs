@@ -110,11 +110,7 @@ impl Store {
             }
         };
         let signals = Arc::new(Signals::default());
-        let writers = match dialect {
-            Dialect::Sqlite => 1,
-            Dialect::Postgres => (max_connections as usize / 2).clamp(1, 4),
-        };
-        let batcher = batch::spawn_writers(write.clone(), signals.clone(), writers);
+        let batcher = batch::spawn_writer(write.clone(), signals.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 read,
