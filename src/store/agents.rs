@@ -10,7 +10,7 @@ use crate::domain::{now, to_millis, Agent, Direction};
 impl Store {
     pub async fn list_agents(&self, org_id: Uuid) -> Result<Vec<Agent>> {
         let sql = format!(
-            "SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 ORDER BY created_at, slug"
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 ORDER BY id"
         );
         let rows = sqlx::query(&sql)
             .bind(org_id.to_string())
@@ -34,7 +34,7 @@ impl Store {
     pub async fn default_agent(&self, org_id: Uuid, direction: Direction) -> Result<Option<Agent>> {
         let sql = format!(
             "SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 AND direction = $2 AND active = 1 \
-             ORDER BY is_default DESC, created_at LIMIT 2"
+             ORDER BY is_default DESC, id LIMIT 2"
         );
         let rows = sqlx::query(&sql)
             .bind(org_id.to_string())
