@@ -11,7 +11,7 @@ use time::{OffsetDateTime, UtcOffset};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::{ApiError, FieldError, Problem};
+use super::error::{ApiError, FieldErrors, Problem};
 use super::extract::{ApiJson, Authed};
 use super::AppState;
 use crate::domain::{new_id, now, Agent, Call, CallStatus, Direction};
@@ -59,75 +59,28 @@ pub async fn create_outbound(
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
     let ApiJson { value: req, raw } = body;
-    let mut errors = Vec::new();
-    let mut field_error = |field: &str, message: String| {
-        errors.push(FieldError {
-            field: field.into(),
-            message,
-        })
-    };
-
-    let to = state
-        .phones
-        .normalize(&req.to)
-        .map_err(|e| format!("{:?} {e}", req.to));
-    let schedule_at = req.schedule_at.as_deref().map(parse_utc).transpose();
-    let max_attempts = req.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-    if !(1..=10).contains(&max_attempts) {
-        field_error(
-            "max_attempts",
-            format!("must be between 1 and 10, got {max_attempts}"),
-        );
-    }
-    if let Some(url) = &req.webhook_url {
-        if let Err(e) = parse_target(url, state.allow_private_webhooks) {
-            field_error("webhook_url", e.to_string());
-        }
-    }
-    let agent = match req.agent_id.as_deref() {
-        Some(id) => match Uuid::parse_str(id) {
-            Ok(id) => match state.store.agent(org.id, id).await? {
-                None => Err(format!("no agent {id} in this organization")),
-                Some(a) if !a.active => Err(format!("agent {id} is inactive")),
-                Some(a) if a.direction != Direction::Outbound => Err(format!(
-                    "agent {id} is an inbound agent and cannot place calls"
-                )),
-                Some(a) => Ok(a),
-            },
-            Err(_) => Err(format!("{id:?} is not an agent id")),
-        },
-        None => default_outbound_agent(&state, org.id)
-            .await?
-            .ok_or_else(|| {
-                "the organization has no default active outbound agent; pass agent_id".to_owned()
-            }),
-    };
-    let (to, schedule_at, agent) = match (to, schedule_at, agent) {
-        (Ok(to), Ok(schedule_at), Ok(agent)) if errors.is_empty() => (to, schedule_at, agent),
-        (to, schedule_at, agent) => {
-            // Report every bad field at once, in request order.
-            let mut all = Vec::new();
-            if let Err(m) = to {
-                all.push(FieldError {
-                    field: "to".into(),
-                    message: m,
-                });
-            }
-            if let Err(m) = agent {
-                all.push(FieldError {
-                    field: "agent_id".into(),
-                    message: m,
-                });
-            }
-            all.extend(errors);
-            if let Err(m) = schedule_at {
-                all.push(FieldError {
-                    field: "schedule_at".into(),
-                    message: m,
-                });
-            }
-            return Err(ApiError::validation(all));
-        }
+    let mut problems = FieldErrors::default();
+    let to = problems.take(
+        "to",
+        state
+            .phones
+            .normalize(&req.to)
+            .map_err(|e| format!("{:?} {e}", req.to)),
+    );
+    let agent = problems.take(
+        "agent_id",
+        outbound_agent(&state, org.id, req.agent_id.as_deref()).await?,
+    );
+    let webhook_url = problems.take("webhook_url", check_webhook_url(&state, req.webhook_url));
+    let schedule_at = problems.take(
+        "schedule_at",
+        req.schedule_at.as_deref().map(parse_utc).transpose(),
+    );
+    let max_attempts = problems.take("max_attempts", check_max_attempts(req.max_attempts));
+    let (Some(to), Some(agent), Some(webhook_url), Some(schedule_at), Some(max_attempts)) =
+        (to, agent, webhook_url, schedule_at, max_attempts)
+    else {
+        return Err(problems.into_error());
     };
     if org.quota_exhausted() {
         return Err(ApiError::quota_exhausted(
@@ -146,7 +99,7 @@ pub async fn create_outbound(
         to,
         from: None,
         context: req.context,
-        webhook_url: req.webhook_url,
+        webhook_url,
         schedule_at,
         max_attempts,
         attempts: 0,
@@ -188,6 +141,47 @@ pub async fn create_outbound(
             "Idempotency-Key",
             "this key was already used with a different request body",
         )),
+    }
+}
+
+/// The named agent if it may place calls, else the org's default outbound agent.
+async fn outbound_agent(
+    state: &AppState,
+    org_id: Uuid,
+    id: Option<&str>,
+) -> Result<Result<Agent, String>, ApiError> {
+    let Some(id) = id else {
+        let agent = default_outbound_agent(state, org_id).await?;
+        return Ok(agent.ok_or_else(|| {
+            "the organization has no default active outbound agent; pass agent_id".into()
+        }));
+    };
+    let Ok(uuid) = Uuid::parse_str(id) else {
+        return Ok(Err(format!("{id:?} is not an agent id")));
+    };
+    Ok(match state.store.agent(org_id, uuid).await? {
+        None => Err(format!("no agent {id} in this organization")),
+        Some(a) if !a.active => Err(format!("agent {id} is inactive")),
+        Some(a) if a.direction != Direction::Outbound => Err(format!(
+            "agent {id} is an inbound agent and cannot place calls"
+        )),
+        Some(a) => Ok(a),
+    })
+}
+
+fn check_webhook_url(state: &AppState, url: Option<String>) -> Result<Option<String>, String> {
+    match url {
+        Some(url) => parse_target(&url, state.allow_private_webhooks)
+            .map(|_| Some(url))
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
+fn check_max_attempts(requested: Option<i64>) -> Result<i64, String> {
+    match requested.unwrap_or(DEFAULT_MAX_ATTEMPTS) {
+        n @ 1..=10 => Ok(n),
+        n => Err(format!("must be between 1 and 10, got {n}")),
     }
 }
 

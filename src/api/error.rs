@@ -14,6 +14,28 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Collects per-field problems so one response can name every bad field.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// The value, or `None` after recording why `field` is invalid.
+    pub fn take<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|message| {
+                self.0.push(FieldError {
+                    field: field.into(),
+                    message,
+                })
+            })
+            .ok()
+    }
+
+    pub fn into_error(self) -> ApiError {
+        ApiError::validation(self.0)
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]

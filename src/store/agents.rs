@@ -9,9 +9,7 @@ use crate::domain::{now, to_millis, Agent, Direction};
 
 impl Store {
     pub async fn list_agents(&self, org_id: Uuid) -> Result<Vec<Agent>> {
-        let sql = format!(
-            "SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 ORDER BY id"
-        );
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 ORDER BY id");
         let rows = sqlx::query(&sql)
             .bind(org_id.to_string())
             .fetch_all(self.read())
