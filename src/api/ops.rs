@@ -65,11 +65,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let text = state
         .metrics
         .as_ref()
         .map(|m| m.render())
         .unwrap_or_default();
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
