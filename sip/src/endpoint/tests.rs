@@ -660,3 +660,32 @@ fn calls_are_ended_after_max_call_duration() {
     p.run_for(Duration::from_secs(40));
     assert!(p.idle());
 }
+
+#[test]
+fn accept_without_sdp_is_406() {
+    // RFC 4475 sdp01, byte for byte from the fixture (CRLF folded back for `raw`).
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/sip/torture/sdp01.sip"
+    );
+    let sdp01 = String::from_utf8(std::fs::read(path).expect("fixture")).expect("ASCII fixture");
+    let sdp01 = sdp01.replace("\r\n", "\n");
+    let mut p = Pair::new(|c| c);
+    let r = raw(&mut p, &sdp01).unwrap();
+    assert_eq!(r.status, 406);
+    assert!(p.b_events.is_empty());
+    // The same INVITE accepting SDP among other types (with parameters) becomes a call. (The
+    // RFC's `a=rtpmap:31 LPC` has no clock rate, which our SDP parser answers 400, so it gets one.)
+    let accepted = sdp01
+        .replace(
+            "Accept: text/nobodyKnowsThis",
+            "Accept: text/plain, Application/*;q=0.5",
+        )
+        .replace("a=rtpmap:31 LPC\n", "a=rtpmap:31 LPC/8000\n")
+        .replace("Content-Length: 150", "Content-Length: 155")
+        .replace("z9hG4bKkdjuw", "z9hG4bKkdjuw2")
+        .replace("sdp01.", "sdp01b.");
+    let second = raw(&mut p, &accepted).map(|r| r.status);
+    assert!(second.is_none_or(|s| s < 300), "{second:?}");
+    assert!(p.b_events.iter().any(|e| matches!(e, Event::Incoming(_))));
+}

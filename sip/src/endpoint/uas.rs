@@ -50,6 +50,12 @@ impl Endpoint {
             );
             return;
         }
+        // Our answer carries SDP: an Accept that excludes it gets 406 (RFC 3261 §20.1, RFC 4475
+        // sdp01). No Accept means application/sdp; an empty one means no body at all.
+        if !accepts_sdp(&req.headers) {
+            self.respond_status(&req, 406, &[], source, transport, now);
+            return;
+        }
         let offer = if req.body.is_empty() {
             None
         } else {
@@ -456,4 +462,25 @@ fn without_tag(n: &NameAddr<'_>) -> String {
         }
     }
     s
+}
+
+/// Whether the request's Accept header fields (if any) admit an `application/sdp` body.
+fn accepts_sdp(headers: &crate::message::Headers) -> bool {
+    let mut present = false;
+    for value in headers.get_all(&HeaderName::Accept) {
+        present = true;
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
+        let admits = value.split(',').any(|range| {
+            let media = range.split(';').next().unwrap_or_default().trim();
+            ["application/sdp", "application/*", "*/*"]
+                .iter()
+                .any(|ok| media.eq_ignore_ascii_case(ok))
+        });
+        if admits {
+            return true;
+        }
+    }
+    !present
 }
