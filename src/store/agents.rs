@@ -50,14 +50,7 @@ impl Store {
     /// Inserts a new agent; a taken slug is a `Conflict`.
     pub async fn insert_agent(&self, agent: &Agent) -> Result<()> {
         let mut tx = self.write().begin().await?;
-        let taken = sqlx::query("SELECT 1 FROM agents WHERE org_id = $1 AND slug = $2")
-            .bind(agent.org_id.to_string())
-            .bind(&agent.slug)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(StoreError::Conflict(format!("agent slug {:?}", agent.slug)));
-        }
+        ensure_slug_free(&mut tx, agent).await?;
         let sql = format!(
             "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
@@ -79,16 +72,7 @@ impl Store {
     /// Writes every mutable field of an existing agent (the API merges a PATCH first).
     pub async fn update_agent(&self, agent: &Agent) -> Result<()> {
         let mut tx = self.write().begin().await?;
-        let taken =
-            sqlx::query("SELECT 1 FROM agents WHERE org_id = $1 AND slug = $2 AND id <> $3")
-                .bind(agent.org_id.to_string())
-                .bind(&agent.slug)
-                .bind(agent.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if taken.is_some() {
-            return Err(StoreError::Conflict(format!("agent slug {:?}", agent.slug)));
-        }
+        ensure_slug_free(&mut tx, agent).await?;
         let query = sqlx::query(
             "UPDATE agents SET slug = $1, name = $2, direction = $3, voice = $4, prompt = $5, kind = $6, url = $7, \
              protocol = $8, greeting = $9, questions = $10, active = $11, is_default = $12, updated_at = $13 \
@@ -105,6 +89,21 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Another agent of the org already using `agent.slug` is a `Conflict` (a new agent's own id
+/// is not in the table yet, so one query serves insert and update).
+async fn ensure_slug_free(tx: &mut Transaction<'_, Any>, agent: &Agent) -> Result<()> {
+    let taken = sqlx::query("SELECT 1 FROM agents WHERE org_id = $1 AND slug = $2 AND id <> $3")
+        .bind(agent.org_id.to_string())
+        .bind(&agent.slug)
+        .bind(agent.id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match taken {
+        Some(_) => Err(StoreError::Conflict(format!("agent slug {:?}", agent.slug))),
+        None => Ok(()),
     }
 }
 
