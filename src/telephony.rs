@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use voxbridge_sip::driver::{self, DriverConfig, SipHandle};
-use voxbridge_sip::endpoint::{CallEvent, Event, IncomingCall, RateLimit};
+use voxbridge_sip::endpoint::{Event, IncomingCall, RateLimit};
 use voxbridge_sip::message::HeaderName;
 
 use crate::config::Config;
@@ -54,9 +54,7 @@ async fn route_incoming(
                 let (handle, router) = (handle.clone(), router.clone());
                 tokio::spawn(async move { answer_incoming(&handle, &router, *call).await });
             }
-            Event::Call(call, CallEvent::Ended { reason }) => {
-                tracing::debug!(call = call.0, ?reason, "call ended")
-            }
+            // No call is answered yet, so call events are only the ends of refused ones.
             Event::Call(call, event) => tracing::debug!(call = call.0, ?event, "call event"),
         }
     }
