@@ -7,6 +7,17 @@ use voxbridge::server::Server;
 
 on_both_databases!(restarts_keep_usage_and_api_agents_and_revoke_removed_keys);
 
+/// GET `url` as the acme org and parse the JSON body.
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = http
+        .get(url)
+        .bearer_auth(ACME_KEY)
+        .send()
+        .await
+        .expect("request");
+    response.json().await.expect("JSON body")
+}
+
 async fn restarts_keep_usage_and_api_agents_and_revoke_removed_keys(db: Db) {
     let (url, _guard) = common::database(db).await;
     let config = common::parse_config(&common::base_config_toml(&url, None));
@@ -16,15 +27,7 @@ async fn restarts_keep_usage_and_api_agents_and_revoke_removed_keys(db: Db) {
         .await
         .expect("first start");
     let base = format!("http://{}", server.http_addr);
-    let org: serde_json::Value = http
-        .get(format!("{base}/v1/org"))
-        .bearer_auth(ACME_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let org = get_json(&http, &format!("{base}/v1/org")).await;
     let org_id = uuid::Uuid::parse_str(org["id"].as_str().unwrap()).unwrap();
     server.store.charge_minutes(org_id, 7).await.unwrap();
     let created = http
@@ -43,29 +46,13 @@ async fn restarts_keep_usage_and_api_agents_and_revoke_removed_keys(db: Db) {
     for round in 0..2 {
         let server = Server::start(second.clone(), None).await.expect("restart");
         let base = format!("http://{}", server.http_addr);
-        let org: serde_json::Value = http
-            .get(format!("{base}/v1/org"))
-            .bearer_auth(ACME_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let org = get_json(&http, &format!("{base}/v1/org")).await;
         assert_eq!(org["id"], org_id.to_string(), "round {round}: same org id");
         assert_eq!(
             org["minutes_used"], 7,
             "round {round}: usage survives provisioning"
         );
-        let agents: serde_json::Value = http
-            .get(format!("{base}/v1/agents"))
-            .bearer_auth(ACME_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let agents = get_json(&http, &format!("{base}/v1/agents")).await;
         let slugs: Vec<&str> = agents["data"]
             .as_array()
             .unwrap()
