@@ -1,14 +1,14 @@
 //! Load bench: N bidirectional G.711 calls over 127.0.0.1 through the full pipeline
 //! (receive, jitter buffer, decode, 8→16 kHz, VAD, agent audio, 16→8 kHz, encode, paced send).
 //!
-//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads] [poll] [rt]`
+//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads (default: one per core)] [poll] [rt]`
 //!
 //! Three parts share the machine: `media-rt` shard threads (what is measured); the `app`
 //! runtime in the same process (a task per call, or one polling task: reads caller frames,
 //! plays 1 s agent talk spurts every 2 s); and the simulated callers in a separate process
-//! (this binary with `farend`, in its own session), one thread sending 20 ms PCMU on
-//! absolute deadlines and timing what comes back. The media side learns each caller's
-//! address by latching. CPU per stream is the media threads' CPU time over the window.
+//! (this binary with `farend`, in its own session), one thread and one socket sending 20 ms
+//! PCMU on absolute deadlines and timing what comes back with kernel receive timestamps. The
+//! media side learns each caller's address by latching. CPU per stream is the media threads' CPU time over the window.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -112,34 +112,216 @@ struct FarEndResult {
     transit: Vec<Vec<i64>>,
 }
 
-/// The simulated callers: one mio loop (its own thread) for all streams, so the simulator
-/// costs little next to what it measures. Stream i sends at phase (i mod 20) ms of every
-/// 20 ms period, on absolute deadlines.
+/// All simulated callers share one UDP socket, as behind a carrier's media gateway: packets go
+/// out in one `sendmmsg` per millisecond and come back in `recvmmsg` batches, demultiplexed by
+/// the media port they came from. Arrival times are the kernel's receive timestamps
+/// (`SO_TIMESTAMPNS`), taken when the media thread's `sendto` delivered the packet, so the
+/// simulator's own scheduling does not enter the pacing it measures.
+struct FarSocket(std::net::UdpSocket);
+
+const BATCH: usize = 64;
+const PACKET: usize = RTP_HEADER_LEN + 160;
+
+fn sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
+    let IpAddr::V4(ip) = addr.ip() else {
+        panic!("far end is IPv4 loopback only");
+    };
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+impl FarSocket {
+    fn bind() -> Self {
+        use std::os::fd::AsRawFd;
+        let sock = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("far-end socket");
+        let fd = sock.as_raw_fd();
+        let set = |level, name, value: libc::c_int| {
+            // SAFETY: valid descriptor, option value of the size given.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    name,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            rc == 0
+        };
+        assert!(
+            set(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1),
+            "SO_TIMESTAMPNS: {}",
+            std::io::Error::last_os_error()
+        );
+        // 1,000 streams × 50 packets/s arrive on this one socket: room for a stall. Without
+        // CAP_NET_ADMIN only net.core.rmem_max is granted.
+        if !set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20) {
+            set(libc::SOL_SOCKET, libc::SO_RCVBUF, 16 << 20);
+        }
+        sock.set_nonblocking(true).expect("nonblocking");
+        FarSocket(sock)
+    }
+
+    /// Sends every packet; a full socket buffer drops the rest (counted as loss by the media side).
+    fn send_batch(&self, packets: &[(SocketAddr, [u8; PACKET])]) {
+        use std::os::fd::AsRawFd;
+        for chunk in packets.chunks(BATCH) {
+            let mut addrs: Vec<libc::sockaddr_in> =
+                chunk.iter().map(|(a, _)| sockaddr_in(*a)).collect();
+            let mut iovs: Vec<libc::iovec> = chunk
+                .iter()
+                .map(|(_, p)| libc::iovec {
+                    iov_base: p.as_ptr() as *mut libc::c_void,
+                    iov_len: p.len(),
+                })
+                .collect();
+            let mut msgs: Vec<libc::mmsghdr> = (0..chunk.len())
+                .map(|i| {
+                    // SAFETY: all-zero is a valid mmsghdr; the pointers are set below.
+                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    m.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
+                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                    m.msg_hdr.msg_iov = &mut iovs[i];
+                    m.msg_hdr.msg_iovlen = 1;
+                    m
+                })
+                .collect();
+            // SAFETY: msgs points at chunk.len() headers whose buffers outlive the call.
+            unsafe {
+                libc::sendmmsg(self.0.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0);
+            }
+        }
+    }
+
+    /// Waits until readable or `until`, then drains: calls `got(source port, packet, kernel
+    /// receive time in ns)` per datagram.
+    fn receive(&self, until: Instant, mut got: impl FnMut(u16, &[u8], i64)) {
+        use std::os::fd::AsRawFd;
+        let fd = self.0.as_raw_fd();
+        let wait = until.saturating_duration_since(Instant::now());
+        let timeout = libc::timespec {
+            tv_sec: wait.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(wait.subsec_nanos() as i32),
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; ppoll has nanosecond timeouts where epoll has milliseconds.
+        if unsafe { libc::ppoll(&mut pfd, 1, &timeout, std::ptr::null()) } <= 0 {
+            return;
+        }
+        let mut bufs = vec![[0u8; 1500]; BATCH];
+        let mut controls = vec![[0u8; 64]; BATCH];
+        // SAFETY: all-zero sockaddr_in is valid; it is filled by the kernel.
+        let mut names: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
+        loop {
+            let mut iovs: Vec<libc::iovec> = bufs
+                .iter_mut()
+                .map(|b| libc::iovec {
+                    iov_base: b.as_mut_ptr().cast(),
+                    iov_len: b.len(),
+                })
+                .collect();
+            let mut msgs: Vec<libc::mmsghdr> = (0..BATCH)
+                .map(|i| {
+                    // SAFETY: all-zero is a valid mmsghdr; the pointers are set below.
+                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    m.msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
+                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                    m.msg_hdr.msg_iov = &mut iovs[i];
+                    m.msg_hdr.msg_iovlen = 1;
+                    m.msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
+                    m.msg_hdr.msg_controllen = controls[i].len();
+                    m
+                })
+                .collect();
+            // SAFETY: BATCH headers whose buffers outlive the call.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    msgs.as_mut_ptr(),
+                    BATCH as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n <= 0 {
+                return;
+            }
+            for (i, m) in msgs.iter().take(n as usize).enumerate() {
+                // SAFETY: the kernel filled msg_control with msg_controllen bytes of cmsgs.
+                let at = unsafe { kernel_timestamp(&m.msg_hdr) };
+                let len = m.msg_len as usize;
+                got(u16::from_be(names[i].sin_port), &bufs[i][..len], at);
+            }
+            if (n as usize) < BATCH {
+                return;
+            }
+        }
+    }
+}
+
+/// The SO_TIMESTAMPNS control message of a received datagram, in ns (0 when absent).
+///
+/// # Safety
+/// `hdr` must be a msghdr the kernel just filled by recvmmsg.
+unsafe fn kernel_timestamp(hdr: &libc::msghdr) -> i64 {
+    // SAFETY: per the contract, the cmsg chain is valid.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                return ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64;
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+        0
+    }
+}
+
+/// The simulated callers: stream i sends at phase (i mod 20) ms of every 20 ms period, on
+/// absolute deadlines, and records each returning packet's transit (arrival − media time).
 fn far_end(
-    socks: Vec<(mio::net::UdpSocket, SocketAddr)>,
+    sock: &FarSocket,
+    media_ports: &[u16],
     start: Instant,
     measure_from: Instant,
     until: Instant,
     payload: Arc<Vec<u8>>,
 ) -> FarEndResult {
-    let n = socks.len();
-    let mut poll = mio::Poll::new().expect("poll");
-    let mut socks = socks;
-    for (i, (s, _)) in socks.iter_mut().enumerate() {
-        poll.registry()
-            .register(s, mio::Token(i), mio::Interest::READABLE)
-            .expect("register");
-    }
-    let mut events = mio::Events::with_capacity(1024);
+    let n = media_ports.len();
+    let index: HashMap<u16, usize> = media_ports
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i))
+        .collect();
     let mut res = FarEndResult {
         received: 0,
         transit: vec![Vec::with_capacity(1024); n],
     };
-    let mut first: Vec<Option<(Instant, u32)>> = vec![None; n];
+    let mut first: Vec<Option<(i64, u32)>> = vec![None; n];
     let mut seq = vec![0u16; n];
-    let mut pkt = [0u8; RTP_HEADER_LEN + 160];
-    let mut buf = [0u8; 1500];
+    let mut batch = Vec::with_capacity(n / 20 + 1);
     let tick = Duration::from_millis(1);
+    let realtime_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64)
+    };
+    // Kernel timestamps are CLOCK_REALTIME: the measuring window in that clock.
+    let measure_from_ns = realtime_ns()
+        + measure_from
+            .saturating_duration_since(Instant::now())
+            .as_nanos() as i64;
     let mut k: u32 = 0;
     loop {
         let next = start + tick * k;
@@ -148,43 +330,43 @@ fn far_end(
             return res;
         }
         if now >= next {
+            batch.clear();
             for i in (k as usize % 20..n).step_by(20) {
-                let ts = u32::from(seq[i]).wrapping_mul(160);
+                let mut pkt = [0u8; PACKET];
                 let h = RtpHeader {
                     marker: seq[i] == 0,
                     payload_type: 0,
                     sequence: seq[i],
-                    timestamp: ts,
+                    timestamp: u32::from(seq[i]).wrapping_mul(160),
                     ssrc: 0x1111,
                 };
                 let _ = h.write(&mut pkt);
                 let off = (usize::from(seq[i]) * 160) % (payload.len() - 160);
                 pkt[RTP_HEADER_LEN..].copy_from_slice(&payload[off..off + 160]);
-                let _ = socks[i].0.send_to(&pkt, socks[i].1);
+                batch.push((SocketAddr::new(LOCALHOST, media_ports[i]), pkt));
                 seq[i] = seq[i].wrapping_add(1);
             }
+            sock.send_batch(&batch);
             k += 1;
             continue;
         }
-        let _ = poll.poll(&mut events, Some(next - now));
-        for ev in events.iter() {
-            let i = ev.token().0;
-            while let Ok((len, _)) = socks[i].0.recv_from(&mut buf) {
-                let now = Instant::now();
-                let Ok(p) = RtpPacket::parse(&buf[..len]) else {
-                    continue;
-                };
-                if p.header.payload_type != 0 {
-                    continue;
-                }
-                res.received += 1;
-                let (t0, ts0) = *first[i].get_or_insert((now, p.header.timestamp));
-                if now >= measure_from {
-                    let media_us = i64::from(p.header.timestamp.wrapping_sub(ts0)) * 125;
-                    res.transit[i].push(now.duration_since(t0).as_micros() as i64 - media_us);
-                }
+        sock.receive(next, |port, data, at| {
+            let Some(&i) = index.get(&port) else {
+                return;
+            };
+            let Ok(p) = RtpPacket::parse(data) else {
+                return;
+            };
+            if p.header.payload_type != 0 {
+                return;
             }
-        }
+            res.received += 1;
+            let (t0, ts0) = *first[i].get_or_insert((at, p.header.timestamp));
+            if at >= measure_from_ns {
+                let media_ns = i64::from(p.header.timestamp.wrapping_sub(ts0)) * 125_000;
+                res.transit[i].push((at - t0 - media_ns) / 1000);
+            }
+        });
     }
 }
 
@@ -212,23 +394,14 @@ fn far_end_process() {
         eprintln!("farend: bad header");
         return;
     };
-    let socks: Vec<_> = lines
-        .filter_map(|l| l.trim().parse::<u16>().ok())
-        .map(|port| {
-            let s = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("far-end socket");
-            s.set_nonblocking(true).expect("nonblocking");
-            (
-                mio::net::UdpSocket::from_std(s),
-                SocketAddr::new(LOCALHOST, port),
-            )
-        })
-        .collect();
+    let media_ports: Vec<u16> = lines.filter_map(|l| l.trim().parse::<u16>().ok()).collect();
+    let sock = FarSocket::bind();
     let payload = Arc::new(caller_voice());
     let t_start = Instant::now() + Duration::from_millis(start_in);
     let measure_from = t_start + Duration::from_millis(warmup);
     let until = measure_from + Duration::from_secs(secs) + Duration::from_millis(200);
     let cpu0 = cpu_by_thread();
-    let res = far_end(socks, t_start, measure_from, until, payload);
+    let res = far_end(&sock, &media_ports, t_start, measure_from, until, payload);
     let cpu1 = cpu_by_thread();
     let cpu: f64 = cpu1.values().sum::<f64>() - cpu0.values().sum::<f64>();
     let mut jitter = vec![];
@@ -280,7 +453,7 @@ fn main() {
         .collect();
     let streams = args.first().copied().unwrap_or(1000);
     let secs = args.get(1).copied().unwrap_or(20) as u64;
-    let media_threads = args.get(2).copied().unwrap_or(1);
+    let media_threads = args.get(2).copied();
     // `poll`: one consumer task drains every call every 10 ms instead of a task per call
     // woken per frame: far cheaper for the process, but frames wait up to 10 ms, so the
     // added-latency figure is only meaningful without it.
@@ -290,7 +463,10 @@ fn main() {
     let warmup = Duration::from_secs(3);
 
     let mut cfg = MediaRuntimeConfig::new(LOCALHOST, 20000, 29999);
-    cfg.threads = media_threads;
+    if let Some(threads) = media_threads {
+        cfg.threads = threads;
+    }
+    let media_threads = cfg.threads;
     cfg.realtime_priority = realtime.then_some(50);
     cfg.reuse_guard = Duration::ZERO;
     let media = MediaRuntime::new(cfg).expect("media runtime");

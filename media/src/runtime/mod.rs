@@ -46,7 +46,9 @@ pub enum RuntimeError {
 
 #[derive(Debug, Clone)]
 pub struct MediaRuntimeConfig {
-    /// Shard threads; calls are spread over them round-robin.
+    /// Shard threads; calls are spread over them round-robin. Defaults to one per core: on
+    /// 2 cores, 1,000 calls on 2 shards had half the pacing-jitter p99 of 1 shard, because a
+    /// shard that is preempted delays only its own calls (docs/performance.md).
     pub threads: usize,
     /// Local address the RTP sockets bind to.
     pub bind_ip: IpAddr,
@@ -65,7 +67,7 @@ pub struct MediaRuntimeConfig {
 impl MediaRuntimeConfig {
     pub fn new(bind_ip: IpAddr, rtp_port_min: u16, rtp_port_max: u16) -> Self {
         Self {
-            threads: 1,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
             bind_ip,
             rtp_port_min,
             rtp_port_max,
