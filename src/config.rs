@@ -121,6 +121,13 @@ impl Default for SipConfig {
 pub struct MediaConfig {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
+    /// Media shard threads (each an epoll loop serving its share of the calls); 0 = one per core.
+    pub threads: usize,
+    /// Run the media threads SCHED_FIFO at this priority (1–99; needs CAP_SYS_NICE).
+    pub realtime_priority: Option<i32>,
+    /// Record every answered call as a stereo WAV (caller left, agent right) named
+    /// `<call id>.wav` in this directory. Absent: no recording.
+    pub record_dir: Option<PathBuf>,
 }
 
 impl Default for MediaConfig {
@@ -128,6 +135,9 @@ impl Default for MediaConfig {
         Self {
             rtp_port_min: 20000,
             rtp_port_max: 30000,
+            threads: 0,
+            realtime_priority: None,
+            record_dir: None,
         }
     }
 }
@@ -144,6 +154,11 @@ pub struct AsrConfig {
     /// Transcriptions running at once; more are refused (back-pressure), never queued behind media.
     #[serde(default = "default_asr_concurrency")]
     pub max_concurrent: usize,
+    /// Calls transcribed at once; an INVITE beyond it is answered 503 + Retry-After. The
+    /// default is what 2 cores transcribe in real time with headroom (docs/asr.md: 41 calls at
+    /// 40 % talk time from the CPU bound, halved for the media, SIP and bursts).
+    #[serde(default = "default_asr_calls")]
+    pub max_calls: usize,
 }
 
 /// One decoder thread per job: with more threads than cores whisper.cpp's workers spin, and a
@@ -156,6 +171,9 @@ fn default_language() -> String {
 }
 fn default_asr_concurrency() -> usize {
     2
+}
+fn default_asr_calls() -> usize {
+    20
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -375,6 +393,13 @@ impl Config {
                 "media.rtp_port_min",
                 "must be even (RTP uses even ports, RTCP the next odd one)",
             ));
+        }
+        if self
+            .media
+            .realtime_priority
+            .is_some_and(|p| !(1..=99).contains(&p))
+        {
+            return Err(invalid("media.realtime_priority", "must be 1–99"));
         }
         if !(self.sip.rate_limit_per_second > 0.0 && self.sip.rate_limit_burst >= 1.0) {
             return Err(invalid(

@@ -261,6 +261,10 @@ pub struct Call {
     pub sip_status: Option<i64>,
     pub transcript: Vec<TranscriptEntry>,
     pub analysis: Option<Analysis>,
+    /// Media quality of the answered call: `packets_received`, `packets_lost`, `loss_percent`,
+    /// `jitter_ms`, `late`, `concealed`, `rtt_ms`, `mos` (estimated, 1–4.5), … (docs/media.md).
+    #[schema(value_type = Option<Object>)]
+    pub quality: Option<serde_json::Value>,
     /// When the dispatcher may next dial this call (not part of the API).
     #[serde(skip)]
     pub next_attempt_at: OffsetDateTime,

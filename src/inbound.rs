@@ -22,8 +22,6 @@ pub enum Refusal {
     QuotaExhausted,
     /// No capacity (ports, concurrency, ASR); the caller may retry later.
     Busy { retry_after_secs: u32 },
-    /// The call was routed but media and agents are not wired to SIP yet.
-    NotYetAnswerable,
     /// The store failed; the caller may retry.
     Internal,
 }
@@ -39,7 +37,6 @@ impl Refusal {
             Refusal::Busy { retry_after_secs } => {
                 (503, "Service Unavailable", Some(retry_after_secs))
             }
-            Refusal::NotYetAnswerable => (480, "Temporarily Unavailable", None),
             Refusal::Internal => (500, "Server Internal Error", Some(5)),
         }
     }

@@ -30,11 +30,8 @@ pub enum ServerError {
     Region(#[from] crate::phone::PhoneError),
     #[error("telephony.enabled = true, but no dialer is available to place calls")]
     NoDialer,
-    #[error("cannot listen for SIP on {addr}: {source}")]
-    SipBind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Telephony(#[from] crate::telephony::TelephonyError),
 }
 
 pub struct Server {
@@ -73,12 +70,7 @@ impl Server {
 
         let phones = PhoneNormalizer::new(&config.telephony.default_region)?;
         let router = InboundRouter::new(store.clone(), config.trunks.clone(), phones);
-        let sip = crate::telephony::start(&config, router)
-            .await
-            .map_err(|source| ServerError::SipBind {
-                addr: config.sip.listen,
-                source,
-            })?;
+        let sip = crate::telephony::start(&config, router, store.clone()).await?;
         let sip_addr = sip.local_addr();
 
         let state = AppState {

@@ -1,6 +1,6 @@
 //! `voxbridge serve` answers SIP from the start: SIPp (a separate process) sends OPTIONS and
 //! INVITEs over loopback, and each INVITE is routed through the store (trunk rule → DID →
-//! org → agent) to the response the contract names. On both databases.
+//! org → agent) to the refusal the contract names. On both databases.
 
 mod common;
 
@@ -125,13 +125,7 @@ async fn inbound_invites_get_the_contracted_responses(db: Db) {
         !run("127.0.0.1", "probe", "OPTIONS", 404).await.unwrap(),
         "the scenario check can fail"
     );
-    // Until media and agents are wired to SIP, a routable call is 480 (issue 6).
-    assert!(
-        run("127.0.0.1", "+12025550142", "INVITE", 480)
-            .await
-            .unwrap(),
-        "known DID, inbound agent → 480"
-    );
+    // A routable call is answered: tests/sip_media.rs follows it through media to the store.
     assert!(
         run("127.0.0.1", "2025550100", "INVITE", 404).await.unwrap(),
         "unknown DID → 404"

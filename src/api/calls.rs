@@ -108,6 +108,7 @@ pub async fn create_outbound(
         ended_at: None,
         duration_seconds: None,
         end_reason: None,
+        quality: None,
         sip_status: None,
         transcript: Vec::new(),
         analysis: None,

@@ -111,6 +111,26 @@ impl Store {
         answer.await.ok().flatten()
     }
 
+    /// Inserts an inbound call that was just answered (`in_progress`, `answered_at` set) and
+    /// its `call.answered` event in one transaction. The quota was checked when routing.
+    pub async fn insert_answered_call(&self, call: &Call) -> Result<()> {
+        let mut tx = self.write().begin().await?;
+        let sql = format!(
+            "INSERT INTO calls ({NEW_CALL_COLUMNS}, answered_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        );
+        rows::bind_new_call(sqlx::query(&sql), call)
+            .bind(call.answered_at.map(to_millis))
+            .execute(&mut *tx)
+            .await?;
+        let outbox = insert_event(&mut tx, call, EventType::Answered).await?;
+        tx.commit().await?;
+        if outbox {
+            self.notify_outbox();
+        }
+        Ok(())
+    }
+
     pub async fn call(&self, org_id: Uuid, id: Uuid) -> Result<Option<Call>> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE org_id = $1 AND id = $2");
         let row = sqlx::query(&sql)
@@ -195,14 +215,14 @@ impl Store {
         let mut sql = String::from(
             "UPDATE calls SET status = $1, agent_id = $2, attempts = $3, answered_at = $4, ended_at = $5, \
              duration_seconds = $6, end_reason = $7, sip_status = $8, transcript = $9, analysis = $10, \
-             next_attempt_at = $11",
+             next_attempt_at = $11, quality = $12",
         );
         if !keeps_lease {
             sql.push_str(", lease_owner = NULL, lease_until = NULL");
         }
-        sql.push_str(" WHERE id = $12 AND status = $13");
+        sql.push_str(" WHERE id = $13 AND status = $14");
         if t.lease_owner.is_some() {
-            sql.push_str(" AND lease_owner = $14");
+            sql.push_str(" AND lease_owner = $15");
         }
         let mut query = sqlx::query(&sql)
             .bind(call.status.as_str())
@@ -216,6 +236,7 @@ impl Store {
             .bind(rows::to_json(&call.transcript))
             .bind(call.analysis.as_ref().map(rows::to_json))
             .bind(to_millis(call.next_attempt_at))
+            .bind(call.quality.as_ref().map(rows::to_json))
             .bind(call.id.to_string())
             .bind(t.from.as_str());
         if let Some(owner) = t.lease_owner {

@@ -17,7 +17,7 @@ pub const AGENT_COLUMNS: &str =
 
 pub const CALL_COLUMNS: &str = "id, org_id, agent_id, direction, status, to_number, from_number, context, \
      webhook_url, schedule_at, max_attempts, attempts, created_at, answered_at, ended_at, duration_seconds, \
-     end_reason, sip_status, transcript, analysis, next_attempt_at";
+     end_reason, sip_status, transcript, analysis, quality, next_attempt_at";
 
 fn corrupt(what: &'static str, value: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
@@ -163,6 +163,7 @@ pub fn call(row: &AnyRow) -> Result<Call> {
         sip_status: row.try_get("sip_status")?,
         transcript: json(row, "transcript")?,
         analysis: opt_json(row, "analysis")?,
+        quality: opt_json(row, "quality")?,
         next_attempt_at: from_millis(row.try_get("next_attempt_at")?),
     })
 }

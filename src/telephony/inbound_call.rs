@@ -1,0 +1,370 @@
+//! One answered inbound call, start to end: the SDP answer, the call's media, the caller's
+//! speech transcribed utterance by utterance, and at the end the call stored with its
+//! transcript and media quality (`call.answered`, then `call.ended`).
+//!
+//! The agent's side of the conversation (speech synthesis, scripts, WebSocket bots) is not
+//! wired yet: the agent listens.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use voxbridge_asr::{AsrError, Question};
+use voxbridge_media::codec::CodecKind;
+use voxbridge_media::pipeline::{CallMediaConfig, MediaEvent};
+use voxbridge_media::runtime::{CallEvent as MediaCallEvent, CallHandle};
+use voxbridge_media::vad::VadEvent;
+use voxbridge_sip::endpoint::{CallEvent, EndReason as SipEnd, IncomingCall};
+use voxbridge_sip::sdp::{Codec, Direction as SdpDirection, LocalMedia, Negotiated};
+
+use super::utterances::{Utterance, UtteranceCutter};
+use super::{Admission, CallServices};
+use crate::domain::{
+    new_id, now, Call, CallStatus, Direction, EndReason, EventType, Speaker, TranscriptEntry,
+};
+use crate::inbound::Route;
+use crate::store::Transition;
+
+/// How long an utterance waits for a free recognizer before it is given up.
+const RECOGNIZER_PATIENCE: Duration = Duration::from_secs(10);
+const RECOGNIZER_RETRY: Duration = Duration::from_millis(100);
+/// Attempts to store the ended call before giving up (the store may be briefly unavailable).
+const STORE_ATTEMPTS: u32 = 5;
+
+pub(super) async fn run(
+    services: Arc<CallServices>,
+    incoming: IncomingCall,
+    route: Route,
+    admission: Admission,
+) {
+    let sip_call = incoming.call;
+    let local = LocalMedia {
+        addr: services
+            .media_ip
+            .unwrap_or_else(|| local_ip_towards(incoming.source)),
+        port: admission.ports.pair().rtp,
+        // G.711 first: a fraction of Opus's CPU, and the audio the recognizer is tuned for.
+        codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
+        telephone_event: true,
+        ptime: 20,
+        direction: SdpDirection::SendRecv,
+    };
+    let mut sip_events = services.live.register(sip_call);
+    let negotiated = match services.sip.answer(sip_call, local).await {
+        Ok(negotiated) => negotiated,
+        Err(e) => {
+            // 488 was sent when no codec matched; otherwise the caller went away.
+            tracing::info!(error = %e, call_id = %incoming.call_id, "inbound call not answered");
+            services.live.remove(sip_call);
+            return;
+        }
+    };
+    let mut call = answered_call(&incoming, &route);
+    let Admission {
+        ports,
+        transcription,
+    } = admission;
+    let record = services
+        .record_dir
+        .as_ref()
+        .map(|dir| dir.join(format!("{}.wav", call.id)));
+    let media = match services
+        .media
+        .start(ports, media_config(&negotiated), record)
+    {
+        Ok(media) => media,
+        Err(e) => {
+            tracing::error!(error = %e, call_id = %incoming.call_id, "starting media failed; hanging up");
+            let _ = services.sip.hangup(sip_call).await;
+            services.live.remove(sip_call);
+            return;
+        }
+    };
+    if let Err(e) = services.store.insert_answered_call(&call).await {
+        tracing::error!(error = %e, call_id = %incoming.call_id, "storing the answered call failed; hanging up");
+        let _ = services.sip.hangup(sip_call).await;
+        services.live.remove(sip_call);
+        return;
+    }
+    metrics::counter!("voxbridge_sip_inbound_total", "status" => "200").increment(1);
+    metrics::gauge!("voxbridge_calls_active", "direction" => "inbound").increment(1.0);
+    tracing::info!(call = %call.id, call_id = %incoming.call_id, org = %route.org.slug, agent = %route.agent.slug, codec = ?negotiated.codec, "inbound call answered");
+
+    let narrowband = matches!(negotiated.codec, Codec::Pcmu | Codec::Pcma);
+    let listener = Listener {
+        services: services.clone(),
+        narrowband,
+        transcribing: transcription.is_some(),
+    };
+    let outcome = listener.converse(media, &mut sip_events).await;
+    drop(transcription);
+    services.live.remove(sip_call);
+    if outcome.reason != EndReason::CallerHangup {
+        let _ = services.sip.hangup(sip_call).await;
+    }
+    metrics::gauge!("voxbridge_calls_active", "direction" => "inbound").decrement(1.0);
+
+    let ended_at = now();
+    let answered_at = call.answered_at.unwrap_or(ended_at);
+    let millis =
+        i64::try_from((ended_at - answered_at).whole_milliseconds().max(0)).unwrap_or(i64::MAX);
+    call.status = CallStatus::Completed;
+    call.ended_at = Some(ended_at);
+    // Started seconds: a call of 0.2 s lasted 1 s, as carriers count.
+    call.duration_seconds = Some(millis.saturating_add(999) / 1000);
+    call.end_reason = Some(outcome.reason);
+    call.transcript = outcome.transcript;
+    call.quality = outcome.quality;
+    store_ended(&services, &call).await;
+}
+
+/// The call record of an inbound call answered now.
+fn answered_call(incoming: &IncomingCall, route: &Route) -> Call {
+    let at = now();
+    Call {
+        id: new_id(),
+        org_id: route.org.id,
+        agent_id: Some(route.agent.id),
+        direction: Direction::Inbound,
+        status: CallStatus::InProgress,
+        to: route.did.clone(),
+        from: incoming.caller.clone(),
+        context: None,
+        webhook_url: None,
+        schedule_at: None,
+        max_attempts: 1,
+        attempts: 1,
+        created_at: at,
+        answered_at: Some(at),
+        ended_at: None,
+        duration_seconds: None,
+        end_reason: None,
+        sip_status: Some(200),
+        transcript: Vec::new(),
+        analysis: None,
+        quality: None,
+        next_attempt_at: at,
+    }
+}
+
+fn media_config(negotiated: &Negotiated) -> CallMediaConfig {
+    let codec = match negotiated.codec {
+        Codec::Pcmu => CodecKind::Pcmu,
+        Codec::Pcma => CodecKind::Pcma,
+        Codec::Opus => CodecKind::Opus,
+    };
+    let mut config = CallMediaConfig::new(codec, negotiated.payload_type, negotiated.remote);
+    config.dtmf_payload_type = negotiated.telephone_event_pt;
+    config.ptime_ms = negotiated.ptime;
+    config
+}
+
+/// Whether we send media in this direction (not when the caller holds us).
+fn sends(direction: SdpDirection) -> bool {
+    matches!(direction, SdpDirection::SendRecv | SdpDirection::SendOnly)
+}
+
+/// The local address the kernel would use to reach `peer`: what SDP must carry when SIP listens
+/// on a wildcard address and no `public_addr` is set. Connecting a UDP socket sends nothing.
+fn local_ip_towards(peer: SocketAddr) -> IpAddr {
+    let unspecified: SocketAddr = if peer.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    UdpSocket::bind(unspecified)
+        .and_then(|socket| {
+            socket.connect(peer)?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, %peer, "no route to the caller; advertising loopback media");
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        })
+}
+
+fn end_reason(reason: &SipEnd) -> EndReason {
+    match reason {
+        SipEnd::RemoteBye => EndReason::CallerHangup,
+        SipEnd::LocalBye => EndReason::AgentHangup,
+        SipEnd::MaxDuration => EndReason::Timeout,
+        SipEnd::Unanswered => EndReason::NoAnswer,
+        SipEnd::AckTimeout => EndReason::Error,
+    }
+}
+
+struct Outcome {
+    reason: EndReason,
+    transcript: Vec<TranscriptEntry>,
+    quality: Option<serde_json::Value>,
+}
+
+/// The agent's ear: caller audio cut into utterances by the VAD and recognized off the media
+/// threads.
+struct Listener {
+    services: Arc<CallServices>,
+    narrowband: bool,
+    transcribing: bool,
+}
+
+impl Listener {
+    async fn converse(
+        &self,
+        mut media: CallHandle,
+        sip_events: &mut mpsc::UnboundedReceiver<CallEvent>,
+    ) -> Outcome {
+        let (done, mut results) = mpsc::unbounded_channel();
+        let mut cutter = UtteranceCutter::default();
+        let mut pending = 0usize;
+        let mut transcript = Vec::new();
+        let reason = loop {
+            tokio::select! {
+                event = sip_events.recv() => match event {
+                    Some(CallEvent::Ended { reason }) => break end_reason(&reason),
+                    Some(CallEvent::MediaUpdated { negotiated }) => {
+                        let _ = media.set_remote(negotiated.remote, None);
+                        let _ = media.set_sending(sends(negotiated.direction));
+                    }
+                    Some(_) => {}
+                    None => break EndReason::Error,
+                },
+                event = media.recv() => {
+                    let utterance = match event {
+                        Some(MediaCallEvent::Audio(frame)) => cutter.frame(&frame.pcm),
+                        Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechStart))) => {
+                            cutter.speech_started();
+                            None
+                        }
+                        Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechEnd))) => {
+                            cutter.speech_ended()
+                        }
+                        Some(MediaCallEvent::Media(_)) => None,
+                        // The media threads dropped the call: nothing more can be heard.
+                        None => break EndReason::Error,
+                    };
+                    if let Some(utterance) = utterance {
+                        pending += self.submit(utterance, &done);
+                    }
+                }
+                Some(entry) = results.recv() => {
+                    pending -= 1;
+                    transcript.extend(entry);
+                }
+            }
+        };
+        let quality = media
+            .hangup()
+            .await
+            .ok()
+            .and_then(|q| serde_json::to_value(q).ok());
+        if let Some(utterance) = cutter.finish() {
+            pending += self.submit(utterance, &done);
+        }
+        // Speech still being recognized belongs to the transcript; wait for it, bounded.
+        let give_up = Instant::now() + RECOGNIZER_PATIENCE * 2;
+        while pending > 0 {
+            match tokio::time::timeout_at(give_up, results.recv()).await {
+                Ok(Some(entry)) => {
+                    pending -= 1;
+                    transcript.extend(entry);
+                }
+                _ => break,
+            }
+        }
+        transcript.sort_by_key(|entry: &TranscriptEntry| entry.start_ms);
+        Outcome {
+            reason,
+            transcript,
+            quality,
+        }
+    }
+
+    /// Starts recognizing `utterance`; the entry (or `None`) arrives on `done`. Returns how many
+    /// results to expect (0 without transcription).
+    fn submit(
+        &self,
+        utterance: Utterance,
+        done: &mpsc::UnboundedSender<Option<TranscriptEntry>>,
+    ) -> usize {
+        if !self.transcribing {
+            return 0;
+        }
+        let (services, done) = (self.services.clone(), done.clone());
+        let audio = utterance.model_input(self.narrowband);
+        tokio::spawn(async move {
+            let text = recognize(&services, audio).await;
+            let entry = text.map(|text| TranscriptEntry {
+                role: Speaker::Caller,
+                text,
+                start_ms: utterance.start_ms,
+                end_ms: utterance.end_ms,
+            });
+            let _ = done.send(entry);
+        });
+        1
+    }
+}
+
+/// The text of one utterance, waiting (not queueing inside the pool) while every recognizer is
+/// busy. `None` for silence, errors, or no recognizer within [`RECOGNIZER_PATIENCE`].
+async fn recognize(services: &CallServices, audio: Vec<f32>) -> Option<String> {
+    let engine = &services.asr.as_ref()?.engine;
+    let give_up = Instant::now() + RECOGNIZER_PATIENCE;
+    loop {
+        let (tx, rx) = oneshot::channel();
+        let submitted =
+            engine.try_transcribe_utterance(audio.clone(), &Question::free(), move |result| {
+                let _ = tx.send(result);
+            });
+        match submitted {
+            Ok(()) => {
+                return match rx.await {
+                    Ok(Ok(output)) if !output.text.trim().is_empty() => Some(output.text),
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "recognizing an utterance failed");
+                        None
+                    }
+                    Err(_) => None,
+                };
+            }
+            Err(AsrError::Busy(_)) if Instant::now() < give_up => {
+                tokio::time::sleep(RECOGNIZER_RETRY).await;
+            }
+            Err(e) => {
+                metrics::counter!("voxbridge_asr_utterances_dropped_total").increment(1);
+                tracing::warn!(error = %e, "utterance not recognized");
+                return None;
+            }
+        }
+    }
+}
+
+/// Stores the ended call with its `call.ended` event and bills its minutes, retrying while the
+/// store is unavailable: losing the end of a call would lose its transcript and its bill.
+async fn store_ended(services: &CallServices, call: &Call) {
+    let transition = Transition {
+        call,
+        from: CallStatus::InProgress,
+        lease_owner: None,
+        events: &[EventType::Ended],
+        charge_minutes: call.billable_minutes(),
+    };
+    for attempt in 1..=STORE_ATTEMPTS {
+        match services.store.transition(&transition).await {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::error!(call = %call.id, "the ended call is no longer in progress; not stored");
+                return;
+            }
+            Err(e) if attempt < STORE_ATTEMPTS => {
+                tracing::warn!(error = %e, call = %call.id, attempt, "storing the ended call failed; retrying");
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+            }
+            Err(e) => tracing::error!(error = %e, call = %call.id, "storing the ended call failed"),
+        }
+    }
+}

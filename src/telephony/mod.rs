@@ -1,0 +1,252 @@
+//! SIP glue for `voxbridge serve`: runs the SIP endpoint on `[sip] listen` (UDP and TCP; the
+//! driver answers OPTIONS itself), routes every inbound INVITE through the store, admits it
+//! against capacity (RTP ports, transcription) and answers it with media. Each answered call
+//! runs as its own task ([`inbound_call`]); SIP events reach it through [`LiveCalls`].
+
+mod inbound_call;
+mod utterances;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use voxbridge_asr::{AsrError, SpeechEngine};
+use voxbridge_media::ports::PortError;
+use voxbridge_media::runtime::{MediaPorts, MediaRuntime, MediaRuntimeConfig, RuntimeError};
+use voxbridge_sip::driver::{self, DriverConfig, SipHandle};
+use voxbridge_sip::endpoint::{CallEvent, CallRef, Event, IncomingCall, RateLimit};
+use voxbridge_sip::message::HeaderName;
+
+use crate::config::Config;
+use crate::inbound::{InboundRouter, Refusal};
+use crate::store::Store;
+
+/// How long a caller refused for lack of capacity is asked to wait.
+const BUSY_RETRY_AFTER_SECS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelephonyError {
+    #[error("cannot listen for SIP on {addr}: {source}")]
+    SipBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the media threads: {0}")]
+    Media(#[from] RuntimeError),
+    #[error("[asr] model: {0}")]
+    Asr(#[from] AsrError),
+}
+
+/// Speech recognition for calls: the engine and the admission limit `[asr] max_calls`.
+pub(crate) struct Transcription {
+    engine: SpeechEngine,
+    calls: Arc<Semaphore>,
+}
+
+/// What answering a call needs, shared by the call tasks.
+pub(crate) struct CallServices {
+    sip: SipHandle,
+    store: Store,
+    media: MediaRuntime,
+    asr: Option<Transcription>,
+    /// The address put in SDP; `None` when listening on a wildcard address without
+    /// `public_addr` (then the local address towards each caller is used).
+    media_ip: Option<IpAddr>,
+    record_dir: Option<PathBuf>,
+    live: LiveCalls,
+}
+
+/// SIP events of answered calls, by call, to the task running each.
+#[derive(Clone, Default)]
+pub(crate) struct LiveCalls(Arc<Mutex<HashMap<CallRef, mpsc::UnboundedSender<CallEvent>>>>);
+
+impl LiveCalls {
+    fn register(&self, call: CallRef) -> mpsc::UnboundedReceiver<CallEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut calls) = self.0.lock() {
+            calls.insert(call, tx);
+        }
+        rx
+    }
+
+    fn remove(&self, call: CallRef) {
+        if let Ok(mut calls) = self.0.lock() {
+            calls.remove(&call);
+        }
+    }
+
+    /// Hands the event back when no task runs the call (refused calls, or already finished).
+    fn deliver(&self, call: CallRef, event: CallEvent) -> Result<(), CallEvent> {
+        let Ok(calls) = self.0.lock() else {
+            return Err(event);
+        };
+        match calls.get(&call) {
+            Some(tx) => tx.send(event).map_err(|unsent| unsent.0),
+            None => Err(event),
+        }
+    }
+}
+
+/// A call's hold on capacity: its RTP ports and, with transcription on, an `[asr] max_calls`
+/// slot. Dropping it gives both back.
+pub(crate) struct Admission {
+    ports: MediaPorts,
+    transcription: Option<OwnedSemaphorePermit>,
+}
+
+impl CallServices {
+    fn admit(&self) -> Result<Admission, Refusal> {
+        let busy = Refusal::Busy {
+            retry_after_secs: BUSY_RETRY_AFTER_SECS,
+        };
+        let transcription = match &self.asr {
+            Some(asr) => Some(asr.calls.clone().try_acquire_owned().map_err(|_| {
+                metrics::counter!("voxbridge_calls_refused_total", "reason" => "asr_capacity")
+                    .increment(1);
+                busy
+            })?),
+            None => None,
+        };
+        let ports = self.media.reserve().map_err(|e| match e {
+            RuntimeError::Ports(PortError::Exhausted { .. }) => {
+                metrics::counter!("voxbridge_calls_refused_total", "reason" => "rtp_ports")
+                    .increment(1);
+                busy
+            }
+            other => {
+                tracing::error!(error = %other, "reserving RTP ports failed");
+                Refusal::Internal
+            }
+        })?;
+        Ok(Admission {
+            ports,
+            transcription,
+        })
+    }
+}
+
+/// Binds the SIP endpoint, starts the media threads (and loads the speech model when `[asr]`
+/// names one), and starts answering. Returns the SIP handle; the endpoint stops when the
+/// runtime does.
+pub async fn start(
+    config: &Config,
+    router: InboundRouter,
+    store: Store,
+) -> Result<SipHandle, TelephonyError> {
+    let mut media_config = MediaRuntimeConfig::new(
+        config.sip.listen.ip(),
+        config.media.rtp_port_min,
+        config.media.rtp_port_max,
+    );
+    if config.media.threads > 0 {
+        media_config.threads = config.media.threads;
+    }
+    media_config.realtime_priority = config.media.realtime_priority;
+    let media = MediaRuntime::new(media_config)?;
+    let asr = match config.asr.as_ref() {
+        Some(asr) => match &asr.model {
+            Some(model) => Some(Transcription {
+                engine: SpeechEngine::load(voxbridge_asr::AsrConfig {
+                    threads: asr.threads,
+                    max_concurrent: asr.max_concurrent,
+                    language: asr.language.clone(),
+                    ..voxbridge_asr::AsrConfig::new(model)
+                })?,
+                calls: Arc::new(Semaphore::new(asr.max_calls)),
+            }),
+            None => None,
+        },
+        None => None,
+    };
+
+    let mut driver_config = DriverConfig::new(config.sip.listen);
+    driver_config.advertised = config
+        .sip
+        .public_addr
+        .map(|ip| SocketAddr::new(ip, config.sip.listen.port()));
+    // A trunk carries many calls from one address; only unknown sources are rate limited.
+    driver_config.endpoint.rate_limit = Some(RateLimit {
+        per_second: config.sip.rate_limit_per_second,
+        burst: config.sip.rate_limit_burst,
+        ban: Duration::from_secs(config.sip.ban_seconds),
+        exempt: config
+            .trunks
+            .iter()
+            .flat_map(|t| &t.inbound_cidrs)
+            .map(|net| (net.network(), net.prefix_len()))
+            .collect(),
+    });
+    let (sip, events) =
+        driver::start(driver_config)
+            .await
+            .map_err(|source| TelephonyError::SipBind {
+                addr: config.sip.listen,
+                source,
+            })?;
+    let listen_ip = config.sip.listen.ip();
+    let services = Arc::new(CallServices {
+        sip: sip.clone(),
+        store,
+        media,
+        asr,
+        media_ip: config
+            .sip
+            .public_addr
+            .or((!listen_ip.is_unspecified()).then_some(listen_ip)),
+        record_dir: config.media.record_dir.clone(),
+        live: LiveCalls::default(),
+    });
+    tokio::spawn(route_incoming(services, events, Arc::new(router)));
+    Ok(sip)
+}
+
+async fn route_incoming(
+    services: Arc<CallServices>,
+    mut events: mpsc::Receiver<Event>,
+    router: Arc<InboundRouter>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Incoming(call) => {
+                // Routing reads the store; the event loop must keep draining meanwhile.
+                let (services, router) = (services.clone(), router.clone());
+                tokio::spawn(async move { answer_incoming(services, &router, *call).await });
+            }
+            Event::Call(call, event) => {
+                if let Err(event) = services.live.deliver(call, event) {
+                    // The ends of refused calls, or events after the call's task finished.
+                    tracing::debug!(call = call.0, ?event, "call event without a live call");
+                }
+            }
+        }
+    }
+}
+
+async fn answer_incoming(services: Arc<CallServices>, router: &InboundRouter, call: IncomingCall) {
+    let admitted = match router.route(call.source.ip(), &call.did).await {
+        Ok(route) => services.admit().map(|admission| (route, admission)),
+        Err(refusal) => Err(refusal),
+    };
+    match admitted {
+        Ok((route, admission)) => inbound_call::run(services, call, route, admission).await,
+        Err(refusal) => reject(&services.sip, &call, refusal).await,
+    }
+}
+
+async fn reject(sip: &SipHandle, call: &IncomingCall, refusal: Refusal) {
+    let (status, reason, retry_after) = refusal.sip_response();
+    metrics::counter!("voxbridge_sip_inbound_total", "status" => status.to_string()).increment(1);
+    tracing::info!(call_id = %call.call_id, did = %call.did, source = %call.source, status, reason, "inbound INVITE refused");
+    let headers = retry_after
+        .map(|s| vec![(HeaderName::RetryAfter, s.to_string())])
+        .unwrap_or_default();
+    if let Err(e) = sip
+        .reject(call.call, status, Some(reason.to_owned()), headers)
+        .await
+    {
+        tracing::debug!(error = %e, call_id = %call.call_id, "reject failed (the caller may have cancelled)");
+    }
+}

@@ -1,0 +1,394 @@
+//! Inbound calls with media, end to end: SIPp (a separate process) dials `voxbridge serve`
+//! over loopback and streams recorded telephone speech as PCMU RTP; the call is answered,
+//! the speech recognized by whisper, and the call stored with its transcript, media quality
+//! and bill, on both databases. Capacity limits (RTP ports, `[asr] max_calls`) answer 503 with
+//! Retry-After.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Db, TestApp};
+use serde_json::Value;
+
+on_both_databases!(an_inbound_call_is_answered_transcribed_and_stored);
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model() -> PathBuf {
+    std::env::var_os("VOXBRIDGE_ASR_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
+}
+
+/// Two telephone utterances with silence around them, as raw μ-law for SIPp's rtp_stream.
+fn caller_audio(dir: &Path) -> PathBuf {
+    let fixtures = workspace().join("fixtures/asr");
+    let silence = dir.join("silence.wav");
+    let out = dir.join("caller.ul");
+    let sox = |args: &[&std::ffi::OsStr]| {
+        let status = Command::new("sox")
+            .args(args)
+            .status()
+            .expect("run sox (apt-get install sox)");
+        assert!(status.success(), "sox {args:?}");
+    };
+    sox(&[
+        "-n".as_ref(),
+        "-r".as_ref(),
+        "8000".as_ref(),
+        "-c".as_ref(),
+        "1".as_ref(),
+        "-e".as_ref(),
+        "u-law".as_ref(),
+        silence.as_os_str(),
+        "trim".as_ref(),
+        "0".as_ref(),
+        "1.2".as_ref(),
+    ]);
+    let (first, second) = (fixtures.join("free_01.wav"), fixtures.join("free_02.wav"));
+    sox(&[
+        silence.as_os_str(),
+        first.as_os_str(),
+        silence.as_os_str(),
+        second.as_os_str(),
+        silence.as_os_str(),
+        "-t".as_ref(),
+        "raw".as_ref(),
+        out.as_os_str(),
+    ]);
+    out
+}
+
+const HEADERS: &str = "From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+Max-Forwards: 70";
+
+/// INVITE (PCMU + telephone-event), then `middle` (the part after the final response).
+fn scenario(expect: u16, middle: &str) -> String {
+    let invite_headers = HEADERS.replace("[peer_tag_param]", "");
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="INVITE expecting {expect}">
+<send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{invite_headers}
+CSeq: 1 INVITE
+Contact: <sip:+12025550111@[local_ip]:[local_port]>
+User-Agent: voxbridge-tests
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [media_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [rtpstream_audio_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=ptime:20
+]]></send>
+<recv response="100" optional="true"/>
+<recv response="180" optional="true"/>
+{middle}
+</scenario>
+"#
+    )
+}
+
+fn ack() -> String {
+    format!(
+        "<send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{HEADERS}
+CSeq: 1 ACK
+Content-Length: 0
+
+]]></send>"
+    )
+}
+
+/// Answered: ACK, stream `audio`, stay `hold_ms`, hang up.
+fn talking_call(audio: &Path, hold_ms: u64) -> String {
+    let ack = ack();
+    let bye = HEADERS;
+    let middle = format!(
+        r#"<recv response="200" rtd="true"/>
+{ack}
+<nop><action><exec rtp_stream="{},1,0"/></action></nop>
+<pause milliseconds="{hold_ms}"/>
+<send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{bye}
+CSeq: 2 BYE
+Content-Length: 0
+
+]]></send>
+<recv response="200"/>"#,
+        audio.display()
+    );
+    scenario(200, &middle)
+}
+
+/// Refused with 503 and a Retry-After header.
+fn refused_busy() -> String {
+    let ack = ack();
+    let middle = format!(
+        r#"<recv response="503">
+  <action><ereg regexp="[0-9]+" search_in="hdr" header="Retry-After:" check_it="true" assign_to="retry"/></action>
+</recv>
+<Reference variables="retry"/>
+{ack}"#
+    );
+    scenario(503, &middle)
+}
+
+/// A media port base of its own for each SIPp run (tests run in parallel).
+fn media_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(42_000);
+    NEXT.fetch_add(16, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs SIPp with `scenario` for one call against `server`; true if the scenario passed.
+fn sipp(server: SocketAddr, scenario: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.xml");
+    std::fs::write(&path, scenario).unwrap();
+    let status = Command::new("sipp")
+        .arg(server.to_string())
+        .arg("-sf")
+        .arg(&path)
+        .args([
+            "-s",
+            "+12025550142",
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+        ])
+        .args([
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-recv_timeout",
+            "10s",
+        ])
+        .args(["-mp", &media_port().to_string(), "-trace_err"])
+        .arg("-error_file")
+        .arg(dir.path().join("errors.log"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run sipp (apt-get install sip-tester)");
+    if !status.success() {
+        eprintln!(
+            "{}",
+            std::fs::read_to_string(dir.path().join("errors.log")).unwrap_or_default()
+        );
+    }
+    status.success()
+}
+
+fn asr_config(max_calls: usize) -> voxbridge::config::AsrConfig {
+    voxbridge::config::AsrConfig {
+        model: Some(model()),
+        threads: 1,
+        language: "en".into(),
+        max_concurrent: 2,
+        max_calls,
+    }
+}
+
+/// The org's inbound calls, newest first.
+async fn inbound_calls(app: &TestApp) -> Vec<Value> {
+    let (status, body) = app
+        .get("/v1/calls?direction=inbound", common::ACME_KEY)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].as_array().cloned().unwrap_or_default()
+}
+
+async fn an_inbound_call_is_answered_transcribed_and_stored(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = caller_audio(dir.path());
+    let recordings = dir.path().join("recordings");
+    std::fs::create_dir(&recordings).unwrap();
+    let record_dir = recordings.clone();
+    let app = TestApp::start_with(
+        db,
+        None,
+        move |c| {
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+            c.asr = Some(asr_config(4));
+            c.media.record_dir = Some(record_dir);
+        },
+        None,
+    )
+    .await;
+    let (_, org) = app.get("/v1/org", common::ACME_KEY).await;
+    let minutes_before = org["minutes_used"].as_i64().unwrap();
+    let sip = app.server.as_ref().unwrap().sip_addr;
+    let talk = talking_call(&audio, 10_500);
+    let passed = tokio::task::spawn_blocking(move || sipp(sip, &talk))
+        .await
+        .unwrap();
+    assert!(passed, "SIPp call answered, streamed and hung up");
+
+    let mut call = Value::Null;
+    for _ in 0..200 {
+        call = inbound_calls(&app)
+            .await
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        if call["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call["status"], "completed", "{call:#}");
+    assert_eq!(call["direction"], "inbound");
+    assert_eq!(call["to"], "+12025550142");
+    assert_eq!(call["end_reason"], "caller_hangup");
+    assert_eq!(call["sip_status"], 200);
+    let duration = call["duration_seconds"].as_i64().unwrap();
+    assert!((10..=13).contains(&duration), "duration {duration}");
+
+    // Two utterances, in order, each recognized well enough to be useful.
+    let transcript = call["transcript"].as_array().unwrap();
+    assert_eq!(transcript.len(), 2, "{transcript:#?}");
+    let words = |i: usize| transcript[i]["text"].as_str().unwrap().to_lowercase();
+    assert!(transcript.iter().all(|t| t["role"] == "caller"));
+    assert!(transcript[0]["end_ms"].as_u64() <= transcript[1]["start_ms"].as_u64());
+    let (first, second) = (words(0), words(1));
+    assert!(
+        ["address", "account", "change"]
+            .iter()
+            .filter(|w| first.contains(*w))
+            .count()
+            >= 2,
+        "first utterance: {first}"
+    );
+    assert!(
+        ["internet", "down", "yesterday", "morning"]
+            .iter()
+            .filter(|w| second.contains(*w))
+            .count()
+            >= 2,
+        "second utterance: {second}"
+    );
+
+    // Media quality measured on the call: every packet SIPp sent arrived (loopback).
+    let quality = &call["quality"];
+    let received = quality["packets_received"].as_u64().unwrap();
+    let sent_by_sipp = std::fs::metadata(&audio).unwrap().len().div_ceil(160);
+    assert!(
+        received + 2 >= sent_by_sipp && received <= sent_by_sipp,
+        "received {received} of {sent_by_sipp}: {quality:#}"
+    );
+    assert_eq!(quality["packets_lost"], 0, "{quality:#}");
+    assert!(quality["mos"].as_f64().unwrap() > 4.0, "{quality:#}");
+
+    // Billed from the shared pool, announced, recorded.
+    let (_, org) = app.get("/v1/org", common::ACME_KEY).await;
+    assert_eq!(org["minutes_used"].as_i64().unwrap(), minutes_before + 1);
+    let id = uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap();
+    let events: Vec<String> = app
+        .store()
+        .call_events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(kind, _, _)| kind)
+        .collect();
+    assert_eq!(events, ["call.answered", "call.ended"]);
+    let wav = std::fs::read(recordings.join(format!("{id}.wav"))).unwrap();
+    assert_eq!(&wav[..4], b"RIFF");
+    // Stereo 16 kHz 16-bit: about the call's length.
+    let seconds = (wav.len() - 44) as f64 / (16_000.0 * 2.0 * 2.0);
+    assert!((9.5..13.0).contains(&seconds), "recording {seconds:.1} s");
+    app.stop().await;
+}
+
+/// Runs a talking call in the background and, once it is up, a second call that must be
+/// refused with 503 + Retry-After.
+async fn second_call_is_busy(app: &TestApp, audio: &Path) {
+    let sip = app.server.as_ref().unwrap().sip_addr;
+    let talk = talking_call(audio, 3_000);
+    let first = tokio::task::spawn_blocking(move || sipp(sip, &talk));
+    for _ in 0..100 {
+        if inbound_calls(app)
+            .await
+            .iter()
+            .any(|c| c["status"] == "in_progress")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let busy = tokio::task::spawn_blocking(move || sipp(sip, &refused_busy()))
+        .await
+        .unwrap();
+    assert!(busy, "second call refused with 503 + Retry-After");
+    assert!(first.await.unwrap(), "the first call went on undisturbed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_capacity_get_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = caller_audio(dir.path());
+
+    // One RTP port pair in the whole range.
+    let pair = free_port_pair();
+    let app = TestApp::start_with(
+        Db::Sqlite,
+        None,
+        move |c| {
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+            c.media.rtp_port_min = pair;
+            c.media.rtp_port_max = pair + 1;
+        },
+        None,
+    )
+    .await;
+    second_call_is_busy(&app, &audio).await;
+    app.stop().await;
+
+    // Transcription for one call at a time.
+    let app = TestApp::start_with(
+        Db::Sqlite,
+        None,
+        |c| {
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+            c.asr = Some(asr_config(1));
+        },
+        None,
+    )
+    .await;
+    second_call_is_busy(&app, &audio).await;
+    app.stop().await;
+}
+
+/// An even port whose pair is free now (the kernel hands out ephemeral ports above 32768).
+fn free_port_pair() -> u16 {
+    (40_000..41_000)
+        .step_by(2)
+        .find(|&p| {
+            std::net::UdpSocket::bind(("0.0.0.0", p)).is_ok()
+                && std::net::UdpSocket::bind(("0.0.0.0", p + 1)).is_ok()
+        })
+        .expect("a free port pair")
+}
