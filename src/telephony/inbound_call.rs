@@ -294,8 +294,13 @@ impl Listener {
         }
         let (services, done) = (self.services.clone(), done.clone());
         let audio = utterance.model_input(self.narrowband);
+        let end_of_speech = Instant::now();
         tokio::spawn(async move {
             let text = recognize(&services, audio).await;
+            if text.is_some() {
+                metrics::histogram!("voxbridge_asr_utterance_seconds")
+                    .record(end_of_speech.elapsed().as_secs_f64());
+            }
             let entry = text.map(|text| TranscriptEntry {
                 role: Speaker::Caller,
                 text,
