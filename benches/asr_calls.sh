@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Live-call transcription capacity: CALLS concurrent inbound calls into a release
+# `voxbridge serve` with [asr] on (tiny.en, 1 thread per job, max_concurrent 2), each call SIPp
+# streaming telephone speech as PCMU RTP: 8 utterances with 4.5 s pauses (41 % talk time,
+# 62 s). Reports end of utterance → text (p50/p99 from the server's own summary), utterances
+# transcribed vs spoken, dropped utterances, refused calls, and server CPU.
+#   benches/asr_calls.sh [CALLS]      (default 20, the default [asr] max_calls)
+# SIPp, the server and the recognizer share this machine's cores; loopback only.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CALLS="${1:-20}"
+UTTERANCES=8
+WORK="$(mktemp -d /tmp/voxbridge-asr-calls.XXXXXX)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Caller speech: free_01..08 each followed by 4.5 s of silence, as raw μ-law.
+sox -n -r 8000 -c 1 -e u-law "$WORK/pause.wav" trim 0 4.5
+parts=()
+for i in $(seq 1 "$UTTERANCES"); do
+    parts+=("$ROOT/fixtures/asr/free_0$i.wav" "$WORK/pause.wav")
+done
+sox "${parts[@]}" -t raw "$WORK/caller.ul"
+SECONDS_OF_AUDIO=$(( $(stat -c %s "$WORK/caller.ul") / 8000 + 1 ))
+
+HTTP_PORT="$(free_port)"
+SIP_PORT="$(free_port)"
+KEY="vbk_bench_0123456789abcdef"
+cat >"$WORK/voxbridge.toml" <<TOML
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+[sip]
+listen = "127.0.0.1:$SIP_PORT"
+[database]
+url = "sqlite://$WORK/voxbridge.db"
+[asr]
+model = "$ROOT/models/ggml-tiny.en.bin"
+threads = 1
+max_concurrent = 2
+max_calls = $CALLS
+[[trunks]]
+name = "local"
+host = "127.0.0.1"
+inbound_cidrs = ["127.0.0.0/8"]
+[[orgs]]
+slug = "bench"
+name = "Bench"
+minutes_included = 1000000
+api_keys = ["$KEY"]
+numbers = ["+12025550142"]
+[[orgs.agents]]
+slug = "listener"
+name = "Bench Listener"
+direction = "inbound"
+TOML
+
+cat >"$WORK/call.xml" <<XML
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="talking caller">
+<send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:+12025550111@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [media_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [rtpstream_audio_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+]]></send>
+<recv response="100" optional="true"/>
+<recv response="200" rtd="true"/>
+<send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<nop><action><exec rtp_stream="$WORK/caller.ul,1,0"/></action></nop>
+<pause milliseconds="$(( SECONDS_OF_AUDIO * 1000 ))"/>
+<send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<recv response="200"/>
+</scenario>
+XML
+
+cargo build --release --quiet --bin voxbridge --manifest-path "$ROOT/Cargo.toml"
+RUST_LOG=warn "$ROOT/target/release/voxbridge" serve --config "$WORK/voxbridge.toml" &
+SERVER=$!
+PIDS+=("$SERVER")
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && break
+    sleep 0.1
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+TICKS0="$(cpu_ticks)"
+START="$(date +%s.%N)"
+echo "$CALLS calls, ${SECONDS_OF_AUDIO} s each, $UTTERANCES utterances per call, 2 new calls per second"
+( cd "$WORK" && sipp "127.0.0.1:$SIP_PORT" -sf "$WORK/call.xml" -s +12025550142 -i 127.0.0.1 \
+    -mi 127.0.0.1 -mp 44000 -r 2 -l "$CALLS" -m "$CALLS" -nostdin -timeout 300s \
+    -timeout_error -trace_err -error_file "$WORK/sipp-errors.log" >/dev/null ) \
+    || { echo "SIPp reported failed calls:"; tail -20 "$WORK/sipp-errors.log"; }
+# Let the last utterances finish recognizing and the calls be stored.
+sleep 3
+TICKS1="$(cpu_ticks)"
+WALL="$(python3 -c "import time; print(time.time() - $START)")"
+HZ="$(getconf CLK_TCK)"
+
+echo "--- server"
+python3 - "$TICKS0" "$TICKS1" "$HZ" "$WALL" "$CALLS" <<'PY'
+import sys
+t0, t1, hz, wall, calls = (float(v) for v in sys.argv[1:])
+cpu = (t1 - t0) / hz
+print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core "
+      f"({cpu / wall * 100 / calls:.2f} % per call)")
+PY
+curl -s "http://127.0.0.1:$HTTP_PORT/metrics" \
+    | grep -E '^voxbridge_(asr_utterance_seconds|asr_utterances_dropped_total|calls_refused_total|sip_inbound_total)' \
+    || true
+echo "--- calls"
+curl -s "http://127.0.0.1:$HTTP_PORT/v1/calls?direction=inbound&limit=100" -H "Authorization: Bearer $KEY" \
+    | python3 -c "
+import json, sys
+calls = json.load(sys.stdin)['data']
+done = [c for c in calls if c['status'] == 'completed']
+entries = sum(len(c['transcript']) for c in done)
+loss = max((c['quality'] or {}).get('loss_percent', 0) for c in done) if done else 0
+print(f'{len(done)} of {len(calls)} calls completed; {entries} transcript entries for '
+      f'{len(done) * $UTTERANCES} utterances spoken; worst media loss {loss} %')
+"
