@@ -5,7 +5,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 use common::{Db, TestApp};
 
@@ -62,44 +61,16 @@ User-Agent: voxbridge-tests
 
 /// Runs SIPp from `local_ip` against `server`; true if its one call got the expected answer.
 fn sipp(server: SocketAddr, local_ip: &str, service: &str, method: &str, expect: u16) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scenario.xml");
-    std::fs::write(&path, scenario(method, expect)).unwrap();
-    let status = Command::new("sipp")
-        .arg(server.to_string())
-        .arg("-sf")
-        .arg(&path)
-        .args([
-            "-s",
-            service,
-            "-m",
-            "1",
-            "-i",
-            local_ip,
-            "-bind_local",
-            "-nostdin",
-        ])
-        .args([
-            "-timeout",
-            "10s",
-            "-timeout_error",
-            "-recv_timeout",
-            "5s",
-            "-trace_err",
-        ])
-        .arg("-error_file")
-        .arg(dir.path().join("errors.log"))
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run sipp (apt-get install sip-tester)");
-    if !status.success() {
-        eprintln!(
-            "{}",
-            std::fs::read_to_string(dir.path().join("errors.log")).unwrap_or_default()
-        );
-    }
-    status.success()
+    let args = [
+        "-s",
+        service,
+        "-i",
+        local_ip,
+        "-bind_local",
+        "-recv_timeout",
+        "5s",
+    ];
+    common::sipp::run(server, &scenario(method, expect), &args)
 }
 
 async fn inbound_invites_get_the_contracted_responses(db: Db) {

@@ -159,47 +159,15 @@ fn media_port() -> u16 {
     NEXT.fetch_add(16, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Runs SIPp with `scenario` for one call against `server`; true if the scenario passed.
+/// Runs SIPp with `scenario` for one call from 127.0.0.1 to the demo DID.
 fn sipp(server: SocketAddr, scenario: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scenario.xml");
-    std::fs::write(&path, scenario).unwrap();
-    let status = Command::new("sipp")
-        .arg(server.to_string())
-        .arg("-sf")
-        .arg(&path)
-        .args([
-            "-s",
-            "+12025550142",
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-mi",
-            "127.0.0.1",
-        ])
-        .args([
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-recv_timeout",
-            "10s",
-        ])
-        .args(["-mp", &media_port().to_string(), "-trace_err"])
-        .arg("-error_file")
-        .arg(dir.path().join("errors.log"))
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run sipp (apt-get install sip-tester)");
-    if !status.success() {
-        eprintln!(
-            "{}",
-            std::fs::read_to_string(dir.path().join("errors.log")).unwrap_or_default()
-        );
-    }
-    status.success()
+    let media_port = media_port().to_string();
+    let args = ["-s", "+12025550142", "-i", "127.0.0.1", "-mi", "127.0.0.1"];
+    common::sipp::run(
+        server,
+        scenario,
+        &[&args[..], &["-mp", &media_port]].concat(),
+    )
 }
 
 fn asr_config(max_calls: usize) -> voxbridge::config::AsrConfig {

@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod receiver;
+pub mod sipp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
