@@ -61,59 +61,8 @@ name = "Bench Listener"
 direction = "inbound"
 TOML
 
-cat >"$WORK/call.xml" <<XML
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="talking caller">
-<send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:+12025550111@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP4 [media_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [rtpstream_audio_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-]]></send>
-<recv response="100" optional="true"/>
-<recv response="200" rtd="true"/>
-<send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-<nop><action><exec rtp_stream="$WORK/caller.ul,1,0"/></action></nop>
-<pause milliseconds="$(( SECONDS_OF_AUDIO * 1000 ))"/>
-<send retrans="500"><![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-<recv response="200"/>
-</scenario>
-XML
+sed -e "s|@AUDIO@|$WORK/caller.ul|" -e "s|@HOLD_MS@|$(( SECONDS_OF_AUDIO * 1000 ))|" \
+    "$ROOT/tests/sipp/talking_call.xml" >"$WORK/call.xml"
 
 cargo build --release --quiet --bin voxbridge --manifest-path "$ROOT/Cargo.toml"
 RUST_LOG=warn "$ROOT/target/release/voxbridge" serve --config "$WORK/voxbridge.toml" &

@@ -65,92 +65,16 @@ fn caller_audio(dir: &Path) -> PathBuf {
     out
 }
 
-const HEADERS: &str = "From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-Max-Forwards: 70";
-
-/// INVITE (PCMU + telephone-event), then `middle` (the part after the final response).
-fn scenario(expect: u16, middle: &str) -> String {
-    let invite_headers = HEADERS.replace("[peer_tag_param]", "");
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="INVITE expecting {expect}">
-<send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-{invite_headers}
-CSeq: 1 INVITE
-Contact: <sip:+12025550111@[local_ip]:[local_port]>
-User-Agent: voxbridge-tests
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP4 [media_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [rtpstream_audio_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=ptime:20
-]]></send>
-<recv response="100" optional="true"/>
-<recv response="180" optional="true"/>
-{middle}
-</scenario>
-"#
-    )
-}
-
-fn ack() -> String {
-    format!(
-        "<send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-{HEADERS}
-CSeq: 1 ACK
-Content-Length: 0
-
-]]></send>"
-    )
-}
-
-/// Answered: ACK, stream `audio`, stay `hold_ms`, hang up.
+/// Answered: stream `audio` (raw μ-law), stay `hold_ms`, hang up.
 fn talking_call(audio: &Path, hold_ms: u64) -> String {
-    let ack = ack();
-    let bye = HEADERS;
-    let middle = format!(
-        r#"<recv response="200" rtd="true"/>
-{ack}
-<nop><action><exec rtp_stream="{},1,0"/></action></nop>
-<pause milliseconds="{hold_ms}"/>
-<send retrans="500"><![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-{bye}
-CSeq: 2 BYE
-Content-Length: 0
-
-]]></send>
-<recv response="200"/>"#,
-        audio.display()
-    );
-    scenario(200, &middle)
+    include_str!("sipp/talking_call.xml")
+        .replace("@AUDIO@", &audio.display().to_string())
+        .replace("@HOLD_MS@", &hold_ms.to_string())
 }
 
 /// Refused with 503 and a Retry-After header.
 fn refused_busy() -> String {
-    let ack = ack();
-    let middle = format!(
-        r#"<recv response="503">
-  <action><ereg regexp="[0-9]+" search_in="hdr" header="Retry-After:" check_it="true" assign_to="retry"/></action>
-</recv>
-<Reference variables="retry"/>
-{ack}"#
-    );
-    scenario(503, &middle)
+    include_str!("sipp/refused_busy.xml").to_owned()
 }
 
 /// A media port base of its own for each SIPp run (tests run in parallel).
