@@ -1,7 +1,7 @@
 //! Load bench: N bidirectional G.711 calls over 127.0.0.1 through the full pipeline
 //! (receive, jitter buffer, decode, 8→16 kHz, VAD, agent audio, 16→8 kHz, encode, paced send).
 //!
-//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads (default: one per core)] [poll] [rt]`
+//! `cargo bench -p voxbridge-media --bench load -- [streams] [seconds] [media threads (default: one per core)] [poll] [rt|rt-media]`
 //!
 //! Three parts share the machine: `media-rt` shard threads (what is measured); the `app`
 //! runtime in the same process (a task per call, or one polling task: reads caller frames,
@@ -458,8 +458,10 @@ fn main() {
     // woken per frame: far cheaper for the process, but frames wait up to 10 ms, so the
     // added-latency figure is only meaningful without it.
     let poll_consumer = std::env::args().any(|a| a == "poll");
-    // `rt`: shard threads (and the far-end process) run SCHED_FIFO, as a media host should.
+    // `rt`: shard threads (and the far-end process and the consumer) run SCHED_FIFO;
+    // `rt-media`: only the shard threads do, as `[media] realtime_priority` configures.
     let realtime = std::env::args().any(|a| a == "rt");
+    let realtime_media = realtime || std::env::args().any(|a| a == "rt-media");
     let warmup = Duration::from_secs(3);
 
     let mut cfg = MediaRuntimeConfig::new(LOCALHOST, 20000, 29999);
@@ -467,7 +469,7 @@ fn main() {
         cfg.threads = threads;
     }
     let media_threads = cfg.threads;
-    cfg.realtime_priority = realtime.then_some(50);
+    cfg.realtime_priority = realtime_media.then_some(50);
     cfg.reuse_guard = Duration::ZERO;
     let media = MediaRuntime::new(cfg).expect("media runtime");
     let app = tokio::runtime::Builder::new_multi_thread()
@@ -605,7 +607,11 @@ fn main() {
     let media_cpu = cpu("media-rt");
     println!(
         "streams {streams}, media threads {media_threads}{}, consumer {}, measured {wall:.1} s after {warmup:?} warm-up",
-        if realtime { " (SCHED_FIFO)" } else { "" },
+        match (realtime, realtime_media) {
+            (true, _) => " (all SCHED_FIFO)",
+            (false, true) => " (SCHED_FIFO)",
+            _ => "",
+        },
         if poll_consumer { "polling every 10 ms" } else { "task per call" }
     );
     println!(
