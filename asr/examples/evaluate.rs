@@ -58,9 +58,52 @@ fn profiles() -> Vec<Profile> {
             false,
         ),
         profile(
-            "**ours**: + audio_ctx fit (floor 512) + token/repeat guard, no fallback",
+            "**ours**: + audio_ctx fit (floor 384) + token/repeat guard + dithered retry below 0.5 confidence, no fallback",
             Upsampler::ZeroStuff,
             ours.clone(),
+            false,
+        ),
+        profile(
+            "ours without the dithered retry",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                retry_below: None,
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours with the dithered retry on every clip",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                retry_below: Some(1.0),
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours with temperature fallback instead of the dithered retry",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                retry_below: None,
+                temperature_fallback: true,
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "ours with audio_ctx floor 512",
+            Upsampler::ZeroStuff,
+            DecodeSettings {
+                audio_context: AudioContext::Fit { floor: 512 },
+                ..ours.clone()
+            },
+            false,
+        ),
+        profile(
+            "floor 512, no retry (previous ours; our typed-answer profile)",
+            Upsampler::ZeroStuff,
+            DecodeSettings::telephone_typed(),
             false,
         ),
         profile(
@@ -84,15 +127,6 @@ fn profiles() -> Vec<Profile> {
             Upsampler::ZeroStuff,
             ours.clone(),
             true,
-        ),
-        profile(
-            "ours with audio_ctx floor 384",
-            Upsampler::ZeroStuff,
-            DecodeSettings {
-                audio_context: AudioContext::Fit { floor: 384 },
-                ..ours.clone()
-            },
-            false,
         ),
         profile(
             "ours + 250 ms lead-in silence",
@@ -277,7 +311,10 @@ fn free_form(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
             times.push(start.elapsed().as_secs_f64() * 1000.0);
             tally.add(&clip.reference, &out.text);
             if std::env::var_os("VERBOSE").is_some() {
-                eprintln!("{} | {} | {}", profile.name, clip.reference, out.text);
+                eprintln!(
+                    "{} | {} | {} | {}",
+                    profile.name, clip.reference, out.text, out.confidence
+                );
             }
         }
         let cpu = (cpu_ms() - cpu_start) / times.len().max(1) as f64;

@@ -138,6 +138,9 @@ impl SpeechEngine {
         let mut request = Request::new(self.config.threads, &self.config.language);
         request.prompt = question.prompt.clone();
         request.candidates = candidates(&question.answer_type).0;
+        if question.answer_type != AnswerType::Free {
+            request.settings = DecodeSettings::telephone_typed();
+        }
         request
     }
 

@@ -38,10 +38,10 @@ fn free_form_wer_on_telephone_speech() {
         let out = engine.transcribe_pcm(&pcm(&clip), &question).unwrap();
         tally.add(&clip.reference, &out.text);
     }
-    // Measured 33.6 % on the 40 clips (stock whisper.cpp settings: 43.2 %); a little slack
+    // Measured 27.4 % on the 40 clips (stock whisper.cpp settings: 43.2 %); a little slack
     // for SIMD-path differences between machines.
     assert!(
-        tally.wer() <= 0.37,
+        tally.wer() <= 0.30,
         "WER {:.3} over {} words",
         tally.wer(),
         tally.reference_words
