@@ -217,7 +217,32 @@ fn same_word(a: &str, b: &str) -> bool {
     a == b || a.strip_suffix('s') == Some(b) || b.strip_suffix('s') == Some(a)
 }
 
-/// The choice whose words best appear in the transcript (at least half of them).
+/// How much a heard word looks like an option's word: 1 for the same word, else the share of
+/// letters left unchanged by the edit distance. Misheard options are often near misses in
+/// spelling ("Congratulations!" for "Cancellations."), which the closed-set scores, biased
+/// towards options of few tokens, do not recover.
+fn word_similarity(heard: &str, option: &str) -> f32 {
+    if same_word(heard, option) {
+        return 1.0;
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (heard.chars().collect(), option.chars().collect());
+    let longer = a.len().max(b.len()).max(1);
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    1.0 - row[b.len()] as f32 / longer as f32
+}
+
+/// The choice whose words best appear in the transcript: the mean over its words of the best
+/// similarity to a heard word must reach one half (half the words said exactly, or all of them
+/// with at least half of their letters right).
 fn choice_from_text(text: &str, choices: &[String]) -> Option<usize> {
     let said = tokens(text);
     let mut best: Option<(usize, f32)> = None;
@@ -226,11 +251,15 @@ fn choice_from_text(text: &str, choices: &[String]) -> Option<usize> {
         if words.is_empty() {
             continue;
         }
-        let hits = words
+        let matched: f32 = words
             .iter()
-            .filter(|w| said.iter().any(|s| same_word(s, w)))
-            .count();
-        let share = hits as f32 / words.len() as f32;
+            .map(|w| {
+                said.iter()
+                    .map(|s| word_similarity(s, w))
+                    .fold(0.0, f32::max)
+            })
+            .sum();
+        let share = matched / words.len() as f32;
         let better = best.is_none_or(|(_, s)| share > s);
         if share >= 0.5 && better {
             best = Some((i, share));
@@ -619,6 +648,22 @@ mod tests {
         let t = AnswerType::parse("choice", &["sales".into(), "cancellations".into()]).unwrap();
         let a = interpret(&t, &rec("I want cancellation.", vec![-1.0; 4]));
         assert_eq!(a.value, Some(AnswerValue::Text("cancellations".into())));
+        // A near miss in spelling beats scores that favour the shorter option…
+        let a = interpret(&t, &rec("Congratulations!", vec![-1.0, -1.0, -9.0, -9.0]));
+        assert_eq!(a.value, Some(AnswerValue::Text("cancellations".into())));
+        // …but words sharing only a few letters with an option leave the choice to the scores.
+        let t = AnswerType::parse("choice", &["billing".into(), "sales".into()]).unwrap();
+        let a = interpret(&t, &rec("Build, clean!", vec![-9.0, -9.0, -1.0, -1.0]));
+        assert_eq!(a.value, Some(AnswerValue::Text("sales".into())));
+    }
+
+    #[test]
+    fn word_similarity_is_the_share_of_letters_kept() {
+        assert_eq!(word_similarity("sales", "sales"), 1.0);
+        assert_eq!(word_similarity("cancellation", "cancellations"), 1.0);
+        assert!((word_similarity("sails", "sales") - 0.6).abs() < 1e-6);
+        assert_eq!(word_similarity("hey", ""), 0.0);
+        assert_eq!(word_similarity("", "hey"), 0.0);
     }
 
     #[test]

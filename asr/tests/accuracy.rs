@@ -78,7 +78,8 @@ fn yes_no_answers() {
 
 #[test]
 fn choice_answers() {
-    // Measured 7/8 ("cancellations" heard as "Congratulations!" scores as billing).
+    // Measured 8/8 ("Congratulations!" counts as a near miss of "cancellations"); one flip
+    // allowed for SIMD-path differences between machines, as for yes/no.
     let (right, n) = typed_correct("choice");
     assert!(right >= n - 1, "{right}/{n}");
 }
