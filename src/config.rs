@@ -125,6 +125,9 @@ pub struct MediaConfig {
     pub threads: usize,
     /// Run the media threads SCHED_FIFO at this priority (1–99; needs CAP_SYS_NICE).
     pub realtime_priority: Option<i32>,
+    /// Hang up a call from which no RTP arrived for this long (the caller's side vanished
+    /// without a BYE); 0 disables. Not applied while the caller holds the call.
+    pub rtp_timeout_seconds: u64,
     /// Record every answered call as a stereo WAV (caller left, agent right) named
     /// `<call id>.wav` in this directory. Absent: no recording.
     pub record_dir: Option<PathBuf>,
@@ -137,6 +140,7 @@ impl Default for MediaConfig {
             rtp_port_max: 30000,
             threads: 0,
             realtime_priority: None,
+            rtp_timeout_seconds: 60,
             record_dir: None,
         }
     }

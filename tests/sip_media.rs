@@ -2,7 +2,7 @@
 //! over loopback and streams recorded telephone speech as PCMU RTP; the call is answered,
 //! the speech recognized by whisper, and the call stored with its transcript, media quality
 //! and bill, on both databases. Capacity limits (RTP ports, `[asr] max_calls`) answer 503 with
-//! Retry-After.
+//! Retry-After; a caller whose RTP stops is hung up.
 
 mod common;
 
@@ -77,6 +77,11 @@ fn refused_busy() -> String {
     include_str!("sipp/refused_busy.xml").to_owned()
 }
 
+/// A caller that never sends RTP and never hangs up; passes when the server sends BYE.
+fn silent_call() -> String {
+    include_str!("sipp/silent_call.xml").to_owned()
+}
+
 /// A media port base of its own for each SIPp run (tests run in parallel).
 fn media_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(42_000);
@@ -116,8 +121,8 @@ async fn inbound_calls(app: &TestApp) -> Vec<Value> {
 async fn an_inbound_call_is_answered_transcribed_and_stored(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let audio = caller_audio(dir.path());
+    // Created by the server at start-up.
     let recordings = dir.path().join("recordings");
-    std::fs::create_dir(&recordings).unwrap();
     let record_dir = recordings.clone();
     let app = TestApp::start_with(
         db,
@@ -271,6 +276,47 @@ async fn calls_beyond_capacity_get_503_with_retry_after() {
     )
     .await;
     second_call_is_busy(&app, &audio).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_media_stops_is_hung_up() {
+    let app = TestApp::start_with(
+        Db::Sqlite,
+        None,
+        |c| {
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+            c.media.rtp_timeout_seconds = 2;
+        },
+        None,
+    )
+    .await;
+    let sip = app.server.as_ref().unwrap().sip_addr;
+    let started = std::time::Instant::now();
+    let hung_up = tokio::task::spawn_blocking(move || sipp(sip, &silent_call()))
+        .await
+        .unwrap();
+    assert!(hung_up, "the server sent BYE");
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(5)).contains(&waited),
+        "hung up after {waited:?}"
+    );
+    let mut call = Value::Null;
+    for _ in 0..50 {
+        call = inbound_calls(&app)
+            .await
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        if call["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call["status"], "completed", "{call:#}");
+    assert_eq!(call["end_reason"], "timeout");
+    assert_eq!(call["quality"]["packets_received"], 0);
     app.stop().await;
 }
 

@@ -166,6 +166,58 @@ fn sends(direction: SdpDirection) -> bool {
     matches!(direction, SdpDirection::SendRecv | SdpDirection::SendOnly)
 }
 
+/// Whether the caller sends us media with our direction `direction` (not while they hold).
+fn receives(direction: SdpDirection) -> bool {
+    matches!(direction, SdpDirection::SendRecv | SdpDirection::RecvOnly)
+}
+
+/// Notices a caller whose RTP stopped without a BYE (a crashed phone, a lost network): such a
+/// call would otherwise hold its ports and transcription slot until `max_call_duration`.
+struct RtpWatch {
+    timeout: Option<Duration>,
+    expecting: bool,
+    packets: u64,
+    quiet_since: Instant,
+}
+
+impl RtpWatch {
+    fn new(timeout: Option<Duration>) -> Self {
+        RtpWatch {
+            timeout,
+            expecting: true,
+            packets: 0,
+            quiet_since: Instant::now(),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.timeout.is_some()
+    }
+
+    /// A quarter of the timeout: the hang-up comes at most 25 % late.
+    fn check_every(&self) -> Duration {
+        self.timeout
+            .map_or(Duration::from_secs(3600), |t| t / 4)
+            .max(Duration::from_millis(250))
+    }
+
+    fn expect_rtp(&mut self, expecting: bool) {
+        self.expecting = expecting;
+        self.quiet_since = Instant::now();
+    }
+
+    /// `received` is the call's packet count so far.
+    fn timed_out(&mut self, received: u64, now: Instant) -> bool {
+        if received != self.packets || !self.expecting {
+            self.packets = received;
+            self.quiet_since = now;
+            return false;
+        }
+        self.timeout
+            .is_some_and(|t| now.duration_since(self.quiet_since) >= t)
+    }
+}
+
 /// The local address the kernel would use to reach `peer`: what SDP must carry when SIP listens
 /// on a wildcard address and no `public_addr` is set. Connecting a UDP socket sends nothing.
 fn local_ip_towards(peer: SocketAddr) -> IpAddr {
@@ -220,6 +272,8 @@ impl Listener {
         let mut cutter = UtteranceCutter::default();
         let mut pending = 0usize;
         let mut transcript = Vec::new();
+        let mut silence = RtpWatch::new(self.services.rtp_timeout);
+        let mut check = tokio::time::interval(silence.check_every());
         let reason = loop {
             tokio::select! {
                 event = sip_events.recv() => match event {
@@ -227,6 +281,7 @@ impl Listener {
                     Some(CallEvent::MediaUpdated { negotiated }) => {
                         let _ = media.set_remote(negotiated.remote, None);
                         let _ = media.set_sending(sends(negotiated.direction));
+                        silence.expect_rtp(receives(negotiated.direction));
                     }
                     Some(_) => {}
                     None => break EndReason::Error,
@@ -252,6 +307,13 @@ impl Listener {
                 Some(entry) = results.recv() => {
                     pending -= 1;
                     transcript.extend(entry);
+                }
+                _ = check.tick(), if silence.enabled() => {
+                    let received = media.quality().await.map_or(0, |q| q.packets_received);
+                    if silence.timed_out(received, Instant::now()) {
+                        tracing::info!("no RTP from the caller; hanging up");
+                        break EndReason::Timeout;
+                    }
                 }
             }
         };
@@ -371,5 +433,35 @@ async fn store_ended(services: &CallServices, call: &Call) {
             }
             Err(e) => tracing::error!(error = %e, call = %call.id, "storing the ended call failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_watch_times_out_only_after_silence_while_expecting_media() {
+        let start = Instant::now();
+        let second = |n: u64| start + Duration::from_secs(n);
+        let mut watch = RtpWatch::new(Some(Duration::from_secs(10)));
+        watch.quiet_since = start;
+        assert!(!watch.timed_out(50, second(5)), "packets flowing");
+        assert!(!watch.timed_out(50, second(14)), "9 s quiet");
+        assert!(watch.timed_out(50, second(15)), "10 s quiet");
+
+        watch.expect_rtp(false);
+        assert!(
+            !watch.timed_out(50, second(100)),
+            "held: the caller sends nothing"
+        );
+        watch.expect_rtp(true);
+        watch.quiet_since = second(100);
+        assert!(!watch.timed_out(60, second(105)));
+        assert!(watch.timed_out(60, second(115)));
+
+        let mut off = RtpWatch::new(None);
+        assert!(!off.enabled());
+        assert!(!off.timed_out(0, second(1_000_000)));
     }
 }

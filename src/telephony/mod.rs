@@ -38,6 +38,11 @@ pub enum TelephonyError {
     Media(#[from] RuntimeError),
     #[error("[asr] model: {0}")]
     Asr(#[from] AsrError),
+    #[error("media.record_dir {path}: {source}")]
+    RecordDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Speech recognition for calls: the engine and the admission limit `[asr] max_calls`.
@@ -56,6 +61,8 @@ pub(crate) struct CallServices {
     /// `public_addr` (then the local address towards each caller is used).
     media_ip: Option<IpAddr>,
     record_dir: Option<PathBuf>,
+    /// No RTP from the caller for this long ends the call.
+    rtp_timeout: Option<Duration>,
     live: LiveCalls,
 }
 
@@ -146,6 +153,13 @@ pub async fn start(
     }
     media_config.realtime_priority = config.media.realtime_priority;
     let media = MediaRuntime::new(media_config)?;
+    if let Some(dir) = &config.media.record_dir {
+        // Found out now, not by the first caller whose recording cannot be written.
+        std::fs::create_dir_all(dir).map_err(|source| TelephonyError::RecordDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     let asr = match config.asr.as_ref() {
         Some(asr) => match &asr.model {
             Some(model) => Some(Transcription {
@@ -197,6 +211,8 @@ pub async fn start(
             .public_addr
             .or((!listen_ip.is_unspecified()).then_some(listen_ip)),
         record_dir: config.media.record_dir.clone(),
+        rtp_timeout: (config.media.rtp_timeout_seconds > 0)
+            .then(|| Duration::from_secs(config.media.rtp_timeout_seconds)),
         live: LiveCalls::default(),
     });
     tokio::spawn(route_incoming(services, events, Arc::new(router)));
