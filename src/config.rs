@@ -125,6 +125,17 @@ pub struct MediaConfig {
     pub threads: usize,
     /// Run the media threads SCHED_FIFO at this priority (1–99; needs CAP_SYS_NICE).
     pub realtime_priority: Option<i32>,
+    /// `latch`: the first RTP packet fixes the caller's address (symmetric RTP through NAT);
+    /// `strict`: only the address in the caller's SDP is accepted.
+    pub source: RtpSource,
+    /// Silence that ends an utterance (end of turn, barge-in end), in ms.
+    pub vad_hangover_ms: u64,
+    /// Bounds of the adaptive jitter buffer's target delay, in ms.
+    pub jitter_min_ms: u64,
+    pub jitter_max_ms: u64,
+    /// Low-level noise instead of digital silence while the agent is quiet (callers hear a
+    /// dead line as a dropped call).
+    pub comfort_noise: bool,
     /// Hang up a call from which no RTP arrived for this long (the caller's side vanished
     /// without a BYE); 0 disables. Not applied while the caller holds the call.
     pub rtp_timeout_seconds: u64,
@@ -140,6 +151,11 @@ impl Default for MediaConfig {
             rtp_port_max: 30000,
             threads: 0,
             realtime_priority: None,
+            source: RtpSource::Latch,
+            vad_hangover_ms: 600,
+            jitter_min_ms: 20,
+            jitter_max_ms: 200,
+            comfort_noise: true,
             rtp_timeout_seconds: 60,
             record_dir: None,
         }
@@ -231,6 +247,13 @@ impl Default for TelephonyConfig {
             retry_backoff_seconds: 60,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtpSource {
+    Latch,
+    Strict,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -397,6 +420,17 @@ impl Config {
                 "media.rtp_port_min",
                 "must be even (RTP uses even ports, RTCP the next odd one)",
             ));
+        }
+        if !(10..=1000).contains(&self.media.jitter_min_ms)
+            || !(self.media.jitter_min_ms..=1000).contains(&self.media.jitter_max_ms)
+        {
+            return Err(invalid(
+                "media.jitter_min_ms",
+                "need 10 <= jitter_min_ms <= jitter_max_ms <= 1000",
+            ));
+        }
+        if !(100..=5000).contains(&self.media.vad_hangover_ms) {
+            return Err(invalid("media.vad_hangover_ms", "must be 100–5000"));
         }
         if self
             .media

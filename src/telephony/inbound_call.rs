@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use voxbridge_asr::{AsrError, Question};
 use voxbridge_media::codec::CodecKind;
 use voxbridge_media::pipeline::{CallMediaConfig, MediaEvent};
+use voxbridge_media::rtp::SourcePolicy;
 use voxbridge_media::runtime::{CallEvent as MediaCallEvent, CallHandle};
 use voxbridge_media::vad::VadEvent;
 use voxbridge_sip::endpoint::{CallEvent, EndReason as SipEnd, IncomingCall};
@@ -21,6 +22,7 @@ use voxbridge_sip::sdp::{Codec, Direction as SdpDirection, LocalMedia, Negotiate
 
 use super::utterances::{Utterance, UtteranceCutter};
 use super::{Admission, CallServices};
+use crate::config::{MediaConfig, RtpSource};
 use crate::domain::{
     new_id, now, Call, CallStatus, Direction, EndReason, EventType, Speaker, TranscriptEntry,
 };
@@ -67,13 +69,12 @@ pub(super) async fn run(
         transcription,
     } = admission;
     let record = services
+        .media_config
         .record_dir
         .as_ref()
         .map(|dir| dir.join(format!("{}.wav", call.id)));
-    let media = match services
-        .media
-        .start(ports, media_config(&negotiated), record)
-    {
+    let tuned = media_config(&negotiated, &services.media_config);
+    let media = match services.media.start(ports, tuned, record) {
         Ok(media) => media,
         Err(e) => {
             tracing::error!(error = %e, call_id = %incoming.call_id, "starting media failed; hanging up");
@@ -149,7 +150,8 @@ fn answered_call(incoming: &IncomingCall, route: &Route) -> Call {
     }
 }
 
-fn media_config(negotiated: &Negotiated) -> CallMediaConfig {
+/// The call's media settings: what SDP agreed, tuned by `[media]`.
+fn media_config(negotiated: &Negotiated, tuning: &MediaConfig) -> CallMediaConfig {
     let codec = match negotiated.codec {
         Codec::Pcmu => CodecKind::Pcmu,
         Codec::Pcma => CodecKind::Pcma,
@@ -158,6 +160,14 @@ fn media_config(negotiated: &Negotiated) -> CallMediaConfig {
     let mut config = CallMediaConfig::new(codec, negotiated.payload_type, negotiated.remote);
     config.dtmf_payload_type = negotiated.telephone_event_pt;
     config.ptime_ms = negotiated.ptime;
+    config.source_policy = match tuning.source {
+        RtpSource::Latch => SourcePolicy::Latch,
+        RtpSource::Strict => SourcePolicy::Strict,
+    };
+    config.vad.hangover = Duration::from_millis(tuning.vad_hangover_ms);
+    config.jitter_min_delay = Duration::from_millis(tuning.jitter_min_ms);
+    config.jitter_max_delay = Duration::from_millis(tuning.jitter_max_ms);
+    config.comfort_noise = tuning.comfort_noise;
     config
 }
 
@@ -272,7 +282,8 @@ impl Listener {
         let mut cutter = UtteranceCutter::default();
         let mut pending = 0usize;
         let mut transcript = Vec::new();
-        let mut silence = RtpWatch::new(self.services.rtp_timeout);
+        let timeout = self.services.media_config.rtp_timeout_seconds;
+        let mut silence = RtpWatch::new((timeout > 0).then(|| Duration::from_secs(timeout)));
         let mut check = tokio::time::interval(silence.check_every());
         let reason = loop {
             tokio::select! {

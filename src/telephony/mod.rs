@@ -20,7 +20,7 @@ use voxbridge_sip::driver::{self, DriverConfig, SipHandle};
 use voxbridge_sip::endpoint::{CallEvent, CallRef, Event, IncomingCall, RateLimit};
 use voxbridge_sip::message::HeaderName;
 
-use crate::config::Config;
+use crate::config::{Config, MediaConfig};
 use crate::inbound::{InboundRouter, Refusal};
 use crate::store::Store;
 
@@ -60,9 +60,8 @@ pub(crate) struct CallServices {
     /// The address put in SDP; `None` when listening on a wildcard address without
     /// `public_addr` (then the local address towards each caller is used).
     media_ip: Option<IpAddr>,
-    record_dir: Option<PathBuf>,
-    /// No RTP from the caller for this long ends the call.
-    rtp_timeout: Option<Duration>,
+    /// `[media]`: per-call tuning, recording, RTP timeout.
+    media_config: MediaConfig,
     live: LiveCalls,
 }
 
@@ -210,9 +209,7 @@ pub async fn start(
             .sip
             .public_addr
             .or((!listen_ip.is_unspecified()).then_some(listen_ip)),
-        record_dir: config.media.record_dir.clone(),
-        rtp_timeout: (config.media.rtp_timeout_seconds > 0)
-            .then(|| Duration::from_secs(config.media.rtp_timeout_seconds)),
+        media_config: config.media.clone(),
         live: LiveCalls::default(),
     });
     tokio::spawn(route_incoming(services, events, Arc::new(router)));
