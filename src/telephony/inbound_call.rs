@@ -76,18 +76,10 @@ pub(super) async fn run(
     let tuned = media_config(&negotiated, &services.media_config);
     let media = match services.media.start(ports, tuned, record) {
         Ok(media) => media,
-        Err(e) => {
-            tracing::error!(error = %e, call_id = %incoming.call_id, "starting media failed; hanging up");
-            let _ = services.sip.hangup(sip_call).await;
-            services.live.remove(sip_call);
-            return;
-        }
+        Err(e) => return abandon(&services, &incoming, "starting media", &e).await,
     };
     if let Err(e) = services.store.insert_answered_call(&call).await {
-        tracing::error!(error = %e, call_id = %incoming.call_id, "storing the answered call failed; hanging up");
-        let _ = services.sip.hangup(sip_call).await;
-        services.live.remove(sip_call);
-        return;
+        return abandon(&services, &incoming, "storing the answered call", &e).await;
     }
     metrics::counter!("voxbridge_sip_inbound_total", "status" => "200").increment(1);
     metrics::gauge!("voxbridge_calls_active", "direction" => "inbound").increment(1.0);
@@ -102,7 +94,7 @@ pub(super) async fn run(
     let outcome = listener.converse(media, &mut sip_events).await;
     drop(transcription);
     services.live.remove(sip_call);
-    if outcome.reason != EndReason::CallerHangup {
+    if !outcome.dialog_ended {
         let _ = services.sip.hangup(sip_call).await;
     }
     metrics::gauge!("voxbridge_calls_active", "direction" => "inbound").decrement(1.0);
@@ -119,6 +111,18 @@ pub(super) async fn run(
     call.transcript = outcome.transcript;
     call.quality = outcome.quality;
     store_ended(&services, &call).await;
+}
+
+/// Hangs up an answered call that cannot go on (nothing was stored for it).
+async fn abandon(
+    services: &CallServices,
+    incoming: &IncomingCall,
+    step: &str,
+    error: &(dyn std::fmt::Display + Sync),
+) {
+    tracing::error!(%error, call_id = %incoming.call_id, "{step} failed; hanging up");
+    let _ = services.sip.hangup(incoming.call).await;
+    services.live.remove(incoming.call);
 }
 
 /// The call record of an inbound call answered now.
@@ -260,6 +264,8 @@ fn end_reason(reason: &SipEnd) -> EndReason {
 
 struct Outcome {
     reason: EndReason,
+    /// SIP already ended the dialog (BYE either way, max duration); otherwise we must hang up.
+    dialog_ended: bool,
     transcript: Vec<TranscriptEntry>,
     quality: Option<serde_json::Value>,
 }
@@ -285,17 +291,17 @@ impl Listener {
         let timeout = self.services.media_config.rtp_timeout_seconds;
         let mut silence = RtpWatch::new((timeout > 0).then(|| Duration::from_secs(timeout)));
         let mut check = tokio::time::interval(silence.check_every());
-        let reason = loop {
+        let (reason, dialog_ended) = loop {
             tokio::select! {
                 event = sip_events.recv() => match event {
-                    Some(CallEvent::Ended { reason }) => break end_reason(&reason),
+                    Some(CallEvent::Ended { reason }) => break (end_reason(&reason), true),
                     Some(CallEvent::MediaUpdated { negotiated }) => {
                         let _ = media.set_remote(negotiated.remote, None);
                         let _ = media.set_sending(sends(negotiated.direction));
                         silence.expect_rtp(receives(negotiated.direction));
                     }
                     Some(_) => {}
-                    None => break EndReason::Error,
+                    None => break (EndReason::Error, false),
                 },
                 event = media.recv() => {
                     let utterance = match event {
@@ -309,7 +315,7 @@ impl Listener {
                         }
                         Some(MediaCallEvent::Media(_)) => None,
                         // The media threads dropped the call: nothing more can be heard.
-                        None => break EndReason::Error,
+                        None => break (EndReason::Error, false),
                     };
                     if let Some(utterance) = utterance {
                         pending += self.submit(utterance, &done);
@@ -323,7 +329,7 @@ impl Listener {
                     let received = media.quality().await.map_or(0, |q| q.packets_received);
                     if silence.timed_out(received, Instant::now()) {
                         tracing::info!("no RTP from the caller; hanging up");
-                        break EndReason::Timeout;
+                        break (EndReason::Timeout, false);
                     }
                 }
             }
@@ -350,6 +356,7 @@ impl Listener {
         transcript.sort_by_key(|entry: &TranscriptEntry| entry.start_ms);
         Outcome {
             reason,
+            dialog_ended,
             transcript,
             quality,
         }
