@@ -224,18 +224,21 @@ async fn an_inbound_call_is_answered_transcribed_and_stored(db: Db) {
 /// refused with 503 + Retry-After.
 async fn second_call_is_busy(app: &TestApp, audio: &Path) {
     let sip = app.server.as_ref().unwrap().sip_addr;
-    let talk = talking_call(audio, 3_000);
+    // Long enough for the second call to arrive while the first holds the capacity.
+    let talk = talking_call(audio, 6_000);
     let first = tokio::task::spawn_blocking(move || sipp(sip, &talk));
-    for _ in 0..100 {
-        if inbound_calls(app)
+    let mut up = false;
+    for _ in 0..200 {
+        up = inbound_calls(app)
             .await
             .iter()
-            .any(|c| c["status"] == "in_progress")
-        {
+            .any(|c| c["status"] == "in_progress");
+        if up {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(up, "the first call was answered");
     let busy = tokio::task::spawn_blocking(move || sipp(sip, &refused_busy()))
         .await
         .unwrap();
