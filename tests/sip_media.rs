@@ -118,6 +118,24 @@ async fn inbound_calls(app: &TestApp) -> Vec<Value> {
     body["data"].as_array().cloned().unwrap_or_default()
 }
 
+/// The newest inbound call once it is stored `completed` (the end is stored after the BYE, and
+/// after utterances still being recognized); fails after 20 s.
+async fn last_call_completed(app: &TestApp) -> Value {
+    let mut call = Value::Null;
+    for _ in 0..200 {
+        call = inbound_calls(app)
+            .await
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        if call["status"] == "completed" {
+            return call;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the call was not completed: {call:#}");
+}
+
 async fn an_inbound_call_is_answered_transcribed_and_stored(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let audio = caller_audio(dir.path());
@@ -144,19 +162,7 @@ async fn an_inbound_call_is_answered_transcribed_and_stored(db: Db) {
         .unwrap();
     assert!(passed, "SIPp call answered, streamed and hung up");
 
-    let mut call = Value::Null;
-    for _ in 0..200 {
-        call = inbound_calls(&app)
-            .await
-            .first()
-            .cloned()
-            .unwrap_or_default();
-        if call["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(call["status"], "completed", "{call:#}");
+    let call = last_call_completed(&app).await;
     assert_eq!(call["direction"], "inbound");
     assert_eq!(call["to"], "+12025550142");
     assert_eq!(call["end_reason"], "caller_hangup");
@@ -305,19 +311,7 @@ async fn a_caller_whose_media_stops_is_hung_up() {
         (Duration::from_secs(2)..Duration::from_secs(5)).contains(&waited),
         "hung up after {waited:?}"
     );
-    let mut call = Value::Null;
-    for _ in 0..50 {
-        call = inbound_calls(&app)
-            .await
-            .first()
-            .cloned()
-            .unwrap_or_default();
-        if call["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(call["status"], "completed", "{call:#}");
+    let call = last_call_completed(&app).await;
     assert_eq!(call["end_reason"], "timeout");
     assert_eq!(call["quality"]["packets_received"], 0);
     app.stop().await;
