@@ -111,10 +111,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load()?;
             let server = Server::start(config, None).await?;
             println!("voxbridge listening on http://{}", server.http_addr);
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
-            tracing::info!("shutting down");
+            // SIGTERM is how systemd, Docker and Kubernetes stop a service; Ctrl-C by hand.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("listening for SIGTERM")?;
+            tokio::select! {
+                interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for Ctrl-C")?,
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down: live calls are hung up and stored");
             server.shutdown().await;
             Ok(())
         }),

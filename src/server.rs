@@ -70,7 +70,8 @@ impl Server {
 
         let phones = PhoneNormalizer::new(&config.telephony.default_region)?;
         let router = InboundRouter::new(store.clone(), config.trunks.clone(), phones);
-        let sip = crate::telephony::start(&config, router, store.clone()).await?;
+        let sip = crate::telephony::start(&config, router, store.clone(), stop.clone(), &mut tasks)
+            .await?;
         let sip_addr = sip.local_addr();
 
         let state = AppState {

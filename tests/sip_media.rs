@@ -14,7 +14,10 @@ use std::time::Duration;
 use common::{Db, TestApp};
 use serde_json::Value;
 
-on_both_databases!(an_inbound_call_is_answered_transcribed_and_stored);
+on_both_databases!(
+    an_inbound_call_is_answered_transcribed_and_stored,
+    shutdown_hangs_up_and_stores_live_calls
+);
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -224,6 +227,54 @@ async fn an_inbound_call_is_answered_transcribed_and_stored(db: Db) {
     let seconds = (wav.len() - 44) as f64 / (16_000.0 * 2.0 * 2.0);
     assert!((9.5..13.0).contains(&seconds), "recording {seconds:.1} s");
     app.stop().await;
+}
+
+/// Stopping the server (a deploy, a restart) ends live calls with BYE and stores them; nothing
+/// is left `in_progress`.
+async fn shutdown_hangs_up_and_stores_live_calls(db: Db) {
+    let mut app = TestApp::start_with(
+        db,
+        None,
+        |c| c.trunks.push(common::loopback_trunk("127.0.0.1/32")),
+        None,
+    )
+    .await;
+    let (_, org) = app.get("/v1/org", common::ACME_KEY).await;
+    let org_id = uuid::Uuid::parse_str(org["id"].as_str().unwrap()).unwrap();
+    let sip = app.server.as_ref().unwrap().sip_addr;
+    let caller = tokio::task::spawn_blocking(move || sipp(sip, &silent_call()));
+    let mut up = false;
+    for _ in 0..200 {
+        up = inbound_calls(&app)
+            .await
+            .iter()
+            .any(|c| c["status"] == "in_progress");
+        if up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the call was answered");
+
+    app.server.take().unwrap().shutdown().await;
+    assert!(caller.await.unwrap(), "the caller got a BYE");
+    let store = voxbridge::store::Store::connect(&app.database_url, 1)
+        .await
+        .unwrap();
+    let filter = voxbridge::store::CallFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let (calls, _) = store.list_calls(org_id, &filter).await.unwrap();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.status, voxbridge::domain::CallStatus::Completed);
+    assert_eq!(
+        call.end_reason,
+        Some(voxbridge::domain::EndReason::AgentHangup)
+    );
+    assert!(call.quality.is_some(), "quality stored");
+    store.close().await;
 }
 
 /// Runs a talking call in the background and, once it is up, a second call that must be

@@ -21,7 +21,7 @@ use voxbridge_sip::endpoint::{CallEvent, EndReason as SipEnd, IncomingCall};
 use voxbridge_sip::sdp::{Codec, Direction as SdpDirection, LocalMedia, Negotiated};
 
 use super::utterances::{Utterance, UtteranceCutter};
-use super::{Admission, CallServices};
+use super::{stopped, Admission, CallServices};
 use crate::config::{MediaConfig, RtpSource};
 use crate::domain::{
     new_id, now, Call, CallStatus, Direction, EndReason, EventType, Speaker, TranscriptEntry,
@@ -288,6 +288,7 @@ impl Listener {
         let mut cutter = UtteranceCutter::default();
         let mut pending = 0usize;
         let mut transcript = Vec::new();
+        let mut stop = self.services.stop.clone();
         let timeout = self.services.media_config.rtp_timeout_seconds;
         let mut silence = RtpWatch::new((timeout > 0).then(|| Duration::from_secs(timeout)));
         let mut check = tokio::time::interval(silence.check_every());
@@ -325,6 +326,8 @@ impl Listener {
                     pending -= 1;
                     transcript.extend(entry);
                 }
+                // The server is shutting down: our side hangs up.
+                () = stopped(&mut stop) => break (EndReason::AgentHangup, false),
                 _ = check.tick(), if silence.enabled() => {
                     let received = media.quality().await.map_or(0, |q| q.packets_received);
                     if silence.timed_out(received, Instant::now()) {

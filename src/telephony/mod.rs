@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use voxbridge_asr::{AsrError, SpeechEngine};
 use voxbridge_media::ports::PortError;
 use voxbridge_media::runtime::{MediaPorts, MediaRuntime, MediaRuntimeConfig, RuntimeError};
@@ -63,6 +64,15 @@ pub(crate) struct CallServices {
     /// `[media]`: per-call tuning, recording, RTP timeout.
     media_config: MediaConfig,
     live: LiveCalls,
+    /// Turns true when the server shuts down: live calls are hung up and stored, new ones
+    /// refused with 503 (another node takes them).
+    stop: watch::Receiver<bool>,
+}
+
+impl CallServices {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
 }
 
 /// SIP events of answered calls, by call, to the task running each.
@@ -135,12 +145,14 @@ impl CallServices {
 }
 
 /// Binds the SIP endpoint, starts the media threads (and loads the speech model when `[asr]`
-/// names one), and starts answering. Returns the SIP handle; the endpoint stops when the
-/// runtime does.
+/// names one), and starts answering on a task in `tasks`. When `stop` turns true that task
+/// hangs up and stores every live call, then ends. Returns the SIP handle.
 pub async fn start(
     config: &Config,
     router: InboundRouter,
     store: Store,
+    stop: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
 ) -> Result<SipHandle, TelephonyError> {
     let mut media_config = MediaRuntimeConfig::new(
         config.sip.listen.ip(),
@@ -211,35 +223,63 @@ pub async fn start(
             .or((!listen_ip.is_unspecified()).then_some(listen_ip)),
         media_config: config.media.clone(),
         live: LiveCalls::default(),
+        stop: stop.clone(),
     });
-    tokio::spawn(route_incoming(services, events, Arc::new(router)));
+    tasks.spawn(route_incoming(services, events, Arc::new(router), stop));
     Ok(sip)
 }
 
+/// The SIP event loop. Each INVITE is handled on a task of its own (routing awaits the store;
+/// this loop must keep draining); after `stop` it runs until those tasks have finished, still
+/// delivering the SIP events that end their calls.
 async fn route_incoming(
     services: Arc<CallServices>,
     mut events: mpsc::Receiver<Event>,
     router: Arc<InboundRouter>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    while let Some(event) = events.recv().await {
-        match event {
-            Event::Incoming(call) => {
-                // Routing reads the store; the event loop must keep draining meanwhile.
-                let (services, router) = (services.clone(), router.clone());
-                tokio::spawn(async move { answer_incoming(services, &router, *call).await });
-            }
-            Event::Call(call, event) => {
-                if let Err(event) = services.live.deliver(call, event) {
-                    // The ends of refused calls, or events after the call's task finished.
-                    tracing::debug!(call = call.0, ?event, "call event without a live call");
+    let mut calls = JoinSet::new();
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(Event::Incoming(call)) => {
+                    let (services, router) = (services.clone(), router.clone());
+                    calls.spawn(async move { answer_incoming(services, &router, *call).await });
                 }
+                Some(Event::Call(call, event)) => {
+                    if let Err(event) = services.live.deliver(call, event) {
+                        // The ends of refused calls, or events after the call's task finished.
+                        tracing::debug!(call = call.0, ?event, "call event without a live call");
+                    }
+                }
+                None => break,
+            },
+            () = stopped(&mut stop), if !stopping => {
+                stopping = true;
+                tracing::info!(calls = calls.len(), "shutting down: hanging up live calls");
             }
+            Some(_) = calls.join_next(), if !calls.is_empty() => {}
         }
+        if stopping && calls.is_empty() {
+            break;
+        }
+    }
+}
+
+/// Resolves once `stop` is true; never if the server dropped the sender without stopping.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
 async fn answer_incoming(services: Arc<CallServices>, router: &InboundRouter, call: IncomingCall) {
     let admitted = match router.route(call.source.ip(), &call.did).await {
+        // A node shutting down sends callers elsewhere.
+        Ok(_) if services.stopping() => Err(Refusal::Busy {
+            retry_after_secs: BUSY_RETRY_AFTER_SECS,
+        }),
         Ok(route) => services.admit().map(|admission| (route, admission)),
         Err(refusal) => Err(refusal),
     };

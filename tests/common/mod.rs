@@ -138,6 +138,8 @@ pub struct TestApp {
     pub server: Option<Server>,
     pub base: String,
     pub http: reqwest::Client,
+    /// The server's database, for looking at what it left after a shutdown.
+    pub database_url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -154,6 +156,7 @@ impl TestApp {
     ) -> Self {
         let (url, dir) = database(db).await;
         let mut config = parse_config(&base_config_toml(&url, webhook_url));
+        let database_url = url.clone();
         tweak(&mut config);
         config.validate().expect("tweaked config is valid");
         let server = Server::start(config, dialer).await.expect("server starts");
@@ -162,6 +165,7 @@ impl TestApp {
             server: Some(server),
             base,
             http: reqwest::Client::new(),
+            database_url,
             _dir: dir,
         }
     }
