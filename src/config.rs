@@ -473,6 +473,12 @@ impl Config {
                     "asr.threads and asr.max_concurrent must be at least 1",
                 ));
             }
+            if asr.max_calls == 0 {
+                return Err(invalid(
+                    "asr.max_calls",
+                    "must be at least 1 (0 would refuse every call)",
+                ));
+            }
         }
         let phones = PhoneNormalizer::new(&self.telephony.default_region)
             .map_err(|e| invalid("telephony.default_region", e.to_string()))?;

@@ -58,6 +58,7 @@ fn check_config_names_the_bad_key() {
         ("[media]\njitter_min_ms = 300\njitter_max_ms = 100\n", &[], "media.jitter_min_ms"),
         ("[media]\nsource = \"loose\"\n", &[], "media.source"),
         ("[media]\nrealtime_priority = 120\n", &[], "media.realtime_priority"),
+        ("[asr]\nmax_calls = 0\n", &[], "asr.max_calls"),
         ("[asr]\nmodel = \"/nonexistent/model.bin\"\n", &[], "asr.model"),
         ("", &[("VOXBRIDGE__HTTP__LISTEN", "not-an-address")], "http.listen"),
         ("", &[("VOXBRIDGE__TELEPHONY__ENABLED", "true")], "telephony.outbound_trunk"),
