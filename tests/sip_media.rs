@@ -122,21 +122,28 @@ async fn inbound_calls(app: &TestApp) -> Vec<Value> {
 }
 
 /// The newest inbound call once it is stored `completed` (the end is stored after the BYE, and
-/// after utterances still being recognized); fails after 20 s.
+/// after utterances still being recognized).
 async fn last_call_completed(app: &TestApp) -> Value {
-    let mut call = Value::Null;
-    for _ in 0..200 {
-        call = inbound_calls(app)
+    common::eventually(20, "the call to be completed", || async {
+        inbound_calls(app)
             .await
             .first()
+            .filter(|call| call["status"] == "completed")
             .cloned()
-            .unwrap_or_default();
-        if call["status"] == "completed" {
-            return call;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the call was not completed: {call:#}");
+    })
+    .await
+}
+
+/// Waits until an inbound call is up (answered, not yet ended).
+async fn a_call_in_progress(app: &TestApp) {
+    common::eventually(10, "a call in progress", || async {
+        inbound_calls(app)
+            .await
+            .iter()
+            .any(|c| c["status"] == "in_progress")
+            .then_some(())
+    })
+    .await
 }
 
 async fn an_inbound_call_is_answered_transcribed_and_stored(db: Db) {
@@ -243,18 +250,7 @@ async fn shutdown_hangs_up_and_stores_live_calls(db: Db) {
     let org_id = uuid::Uuid::parse_str(org["id"].as_str().unwrap()).unwrap();
     let sip = app.server.as_ref().unwrap().sip_addr;
     let caller = tokio::task::spawn_blocking(move || sipp(sip, &silent_call()));
-    let mut up = false;
-    for _ in 0..200 {
-        up = inbound_calls(&app)
-            .await
-            .iter()
-            .any(|c| c["status"] == "in_progress");
-        if up {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the call was answered");
+    a_call_in_progress(&app).await;
 
     app.server.take().unwrap().shutdown().await;
     assert!(caller.await.unwrap(), "the caller got a BYE");
@@ -284,18 +280,7 @@ async fn second_call_is_busy(app: &TestApp, audio: &Path) {
     // Long enough for the second call to arrive while the first holds the capacity.
     let talk = talking_call(audio, 6_000);
     let first = tokio::task::spawn_blocking(move || sipp(sip, &talk));
-    let mut up = false;
-    for _ in 0..200 {
-        up = inbound_calls(app)
-            .await
-            .iter()
-            .any(|c| c["status"] == "in_progress");
-        if up {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the first call was answered");
+    a_call_in_progress(app).await;
     let busy = tokio::task::spawn_blocking(move || sipp(sip, &refused_busy()))
         .await
         .unwrap();
