@@ -9,7 +9,7 @@ use super::dialog::{Call, Outbound, Phase, Role};
 use super::{CallError, CallEvent, CallRef, Endpoint, PlaceCall, Tsx};
 use crate::auth::{authorization, pick_challenge};
 use crate::message::{new_branch, new_call_id, new_tag, HeaderName, Method, Request, Response};
-use crate::sdp::{self, LocalMedia, SessionDescription};
+use crate::sdp::{self, LocalMedia, Negotiated, SessionDescription};
 use crate::transaction::{ClientInvite, TsxKey};
 
 impl Endpoint {
@@ -189,14 +189,7 @@ impl Endpoint {
         };
         if c.reinvite_pending {
             c.reinvite_pending = false;
-            let ack = c.request(Method::Ack, &self.via_host, &self.contact);
-            let negotiated = match (SessionDescription::parse(&resp.body), &c.media) {
-                (Ok(answer), Some(media)) => sdp::apply_answer(&answer, media).ok(),
-                _ => None,
-            };
-            let (peer, transport) = (c.peer, c.transport);
-            self.transmit(transport, peer, ack.to_bytes());
-            match negotiated {
+            match self.ack_2xx(call, &resp) {
                 Some(negotiated) => self.emit(call, CallEvent::MediaUpdated { negotiated }),
                 None => self.emit(call, CallEvent::UpdateRejected { status: 488 }),
             }
@@ -204,9 +197,7 @@ impl Endpoint {
         }
         if c.phase == Phase::Established {
             // Retransmitted 2xx: our ACK was lost.
-            let ack = c.request(Method::Ack, &self.via_host, &self.contact);
-            let (peer, transport) = (c.peer, c.transport);
-            self.transmit(transport, peer, ack.to_bytes());
+            self.ack_2xx(call, &resp);
             return;
         }
         let h = &resp.headers;
@@ -226,14 +217,7 @@ impl Endpoint {
         c.phase = Phase::Established;
         c.established_at = Some(now);
         let cancel_wanted = c.outbound.as_ref().is_some_and(|o| o.cancel_wanted);
-        let ack = c.request(Method::Ack, &self.via_host, &self.contact);
-        let negotiated = match (SessionDescription::parse(&resp.body), &c.media) {
-            (Ok(answer), Some(media)) => sdp::apply_answer(&answer, media).ok(),
-            _ => None,
-        };
-        let (peer, transport) = (c.peer, c.transport);
-        self.transmit(transport, peer, ack.to_bytes());
-        match negotiated {
+        match self.ack_2xx(call, &resp) {
             Some(negotiated) if !cancel_wanted => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.outbound = None;
@@ -253,6 +237,20 @@ impl Endpoint {
                 );
             }
         }
+    }
+
+    /// ACKs a 2xx to our INVITE (initial, re-INVITE or retransmission) and returns what its SDP
+    /// answer agrees to (`None`: no usable answer).
+    fn ack_2xx(&mut self, call: CallRef, resp: &Response) -> Option<Negotiated> {
+        let c = self.calls.get_mut(&call)?;
+        let ack = c.request(Method::Ack, &self.via_host, &self.contact);
+        let negotiated = match (SessionDescription::parse(&resp.body), &c.media) {
+            (Ok(answer), Some(media)) => sdp::apply_answer(&answer, media).ok(),
+            _ => None,
+        };
+        let (peer, transport) = (c.peer, c.transport);
+        self.transmit(transport, peer, ack.to_bytes());
+        negotiated
     }
 
     fn retry_with_auth(&mut self, call: CallRef, resp: &Response, now: Instant) -> bool {
