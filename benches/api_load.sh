@@ -8,16 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DB="${1:-sqlite}"
 DURATION="${2:-20}"
 CONNECTIONS="${CONNECTIONS:-64}"
-WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/benches/common.sh"
 
 case "$DB" in
     sqlite) URL="sqlite://$WORK/voxbridge.db" ;;
@@ -45,19 +36,15 @@ name = "Bench Caller"
 direction = "outbound"
 TOML
 
-cargo build --release --quiet --bin voxbridge --manifest-path "$ROOT/Cargo.toml"
-RUST_LOG=warn "$ROOT/target/release/voxbridge" serve --config "$WORK/voxbridge.toml" &
-PIDS+=($!)
-SERVER=$!
-until curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null; do sleep 0.2; done
+start_server "$WORK/voxbridge.toml"
 
 # Warm up, then measure.
 wrk -t2 -c"$CONNECTIONS" -d3s -s "$ROOT/benches/post_call.lua" "http://127.0.0.1:$HTTP_PORT" >/dev/null
-CPU0=$(awk '{print $14+$15}' /proc/$SERVER/stat)
+CPU0=$(cpu_ticks)
 echo "== $DB, $CONNECTIONS connections, ${DURATION}s"
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$ROOT/benches/post_call.lua" "http://127.0.0.1:$HTTP_PORT" \
     | tee "$WORK/wrk.txt" | grep -E "Requests/sec|Latency|p50_ms|Non-2xx|Socket errors" || true
-CPU1=$(awk '{print $14+$15}' /proc/$SERVER/stat)
+CPU1=$(cpu_ticks)
 TICKS=$(getconf CLK_TCK)
 RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 awk -v c=$((CPU1-CPU0)) -v t="$TICKS" -v d="$DURATION" -v r="$RPS" \

@@ -10,16 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CALLS="${1:-20}"
 UTTERANCES=8
-WORK="$(mktemp -d /tmp/voxbridge-asr-calls.XXXXXX)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/benches/common.sh"
 
 # Caller speech: free_01..08 each followed by 4.5 s of silence, as raw μ-law.
 sox -n -r 8000 -c 1 -e u-law "$WORK/pause.wav" trim 0 4.5
@@ -64,16 +55,8 @@ TOML
 sed -e "s|@AUDIO@|$WORK/caller.ul|" -e "s|@HOLD_MS@|$(( SECONDS_OF_AUDIO * 1000 ))|" \
     "$ROOT/tests/sipp/talking_call.xml" >"$WORK/call.xml"
 
-cargo build --release --quiet --bin voxbridge --manifest-path "$ROOT/Cargo.toml"
-RUST_LOG=warn "$ROOT/target/release/voxbridge" serve --config "$WORK/voxbridge.toml" &
-SERVER=$!
-PIDS+=("$SERVER")
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && break
-    sleep 0.1
-done
+start_server "$WORK/voxbridge.toml"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 TICKS0="$(cpu_ticks)"
 START="$(date +%s.%N)"
 echo "$CALLS calls, ${SECONDS_OF_AUDIO} s each, $UTTERANCES utterances per call, 2 new calls per second"

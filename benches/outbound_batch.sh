@@ -3,10 +3,7 @@
 #   benches/outbound_batch.sh sqlite|postgres
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+. "$ROOT/benches/common.sh"
 if [[ "${1:-sqlite}" == postgres ]]; then
     . "$ROOT/benches/pg.sh" "$WORK"
     export VOXBRIDGE_BENCH_DB="$PG_URL"
