@@ -136,6 +136,17 @@ fn sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
     }
 }
 
+/// A one-datagram message header over `name` and `iov`, which must outlive its use.
+fn mmsghdr(name: &mut libc::sockaddr_in, iov: &mut libc::iovec) -> libc::mmsghdr {
+    // SAFETY: all-zero is a valid mmsghdr; the pointers are set below.
+    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+    m.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
+    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+    m.msg_hdr.msg_iov = iov;
+    m.msg_hdr.msg_iovlen = 1;
+    m
+}
+
 impl FarSocket {
     fn bind() -> Self {
         use std::os::fd::AsRawFd;
@@ -181,16 +192,10 @@ impl FarSocket {
                     iov_len: p.len(),
                 })
                 .collect();
-            let mut msgs: Vec<libc::mmsghdr> = (0..chunk.len())
-                .map(|i| {
-                    // SAFETY: all-zero is a valid mmsghdr; the pointers are set below.
-                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
-                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                    m.msg_hdr.msg_iov = &mut iovs[i];
-                    m.msg_hdr.msg_iovlen = 1;
-                    m
-                })
+            let mut msgs: Vec<libc::mmsghdr> = addrs
+                .iter_mut()
+                .zip(iovs.iter_mut())
+                .map(|(addr, iov)| mmsghdr(addr, iov))
                 .collect();
             // SAFETY: msgs points at chunk.len() headers whose buffers outlive the call.
             unsafe {
@@ -230,16 +235,14 @@ impl FarSocket {
                     iov_len: b.len(),
                 })
                 .collect();
-            let mut msgs: Vec<libc::mmsghdr> = (0..BATCH)
-                .map(|i| {
-                    // SAFETY: all-zero is a valid mmsghdr; the pointers are set below.
-                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
-                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                    m.msg_hdr.msg_iov = &mut iovs[i];
-                    m.msg_hdr.msg_iovlen = 1;
-                    m.msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
-                    m.msg_hdr.msg_controllen = controls[i].len();
+            let mut msgs: Vec<libc::mmsghdr> = names
+                .iter_mut()
+                .zip(iovs.iter_mut())
+                .zip(controls.iter_mut())
+                .map(|((name, iov), control)| {
+                    let mut m = mmsghdr(name, iov);
+                    m.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                    m.msg_hdr.msg_controllen = control.len();
                     m
                 })
                 .collect();
