@@ -3,14 +3,14 @@
 //! Every struct denies unknown fields so a typo is an error that names the key's full path
 //! (`orgs[0].agents[1].dirction`), never a silently ignored setting.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AgentKind, Direction, Question};
+use crate::domain::{AgentKind, Direction, FirstSpeaker, Question};
 use crate::phone::PhoneNormalizer;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/voxbridge.toml";
@@ -58,6 +58,11 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
+    /// Voices for agents to speak with, beyond (or overriding) the built-in ones.
+    #[serde(default)]
+    pub voices: BTreeMap<String, VoiceConfig>,
+    /// Remote neural text-to-speech for voices with `engine = "remote"`.
+    pub tts: Option<TtsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -331,6 +336,12 @@ pub struct AgentConfig {
     pub greeting: Option<String>,
     #[serde(default)]
     pub questions: Vec<Question>,
+    pub closing: Option<String>,
+    #[serde(default)]
+    pub first_speaker: FirstSpeaker,
+    pub end_of_turn_ms: Option<u64>,
+    pub no_input_ms: Option<u64>,
+    pub max_duration_seconds: Option<u64>,
     #[serde(default = "default_true")]
     pub active: bool,
     #[serde(default)]
@@ -352,6 +363,13 @@ impl AgentConfig {
             protocol: self.protocol,
             greeting: self.greeting,
             questions: self.questions,
+            turns: crate::domain::TurnSettings {
+                closing: self.closing,
+                first_speaker: self.first_speaker,
+                end_of_turn_ms: self.end_of_turn_ms,
+                no_input_ms: self.no_input_ms,
+                max_duration_seconds: self.max_duration_seconds,
+            },
             active: self.active,
             default: self.default,
         }
@@ -484,7 +502,8 @@ impl Config {
             .map_err(|e| invalid("telephony.default_region", e.to_string()))?;
         self.validate_telephony()?;
         self.validate_trunks(&phones)?;
-        self.validate_orgs(&phones)
+        self.validate_orgs(&phones)?;
+        self.validate_voices()
     }
 
     fn validate_telephony(&self) -> Result<(), ConfigError> {
@@ -617,8 +636,143 @@ fn validate_agents(agents: &[AgentConfig], at: &str) -> Result<(), ConfigError> 
         }
         crate::domain::validate_agent_shape(agent.kind, agent.url.as_deref(), &agent.questions)
             .map_err(|(field, msg)| invalid(key(field), msg))?;
+        if agent.direction == Direction::Inbound {
+            let texts = agent
+                .greeting
+                .iter()
+                .map(|g| ("greeting".to_string(), g))
+                .chain(
+                    agent
+                        .questions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, q)| (format!("questions[{i}].ask"), &q.ask)),
+                )
+                .chain(agent.closing.iter().map(|c| ("closing".to_string(), c)));
+            for (field, text) in texts {
+                if let Some(name) = crate::agents::template::placeholders(text).first() {
+                    return Err(invalid(
+                        key(&field),
+                        format!(
+                            "agent {:?} uses {{{{{name}}}}}, but inbound calls carry no context to fill it",
+                            agent.slug
+                        ),
+                    ));
+                }
+            }
+        }
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum VoiceEngine {
+    #[default]
+    #[serde(rename = "espeak-ng")]
+    EspeakNg,
+    #[serde(rename = "remote")]
+    Remote,
+}
+
+/// `[voices.NAME]`: absent settings come from the built-in voice of that name, or `neutral`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    #[serde(default)]
+    pub engine: VoiceEngine,
+    /// espeak-ng voice (`en-us+f3`), or the remote voice name (default `[tts] voice`).
+    pub voice: Option<String>,
+    /// Words per minute, 80–450.
+    pub rate: Option<u32>,
+    /// 0–99.
+    pub pitch: Option<u32>,
+    /// Amplitude 0–200.
+    pub volume: Option<u32>,
+}
+
+/// An OpenAI-compatible speech endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtsConfig {
+    /// Full URL of the endpoint (`…/v1/audio/speech`).
+    pub url: String,
+    pub model: String,
+    pub voice: String,
+    /// Past this the prompt is spoken by espeak-ng instead.
+    #[serde(default = "default_tts_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_tts_timeout_ms() -> u64 {
+    3000
+}
+
+impl Config {
+    fn validate_voices(&self) -> Result<(), ConfigError> {
+        if let Some(tts) = &self.tts {
+            match url::Url::parse(&tts.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(invalid("tts.url", "must be an http:// or https:// URL")),
+            }
+            if !(1..=60_000).contains(&tts.timeout_ms) {
+                return Err(invalid("tts.timeout_ms", "must be 1–60000"));
+            }
+        }
+        for (name, v) in &self.voices {
+            let key = |field: &str| format!("voices.{name}.{field}");
+            let out_of = |value: Option<u32>, range: std::ops::RangeInclusive<u32>| {
+                value.is_some_and(|x| !range.contains(&x))
+            };
+            if out_of(v.rate, 80..=450) {
+                return Err(invalid(key("rate"), "must be 80–450 words per minute"));
+            }
+            if out_of(v.pitch, 0..=99) {
+                return Err(invalid(key("pitch"), "must be 0–99"));
+            }
+            if out_of(v.volume, 0..=200) {
+                return Err(invalid(key("volume"), "must be 0–200"));
+            }
+            if v.engine == VoiceEngine::Remote && self.tts.is_none() {
+                return Err(invalid(key("engine"), "\"remote\" needs a [tts] section"));
+            }
+            // The name becomes an espeak-ng argument: letters, digits and `-_+.` only.
+            let plain = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c))
+            };
+            if v.engine == VoiceEngine::EspeakNg && v.voice.as_deref().is_some_and(|s| !plain(s)) {
+                return Err(invalid(
+                    key("voice"),
+                    "an espeak-ng voice name such as \"en-us+f3\" (espeak-ng --voices=en)",
+                ));
+            }
+        }
+        let known = |voice: &str| {
+            crate::agents::tts::BUILTIN_VOICES.contains(&voice) || self.voices.contains_key(voice)
+        };
+        for (i, org) in self.orgs.iter().enumerate() {
+            for (a, agent) in org.agents.iter().enumerate() {
+                if !known(&agent.voice) {
+                    let mut names: Vec<&str> = crate::agents::tts::BUILTIN_VOICES.to_vec();
+                    names.extend(self.voices.keys().map(String::as_str));
+                    names.sort_unstable();
+                    names.dedup();
+                    return Err(invalid(
+                        format!("orgs[{i}].agents[{a}].voice"),
+                        format!(
+                            "agent {:?} uses unknown voice {:?}; known voices: {} (or define [voices.{}])",
+                            agent.slug,
+                            agent.voice,
+                            names.join(", "),
+                            agent.voice
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn is_slug(s: &str) -> bool {

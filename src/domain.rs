@@ -97,6 +97,17 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// Who talks first once a call is answered: inbound agents greet at once; outbound ones
+    /// often wait for the callee's "hello".
+    #[derive(Default)]
+    FirstSpeaker {
+        #[default]
+        Agent = "agent",
+        Caller = "caller",
+    }
+);
+
+wire_enum!(
     #[derive(Default)]
     QuestionType {
     #[default]
@@ -200,8 +211,29 @@ pub struct Agent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub greeting: Option<String>,
     pub questions: Vec<Question>,
+    #[serde(flatten)]
+    pub turns: TurnSettings,
     pub active: bool,
     pub default: bool,
+}
+
+/// How the builtin agent runs a conversation; every field has a default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TurnSettings {
+    /// Said after the last question, before the agent hangs up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing: Option<String>,
+    #[serde(default)]
+    pub first_speaker: FirstSpeaker,
+    /// Silence that ends the caller's turn, in ms (default 400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_turn_ms: Option<u64>,
+    /// How long the agent waits for an answer before asking again, in ms (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_input_ms: Option<u64>,
+    /// The agent closes the call politely after this long, in seconds (default 900).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -215,8 +247,13 @@ pub enum Speaker {
 pub struct TranscriptEntry {
     pub role: Speaker,
     pub text: String,
+    /// Times from the start of the call's media.
     pub start_ms: u64,
     pub end_ms: u64,
+    /// An agent prompt the caller talked over: `text` is what it was saying, `end_ms` when it
+    /// stopped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -224,8 +261,11 @@ pub struct Analysis {
     /// Normalized answers by question key (boolean, digit string, ISO date, …).
     #[schema(value_type = Object)]
     pub answers: serde_json::Map<String, serde_json::Value>,
-    /// What the caller actually said, by question key.
+    /// What the caller actually said (or keyed), by question key.
     pub answer_text: std::collections::BTreeMap<String, String>,
+    /// How each answer was obtained, by question key.
+    #[serde(default)]
+    pub answer_method: std::collections::BTreeMap<String, crate::agents::answers::Method>,
     pub summary: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! VoxBridge: a self-hosted SIP/RTP media server with an embedded control API.
 
+pub mod agents;
 pub mod api;
 pub mod config;
 pub mod dispatcher;

@@ -81,6 +81,7 @@ impl Server {
             telephony_enabled: config.telephony.enabled,
             metrics: crate::metrics::install(),
             caches: Default::default(),
+            tts: crate::agents::tts::Tts::new(&config.voices, config.tts.as_ref()),
         };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await

@@ -16,6 +16,7 @@ on_both_databases!(
     quota_exhausted_is_402,
     operational_endpoints_answer,
     calls_stay_queued_when_telephony_is_off,
+    unknown_voices_are_422_naming_the_field,
 );
 
 async fn queued_call_is_normalized_persisted_and_readable(db: Db) {
@@ -544,5 +545,54 @@ async fn calls_stay_queued_when_telephony_is_off(db: Db) {
         .await;
     assert_eq!(now["status"], "queued");
     assert_eq!(now["attempts"], 0);
+    app.stop().await;
+}
+
+async fn unknown_voices_are_422_naming_the_field(db: Db) {
+    let app = TestApp::start(db, None).await;
+    let (status, problem) = app
+        .post(
+            "/v1/agents",
+            ACME_KEY,
+            r#"{"slug": "x", "name": "X", "direction": "outbound", "voice": "robot"}"#,
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "voice");
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("robot") && message.contains("brisk, calm_support, formal"),
+        "{message}"
+    );
+    let (_, agents) = app.get("/v1/agents", ACME_KEY).await;
+    assert!(
+        agents["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["slug"] != "x"),
+        "nothing was written"
+    );
+
+    let welcome = agents["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["slug"] == "welcome")
+        .unwrap();
+    let path = format!("{}/v1/agents/{}", app.base, welcome["id"].as_str().unwrap());
+    let patch =
+        |body: &'static str| app.send(app.http.patch(&path).bearer_auth(ACME_KEY).body(body));
+    let (status, problem) = patch(r#"{"voice": "robot"}"#).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("voice"))
+    );
+    let (status, agent) = patch(r#"{"voice": "formal"}"#).await;
+    assert_eq!(
+        (status, agent["voice"].as_str()),
+        (200, Some("formal")),
+        "{agent}"
+    );
     app.stop().await;
 }

@@ -83,6 +83,69 @@ fn check_config_names_the_bad_key() {
 }
 
 #[test]
+fn check_config_names_unknown_voices_and_bad_voice_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = "[[orgs]]\nslug = \"a\"\nname = \"A\"\n\
+        [[orgs.agents]]\nslug = \"x\"\nname = \"X\"\ndirection = \"inbound\"\n\
+        [[orgs.agents]]\nslug = \"welcome\"\nname = \"W\"\ndirection = \"outbound\"\nvoice = \"friendly_welcome\"\n";
+    let config = write_config(dir.path(), agents);
+    let out = voxbridge(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    assert!(!out.status.success(), "an unknown voice is accepted");
+    let err = stderr(&out);
+    for needle in [
+        "orgs[0].agents[1].voice",
+        "\"welcome\"",
+        "friendly_welcome",
+        "calm_support, formal, friendly, neutral",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let defined = format!("{agents}[voices.friendly_welcome]\nrate = 190\npitch = 60\n");
+    let config = write_config(dir.path(), &defined);
+    let out = voxbridge(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "a configured voice: {}", stderr(&out));
+
+    let remote =
+        "[tts]\nurl = \"http://127.0.0.1:8000/v1/audio/speech\"\nmodel = \"m\"\nvoice = \"v\"\n";
+    let cases: &[(String, &str)] = &[
+        ("[voices.v]\nrate = 500\n".into(), "voices.v.rate"),
+        ("[voices.v]\npitch = 100\n".into(), "voices.v.pitch"),
+        ("[voices.v]\nvolume = 201\n".into(), "voices.v.volume"),
+        (
+            "[voices.v]\nengine = \"remote\"\n".into(),
+            "voices.v.engine",
+        ),
+        (
+            "[voices.v]\nengine = \"festival\"\n".into(),
+            "voices.v.engine",
+        ),
+        (
+            "[voices.v]\nvoice = \"en-us; rm\"\n".into(),
+            "voices.v.voice",
+        ),
+        ("[voices.v]\nspeed = 1\n".into(), "voices.v.speed"),
+        (remote.replace("http://", "ftp://"), "tts.url"),
+        (format!("{remote}timeout = 1\n"), "tts.timeout"),
+    ];
+    for (extra, key) in cases {
+        let config = write_config(dir.path(), extra);
+        let out = voxbridge(&["check-config", "--config", config.to_str().unwrap()], &[]);
+        assert!(!out.status.success(), "{key}: accepted");
+        assert!(stderr(&out).contains(key), "{key}: {}", stderr(&out));
+    }
+    let config = write_config(
+        dir.path(),
+        &format!("{remote}[voices.v]\nengine = \"remote\"\n"),
+    );
+    let out = voxbridge(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "a remote voice with [tts]: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn migrate_creates_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");

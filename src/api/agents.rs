@@ -11,7 +11,9 @@ use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Authed};
 use super::AppState;
 use crate::config::{is_slug, AgentConfig};
-use crate::domain::{new_id, validate_agent_shape, Agent, AgentKind, Direction, Question};
+use crate::domain::{
+    new_id, validate_agent_shape, Agent, AgentKind, Direction, FirstSpeaker, Question,
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentList {
@@ -42,6 +44,7 @@ pub async fn create_agent(
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
     let agent = body.value.into_agent(new_id(), org.id);
     validate(&agent)?;
+    check_voice(&state, &agent.voice)?;
     state.store.insert_agent(&agent).await?;
     state.caches.default_agents.clear();
     Ok((StatusCode::CREATED, Json(agent)))
@@ -61,6 +64,11 @@ pub struct AgentPatch {
     pub protocol: Option<String>,
     pub greeting: Option<String>,
     pub questions: Option<Vec<Question>>,
+    pub closing: Option<String>,
+    pub first_speaker: Option<FirstSpeaker>,
+    pub end_of_turn_ms: Option<u64>,
+    pub no_input_ms: Option<u64>,
+    pub max_duration_seconds: Option<u64>,
     pub active: Option<bool>,
     pub default: Option<bool>,
 }
@@ -91,7 +99,16 @@ pub async fn update_agent(
         ($($field:ident),*) => { $(if let Some(v) = p.$field { agent.$field = Some(v); })* };
     }
     merge_opt!(url, protocol, greeting);
+    let turns = &mut agent.turns;
+    if let Some(v) = p.first_speaker {
+        turns.first_speaker = v;
+    }
+    macro_rules! merge_turns {
+        ($($field:ident),*) => { $(if let Some(v) = p.$field { turns.$field = Some(v); })* };
+    }
+    merge_turns!(closing, end_of_turn_ms, no_input_ms, max_duration_seconds);
     validate(&agent)?;
+    check_voice(&state, &agent.voice)?;
     state.store.update_agent(&agent).await?;
     state.caches.default_agents.clear();
     Ok(Json(agent))
@@ -109,4 +126,17 @@ fn validate(agent: &Agent) -> Result<(), ApiError> {
     }
     validate_agent_shape(agent.kind, agent.url.as_deref(), &agent.questions)
         .map_err(|(field, message)| ApiError::field(field, message))
+}
+
+fn check_voice(state: &AppState, voice: &str) -> Result<(), ApiError> {
+    if state.tts.knows(voice) {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "voice",
+        format!(
+            "unknown voice {voice:?}; known voices: {}",
+            state.tts.voice_names().join(", ")
+        ),
+    ))
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::error::{ApiError, FieldErrors, Problem};
 use super::extract::{ApiJson, Authed};
 use super::AppState;
+use crate::agents::template;
 use crate::domain::{new_id, now, Agent, Call, CallStatus, Direction};
 use crate::store::{CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord};
 use crate::webhooks::target::parse_target;
@@ -82,6 +83,17 @@ pub async fn create_outbound(
     else {
         return Err(problems.into_error());
     };
+    let texts = template::agent_texts(
+        agent.greeting.as_deref(),
+        &agent.questions,
+        agent.turns.closing.as_deref(),
+    );
+    if let Some(key) = template::first_missing(texts, req.context.as_ref()) {
+        return Err(ApiError::field(
+            "context",
+            format!("the agent's script uses {{{{{key}}}}}; add \"{key}\" to context"),
+        ));
+    }
     if org.quota_exhausted() {
         return Err(ApiError::quota_exhausted(
             org.minutes_used,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub telephony_enabled: bool,
     pub metrics: Option<PrometheusHandle>,
     pub caches: Arc<Caches>,
+    /// The voices agents may use (`POST`/`PATCH /v1/agents` check `voice` against it).
+    pub tts: crate::agents::tts::Tts,
 }
 
 /// Per-node caches of what every request looks up.

@@ -27,24 +27,19 @@ impl Store {
         row.as_ref().map(rows::agent).transpose()
     }
 
-    /// The agent that takes the org's calls in `direction` when none is named: the active
-    /// default one, else the only active one.
+    /// The agent that takes the org's calls in `direction` when none is named: the active one
+    /// marked default, else the first active one (config order, then creation order).
     pub async fn default_agent(&self, org_id: Uuid, direction: Direction) -> Result<Option<Agent>> {
         let sql = format!(
             "SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 AND direction = $2 AND active = 1 \
-             ORDER BY is_default DESC, id LIMIT 2"
+             ORDER BY is_default DESC, created_at, id LIMIT 1"
         );
-        let rows = sqlx::query(&sql)
+        let row = sqlx::query(&sql)
             .bind(org_id.to_string())
             .bind(direction.as_str())
-            .fetch_all(self.read())
+            .fetch_optional(self.read())
             .await?;
-        let agents = rows.iter().map(rows::agent).collect::<Result<Vec<_>>>()?;
-        Ok(match agents.as_slice() {
-            [first, ..] if first.default => Some(first.clone()),
-            [only] => Some(only.clone()),
-            _ => None,
-        })
+        row.as_ref().map(rows::agent).transpose()
     }
 
     /// Inserts a new agent; a taken slug is a `Conflict`.
@@ -53,7 +48,7 @@ impl Store {
         ensure_slug_free(&mut tx, agent).await?;
         let sql = format!(
             "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
         );
         let query = sqlx::query(&sql)
             .bind(agent.id.to_string())
@@ -75,8 +70,8 @@ impl Store {
         ensure_slug_free(&mut tx, agent).await?;
         let query = sqlx::query(
             "UPDATE agents SET slug = $1, name = $2, direction = $3, voice = $4, prompt = $5, kind = $6, url = $7, \
-             protocol = $8, greeting = $9, questions = $10, active = $11, is_default = $12, updated_at = $13 \
-             WHERE id = $14 AND org_id = $15",
+             protocol = $8, greeting = $9, questions = $10, active = $11, is_default = $12, turns = $13, \
+             updated_at = $14 WHERE id = $15 AND org_id = $16",
         );
         rows::bind_agent(query, agent)
             .bind(to_millis(now()))

@@ -157,12 +157,13 @@ async fn upsert_agent(
     let agent = config.clone().into_agent(new_id(), org_id);
     let query = sqlx::query(
         "INSERT INTO agents (id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, \
-         questions, active, is_default, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+         questions, active, is_default, turns, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
          ON CONFLICT (org_id, slug) DO UPDATE SET name = excluded.name, direction = excluded.direction, \
          voice = excluded.voice, prompt = excluded.prompt, kind = excluded.kind, url = excluded.url, \
          protocol = excluded.protocol, greeting = excluded.greeting, questions = excluded.questions, \
-         active = excluded.active, is_default = excluded.is_default, updated_at = excluded.updated_at \
+         active = excluded.active, is_default = excluded.is_default, turns = excluded.turns, \
+         updated_at = excluded.updated_at \
          RETURNING id",
     )
     .bind(agent.id.to_string())

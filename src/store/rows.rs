@@ -13,7 +13,7 @@ pub const ORG_COLUMNS: &str =
     "id, slug, name, minutes_included, minutes_used, webhook_url, webhook_secret";
 
 pub const AGENT_COLUMNS: &str =
-    "id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, questions, active, is_default";
+    "id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, questions, active, is_default, turns";
 
 pub const CALL_COLUMNS: &str = "id, org_id, agent_id, direction, status, to_number, from_number, context, \
      webhook_url, schedule_at, max_attempts, attempts, created_at, answered_at, ended_at, duration_seconds, \
@@ -66,7 +66,7 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds an agent's 12 descriptive fields, `slug` … `is_default`, in `AGENT_COLUMNS` order.
+/// Binds an agent's 13 descriptive fields, `slug` … `turns`, in `AGENT_COLUMNS` order.
 pub fn bind_agent<'q>(query: AnyQuery<'q>, agent: &'q Agent) -> AnyQuery<'q> {
     query
         .bind(&agent.slug)
@@ -81,6 +81,7 @@ pub fn bind_agent<'q>(query: AnyQuery<'q>, agent: &'q Agent) -> AnyQuery<'q> {
         .bind(to_json(&agent.questions))
         .bind(i64::from(agent.active))
         .bind(i64::from(agent.default))
+        .bind(to_json(&agent.turns))
 }
 
 /// The columns a new call is inserted with, in the order [`bind_new_call`] binds them.
@@ -133,6 +134,7 @@ pub fn agent(row: &AnyRow) -> Result<Agent> {
         protocol: row.try_get("protocol")?,
         greeting: row.try_get("greeting")?,
         questions: json(row, "questions")?,
+        turns: opt_json(row, "turns")?.unwrap_or_default(),
         active: row.try_get::<i64, _>("active")? != 0,
         default: row.try_get::<i64, _>("is_default")? != 0,
     })

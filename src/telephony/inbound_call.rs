@@ -1,37 +1,27 @@
-//! One answered inbound call, start to end: the SDP answer, the call's media, the caller's
-//! speech transcribed utterance by utterance, and at the end the call stored with its
-//! transcript and media quality (`call.answered`, then `call.ended`).
-//!
-//! The agent's side of the conversation (speech synthesis, scripts, WebSocket bots) is not
-//! wired yet: the agent listens.
+//! One answered inbound call, start to end: the SDP answer, the call's media, the
+//! conversation with the org's agent ([`super::session`]), and at the end the call stored with
+//! its transcript, answers and media quality (`call.answered`, then `call.ended` and, when the
+//! agent asked anything, `call.analyzed`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use voxbridge_asr::{AsrError, Question};
 use voxbridge_media::codec::CodecKind;
-use voxbridge_media::pipeline::{CallMediaConfig, MediaEvent};
+use voxbridge_media::pipeline::CallMediaConfig;
 use voxbridge_media::rtp::SourcePolicy;
-use voxbridge_media::runtime::{CallEvent as MediaCallEvent, CallHandle};
-use voxbridge_media::vad::VadEvent;
-use voxbridge_sip::endpoint::{CallEvent, EndReason as SipEnd, IncomingCall};
+use voxbridge_sip::endpoint::{EndReason as SipEnd, IncomingCall};
 use voxbridge_sip::sdp::{Codec, Direction as SdpDirection, LocalMedia, Negotiated};
 
-use super::utterances::{Utterance, UtteranceCutter};
-use super::{stopped, Admission, CallServices};
+use super::session::{Agent, Session};
+use super::{Admission, CallServices};
+use crate::agents::conversation::{Script, DEFAULT_END_OF_TURN_MS};
 use crate::config::{MediaConfig, RtpSource};
-use crate::domain::{
-    new_id, now, Call, CallStatus, Direction, EndReason, EventType, Speaker, TranscriptEntry,
-};
+use crate::domain::{new_id, now, AgentKind, Call, CallStatus, Direction, EndReason, EventType};
 use crate::inbound::Route;
 use crate::store::Transition;
 
-/// How long an utterance waits for a free recognizer before it is given up.
-const RECOGNIZER_PATIENCE: Duration = Duration::from_secs(10);
-const RECOGNIZER_RETRY: Duration = Duration::from_millis(100);
 /// Attempts to store the ended call before giving up (the store may be briefly unavailable).
 const STORE_ATTEMPTS: u32 = 5;
 
@@ -73,7 +63,11 @@ pub(super) async fn run(
         .record_dir
         .as_ref()
         .map(|dir| dir.join(format!("{}.wav", call.id)));
-    let tuned = media_config(&negotiated, &services.media_config);
+    let agent = builtin_agent(&route, &call);
+    let mut tuned = media_config(&negotiated, &services.media_config);
+    if let Some(agent) = &agent {
+        tuned.vad.hangover = agent.end_of_turn;
+    }
     let media = match services.media.start(ports, tuned, record) {
         Ok(media) => media,
         Err(e) => return abandon(&services, &incoming, "starting media", &e).await,
@@ -86,12 +80,12 @@ pub(super) async fn run(
     tracing::info!(call = %call.id, call_id = %incoming.call_id, org = %route.org.slug, agent = %route.agent.slug, codec = ?negotiated.codec, "inbound call answered");
 
     let narrowband = matches!(negotiated.codec, Codec::Pcmu | Codec::Pcma);
-    let listener = Listener {
+    let session = Session {
         services: services.clone(),
         narrowband,
         transcribing: transcription.is_some(),
     };
-    let outcome = listener.converse(media, &mut sip_events).await;
+    let outcome = session.converse(media, &mut sip_events, agent).await;
     drop(transcription);
     services.live.remove(sip_call);
     if !outcome.dialog_ended {
@@ -110,7 +104,27 @@ pub(super) async fn run(
     call.end_reason = Some(outcome.reason);
     call.transcript = outcome.transcript;
     call.quality = outcome.quality;
+    call.analysis = outcome.analysis;
     store_ended(&services, &call).await;
+}
+
+/// The builtin agent that talks on this call. `None`, and the call is only transcribed, for an
+/// agent with nothing to say (no greeting, no questions: a line that takes messages) and for
+/// agent kinds not run here yet.
+fn builtin_agent(route: &Route, call: &Call) -> Option<Agent> {
+    let agent = &route.agent;
+    let silent = agent
+        .greeting
+        .as_deref()
+        .is_none_or(|g| g.trim().is_empty())
+        && agent.questions.is_empty();
+    (agent.kind == AgentKind::Builtin && !silent).then(|| Agent {
+        script: Script::for_agent(agent, call.context.as_ref(), now().date()),
+        voice: agent.voice.clone(),
+        end_of_turn: Duration::from_millis(
+            agent.turns.end_of_turn_ms.unwrap_or(DEFAULT_END_OF_TURN_MS),
+        ),
+    })
 }
 
 /// Hangs up an answered call that cannot go on (nothing was stored for it).
@@ -176,18 +190,18 @@ fn media_config(negotiated: &Negotiated, tuning: &MediaConfig) -> CallMediaConfi
 }
 
 /// Whether we send media in this direction (not when the caller holds us).
-fn sends(direction: SdpDirection) -> bool {
+pub(super) fn sends(direction: SdpDirection) -> bool {
     matches!(direction, SdpDirection::SendRecv | SdpDirection::SendOnly)
 }
 
 /// Whether the caller sends us media with our direction `direction` (not while they hold).
-fn receives(direction: SdpDirection) -> bool {
+pub(super) fn receives(direction: SdpDirection) -> bool {
     matches!(direction, SdpDirection::SendRecv | SdpDirection::RecvOnly)
 }
 
 /// Notices a caller whose RTP stopped without a BYE (a crashed phone, a lost network): such a
 /// call would otherwise hold its ports and transcription slot until `max_call_duration`.
-struct RtpWatch {
+pub(super) struct RtpWatch {
     timeout: Option<Duration>,
     expecting: bool,
     packets: u64,
@@ -195,7 +209,7 @@ struct RtpWatch {
 }
 
 impl RtpWatch {
-    fn new(timeout: Option<Duration>) -> Self {
+    pub(super) fn new(timeout: Option<Duration>) -> Self {
         RtpWatch {
             timeout,
             expecting: true,
@@ -204,24 +218,24 @@ impl RtpWatch {
         }
     }
 
-    fn enabled(&self) -> bool {
+    pub(super) fn enabled(&self) -> bool {
         self.timeout.is_some()
     }
 
     /// A quarter of the timeout: the hang-up comes at most 25 % late.
-    fn check_every(&self) -> Duration {
+    pub(super) fn check_every(&self) -> Duration {
         self.timeout
             .map_or(Duration::from_secs(3600), |t| t / 4)
             .max(Duration::from_millis(250))
     }
 
-    fn expect_rtp(&mut self, expecting: bool) {
+    pub(super) fn expect_rtp(&mut self, expecting: bool) {
         self.expecting = expecting;
         self.quiet_since = Instant::now();
     }
 
     /// `received` is the call's packet count so far.
-    fn timed_out(&mut self, received: u64, now: Instant) -> bool {
+    pub(super) fn timed_out(&mut self, received: u64, now: Instant) -> bool {
         if received != self.packets || !self.expecting {
             self.packets = received;
             self.quiet_since = now;
@@ -252,7 +266,7 @@ fn local_ip_towards(peer: SocketAddr) -> IpAddr {
         })
 }
 
-fn end_reason(reason: &SipEnd) -> EndReason {
+pub(super) fn end_reason(reason: &SipEnd) -> EndReason {
     match reason {
         SipEnd::RemoteBye => EndReason::CallerHangup,
         SipEnd::LocalBye => EndReason::AgentHangup,
@@ -262,183 +276,19 @@ fn end_reason(reason: &SipEnd) -> EndReason {
     }
 }
 
-struct Outcome {
-    reason: EndReason,
-    /// SIP already ended the dialog (BYE either way, max duration); otherwise we must hang up.
-    dialog_ended: bool,
-    transcript: Vec<TranscriptEntry>,
-    quality: Option<serde_json::Value>,
-}
-
-/// The agent's ear: caller audio cut into utterances by the VAD and recognized off the media
-/// threads.
-struct Listener {
-    services: Arc<CallServices>,
-    narrowband: bool,
-    transcribing: bool,
-}
-
-impl Listener {
-    async fn converse(
-        &self,
-        mut media: CallHandle,
-        sip_events: &mut mpsc::UnboundedReceiver<CallEvent>,
-    ) -> Outcome {
-        let (done, mut results) = mpsc::unbounded_channel();
-        let mut cutter = UtteranceCutter::default();
-        let mut pending = 0usize;
-        let mut transcript = Vec::new();
-        let mut stop = self.services.stop.clone();
-        let timeout = self.services.media_config.rtp_timeout_seconds;
-        let mut silence = RtpWatch::new((timeout > 0).then(|| Duration::from_secs(timeout)));
-        let mut check = tokio::time::interval(silence.check_every());
-        let (reason, dialog_ended) = loop {
-            tokio::select! {
-                event = sip_events.recv() => match event {
-                    Some(CallEvent::Ended { reason }) => break (end_reason(&reason), true),
-                    Some(CallEvent::MediaUpdated { negotiated }) => {
-                        let _ = media.set_remote(negotiated.remote, None);
-                        let _ = media.set_sending(sends(negotiated.direction));
-                        silence.expect_rtp(receives(negotiated.direction));
-                    }
-                    Some(_) => {}
-                    None => break (EndReason::Error, false),
-                },
-                event = media.recv() => {
-                    let utterance = match event {
-                        Some(MediaCallEvent::Audio(frame)) => cutter.frame(&frame.pcm),
-                        Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechStart))) => {
-                            cutter.speech_started();
-                            None
-                        }
-                        Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechEnd))) => {
-                            cutter.speech_ended()
-                        }
-                        Some(MediaCallEvent::Media(_)) => None,
-                        // The media threads dropped the call: nothing more can be heard.
-                        None => break (EndReason::Error, false),
-                    };
-                    if let Some(utterance) = utterance {
-                        pending += self.submit(utterance, &done);
-                    }
-                }
-                Some(entry) = results.recv() => {
-                    pending -= 1;
-                    transcript.extend(entry);
-                }
-                // The server is shutting down: our side hangs up.
-                () = stopped(&mut stop) => break (EndReason::AgentHangup, false),
-                _ = check.tick(), if silence.enabled() => {
-                    let received = media.quality().await.map_or(0, |q| q.packets_received);
-                    if silence.timed_out(received, Instant::now()) {
-                        tracing::info!("no RTP from the caller; hanging up");
-                        break (EndReason::Timeout, false);
-                    }
-                }
-            }
-        };
-        let quality = media
-            .hangup()
-            .await
-            .ok()
-            .and_then(|q| serde_json::to_value(q).ok());
-        if let Some(utterance) = cutter.finish() {
-            pending += self.submit(utterance, &done);
-        }
-        // Speech still being recognized belongs to the transcript; wait for it, bounded.
-        let give_up = Instant::now() + RECOGNIZER_PATIENCE * 2;
-        while pending > 0 {
-            match tokio::time::timeout_at(give_up, results.recv()).await {
-                Ok(Some(entry)) => {
-                    pending -= 1;
-                    transcript.extend(entry);
-                }
-                _ => break,
-            }
-        }
-        transcript.sort_by_key(|entry: &TranscriptEntry| entry.start_ms);
-        Outcome {
-            reason,
-            dialog_ended,
-            transcript,
-            quality,
-        }
-    }
-
-    /// Starts recognizing `utterance`; the entry (or `None`) arrives on `done`. Returns how many
-    /// results to expect (0 without transcription).
-    fn submit(
-        &self,
-        utterance: Utterance,
-        done: &mpsc::UnboundedSender<Option<TranscriptEntry>>,
-    ) -> usize {
-        if !self.transcribing {
-            return 0;
-        }
-        let (services, done) = (self.services.clone(), done.clone());
-        let audio = utterance.model_input(self.narrowband);
-        let end_of_speech = Instant::now();
-        tokio::spawn(async move {
-            let text = recognize(&services, audio).await;
-            if text.is_some() {
-                metrics::histogram!("voxbridge_asr_utterance_seconds")
-                    .record(end_of_speech.elapsed().as_secs_f64());
-            }
-            let entry = text.map(|text| TranscriptEntry {
-                role: Speaker::Caller,
-                text,
-                start_ms: utterance.start_ms,
-                end_ms: utterance.end_ms,
-            });
-            let _ = done.send(entry);
-        });
-        1
-    }
-}
-
-/// The text of one utterance, waiting (not queueing inside the pool) while every recognizer is
-/// busy. `None` for silence, errors, or no recognizer within [`RECOGNIZER_PATIENCE`].
-async fn recognize(services: &CallServices, audio: Vec<f32>) -> Option<String> {
-    let engine = &services.asr.as_ref()?.engine;
-    let give_up = Instant::now() + RECOGNIZER_PATIENCE;
-    loop {
-        let (tx, rx) = oneshot::channel();
-        let submitted =
-            engine.try_transcribe_utterance(audio.clone(), &Question::free(), move |result| {
-                let _ = tx.send(result);
-            });
-        match submitted {
-            Ok(()) => {
-                return match rx.await {
-                    Ok(Ok(output)) if !output.text.trim().is_empty() => Some(output.text),
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "recognizing an utterance failed");
-                        None
-                    }
-                    Err(_) => None,
-                };
-            }
-            Err(AsrError::Busy(_)) if Instant::now() < give_up => {
-                tokio::time::sleep(RECOGNIZER_RETRY).await;
-            }
-            Err(e) => {
-                metrics::counter!("voxbridge_asr_utterances_dropped_total").increment(1);
-                tracing::warn!(error = %e, "utterance not recognized");
-                return None;
-            }
-        }
-    }
-}
-
-/// Stores the ended call with its `call.ended` event and bills its minutes, retrying while the
-/// store is unavailable: losing the end of a call would lose its transcript and its bill.
+/// Stores the ended call with its `call.ended` event (and `call.analyzed` when it has answers)
+/// and bills its minutes, retrying while the store is unavailable: losing the end of a call
+/// would lose its transcript and its bill.
 async fn store_ended(services: &CallServices, call: &Call) {
+    let events: &[EventType] = match call.analysis {
+        Some(_) => &[EventType::Ended, EventType::Analyzed],
+        None => &[EventType::Ended],
+    };
     let transition = Transition {
         call,
         from: CallStatus::InProgress,
         lease_owner: None,
-        events: &[EventType::Ended],
+        events,
         charge_minutes: call.billable_minutes(),
     };
     for attempt in 1..=STORE_ATTEMPTS {

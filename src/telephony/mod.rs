@@ -4,6 +4,7 @@
 //! runs as its own task ([`inbound_call`]); SIP events reach it through [`LiveCalls`].
 
 mod inbound_call;
+mod session;
 mod utterances;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use voxbridge_sip::driver::{self, DriverConfig, SipHandle};
 use voxbridge_sip::endpoint::{CallEvent, CallRef, Event, IncomingCall, RateLimit};
 use voxbridge_sip::message::HeaderName;
 
+use crate::agents::tts::Tts;
 use crate::config::{Config, MediaConfig};
 use crate::inbound::{InboundRouter, Refusal};
 use crate::store::Store;
@@ -58,6 +60,8 @@ pub(crate) struct CallServices {
     store: Store,
     media: MediaRuntime,
     asr: Option<Transcription>,
+    /// The agents' voices.
+    tts: Tts,
     /// The address put in SDP; `None` when listening on a wildcard address without
     /// `public_addr` (then the local address towards each caller is used).
     media_ip: Option<IpAddr>,
@@ -217,6 +221,7 @@ pub async fn start(
         store,
         media,
         asr,
+        tts: Tts::new(&config.voices, config.tts.as_ref()),
         media_ip: config
             .sip
             .public_addr

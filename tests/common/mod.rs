@@ -70,6 +70,8 @@ max_connections = 8
 [webhooks]
 allow_private_targets = true
 first_retry_seconds = 1
+[voices.brisk]
+rate = 220
 
 [[orgs]]
 slug = "acme"
@@ -84,7 +86,7 @@ numbers = ["+12025550142"]
 slug = "welcome"
 name = "Welcome Agent"
 direction = "outbound"
-voice = "friendly_welcome"
+voice = "friendly"
 prompt = "Welcome the customer."
 default = true
 

@@ -1,0 +1,408 @@
+//! Scripted conversations on a virtual clock: every branch the caller can take.
+
+use super::*;
+use serde_json::json;
+use time::macros::date;
+
+struct Sim {
+    conv: Conversation,
+    now: Instant,
+    said: Vec<String>,
+    stops: usize,
+    hung_up: bool,
+}
+
+fn question(key: &str, kind: QuestionType, choices: &[&str]) -> Question {
+    Question {
+        key: key.into(),
+        ask: format!("What is your {key}?"),
+        kind,
+        choices: choices.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+impl Sim {
+    fn new(questions: Vec<Question>, first_speaker: FirstSpeaker) -> Self {
+        let script = Script {
+            greeting: Some("Hello.".into()),
+            questions,
+            closing: "Goodbye.".into(),
+            first_speaker,
+            no_input: Duration::from_secs(5),
+            inter_digit: Duration::from_secs(3),
+            max_duration: Duration::from_secs(300),
+            today: date!(2026 - 12 - 04),
+        };
+        let mut sim = Sim {
+            conv: Conversation::new(script),
+            now: Instant::now(),
+            said: Vec::new(),
+            stops: 0,
+            hung_up: false,
+        };
+        sim.conv.start(sim.now);
+        sim.drain();
+        sim
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.conv.poll_action() {
+            match action {
+                Action::Say(text) => self.said.push(text),
+                Action::StopSpeaking => self.stops += 1,
+                Action::HangUp => self.hung_up = true,
+            }
+        }
+    }
+
+    fn last_said(&self) -> &str {
+        self.said.last().map(String::as_str).unwrap_or_default()
+    }
+
+    /// Plays out whatever is being said.
+    fn played(&mut self) -> &mut Self {
+        self.now += Duration::from_secs(2);
+        self.conv.playout_done(self.now);
+        self.drain();
+        self
+    }
+
+    fn says(&mut self, text: &str, value: Option<AnswerValue>, confidence: f32) -> &mut Self {
+        self.conv.caller_speaking();
+        self.drain();
+        self.now += Duration::from_millis(1500);
+        let (turn, _) = self.conv.listening();
+        self.conv.heard(
+            Heard {
+                turn,
+                text: text.into(),
+                value,
+                confidence,
+            },
+            self.now,
+        );
+        self.drain();
+        self
+    }
+
+    fn keys(&mut self, keys: &str) -> &mut Self {
+        for d in keys.chars() {
+            self.now += Duration::from_millis(300);
+            self.conv.dtmf(d, self.now);
+            self.drain();
+        }
+        self
+    }
+
+    fn wait(&mut self, secs: u64) -> &mut Self {
+        let until = self.now + Duration::from_secs(secs);
+        while let Some(at) = self.conv.poll_timeout().filter(|at| *at <= until) {
+            self.now = at.max(self.now);
+            self.conv.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = until;
+        self
+    }
+
+    fn answer(&self, key: &str) -> (Option<Value>, Option<Method>) {
+        let c = self.conv.captured().iter().find(|c| c.key == key).unwrap();
+        (c.value.clone(), c.method)
+    }
+}
+
+fn yes() -> Option<AnswerValue> {
+    Some(AnswerValue::Bool(true))
+}
+fn no() -> Option<AnswerValue> {
+    Some(AnswerValue::Bool(false))
+}
+fn text(s: &str) -> Option<AnswerValue> {
+    Some(AnswerValue::Text(s.into()))
+}
+
+#[test]
+fn greets_asks_each_question_closes_and_hangs_up() {
+    let mut sim = Sim::new(
+        vec![
+            question("reason", QuestionType::Free, &[]),
+            question("book", QuestionType::YesNo, &[]),
+        ],
+        FirstSpeaker::Agent,
+    );
+    assert_eq!(sim.said, vec!["Hello."]);
+    sim.played();
+    assert_eq!(sim.last_said(), "What is your reason?");
+    assert_eq!(sim.conv.listening().1.unwrap().key, "reason");
+    sim.played()
+        .says("My bill is wrong", text("My bill is wrong"), 0.9);
+    assert_eq!(sim.last_said(), "What is your book?");
+    sim.played().says("Yes please", yes(), 0.8);
+    assert_eq!(sim.last_said(), "Goodbye.");
+    assert!(!sim.hung_up);
+    sim.played();
+    assert!(sim.hung_up && sim.conv.is_done());
+    assert_eq!(
+        sim.answer("reason"),
+        (Some(json!("My bill is wrong")), Some(Method::Speech))
+    );
+    assert_eq!(
+        sim.answer("book"),
+        (Some(json!(true)), Some(Method::Speech))
+    );
+}
+
+#[test]
+fn silence_is_re_asked_once_then_left_unanswered() {
+    let mut sim = Sim::new(
+        vec![
+            question("book", QuestionType::YesNo, &[]),
+            question("reason", QuestionType::Free, &[]),
+        ],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().wait(4);
+    assert_eq!(sim.said.len(), 2, "no re-ask before the timeout");
+    sim.wait(2);
+    assert!(sim
+        .last_said()
+        .starts_with("Sorry, I didn't catch that. What is your book?"));
+    assert!(sim.last_said().contains("press 1 for yes or 2 for no"));
+    sim.played().wait(6);
+    assert_eq!(sim.last_said(), "What is your reason?");
+    assert_eq!(sim.answer("book"), (None, None));
+}
+
+#[test]
+fn barge_in_stops_the_prompt_and_the_utterance_answers_it() {
+    let mut sim = Sim::new(
+        vec![question("book", QuestionType::YesNo, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played(); // greeting done; the question is playing
+    sim.says("yes", yes(), 0.9);
+    assert_eq!(sim.stops, 1);
+    assert_eq!(
+        sim.answer("book"),
+        (Some(json!(true)), Some(Method::Speech))
+    );
+    assert_eq!(sim.last_said(), "Goodbye.");
+}
+
+#[test]
+fn talking_over_the_greeting_interrupts_it_and_the_script_goes_on() {
+    let mut sim = Sim::new(
+        vec![question("book", QuestionType::YesNo, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.says(
+        "hello is this the bank",
+        text("hello is this the bank"),
+        0.9,
+    );
+    assert_eq!(sim.stops, 1);
+    assert_eq!(sim.last_said(), "What is your book?");
+}
+
+#[test]
+fn open_values_are_read_back_and_kept_when_confirmed() {
+    let mut sim = Sim::new(
+        vec![question("account", QuestionType::Digits, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played()
+        .played()
+        .says("four eight two seven", text("4827"), 0.7);
+    assert_eq!(sim.last_said(), "I heard 4 8 2 7. Is that right?");
+    assert_eq!(sim.conv.listening().1.unwrap().kind, QuestionType::YesNo);
+    sim.played().says("yes", yes(), 0.9);
+    assert_eq!(
+        sim.answer("account"),
+        (Some(json!("4827")), Some(Method::ReadBackConfirmed))
+    );
+}
+
+#[test]
+fn a_denied_read_back_switches_to_the_keypad() {
+    let mut sim = Sim::new(
+        vec![question("account", QuestionType::Digits, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played()
+        .played()
+        .says("four eight two", text("482"), 0.7);
+    sim.played().says("no", no(), 0.9);
+    assert!(
+        sim.last_said().contains("key it in on your keypad"),
+        "{}",
+        sim.last_said()
+    );
+    sim.played().keys("48271936#");
+    assert_eq!(
+        sim.answer("account"),
+        (Some(json!("48271936")), Some(Method::Dtmf))
+    );
+    assert_eq!(sim.last_said(), "Goodbye.");
+}
+
+#[test]
+fn low_confidence_goes_straight_to_the_keypad_and_keys_end_on_a_pause() {
+    let mut sim = Sim::new(
+        vec![question("account", QuestionType::Digits, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().says("for ate", text("48"), 0.2);
+    assert!(sim.last_said().starts_with("Let's use the keypad instead."));
+    sim.played().keys("123").wait(4);
+    assert_eq!(
+        sim.answer("account"),
+        (Some(json!("123")), Some(Method::Dtmf))
+    );
+}
+
+#[test]
+fn the_keypad_answers_yes_no_and_choices_by_position_at_any_time() {
+    let mut sim = Sim::new(
+        vec![
+            question("book", QuestionType::YesNo, &[]),
+            question(
+                "topic",
+                QuestionType::Choice,
+                &["billing", "technical", "other"],
+            ),
+        ],
+        FirstSpeaker::Agent,
+    );
+    sim.played().keys("2");
+    assert_eq!(sim.stops, 1, "a key interrupts the prompt");
+    assert_eq!(sim.answer("book"), (Some(json!(false)), Some(Method::Dtmf)));
+    sim.played().keys("2");
+    assert_eq!(
+        sim.answer("topic"),
+        (Some(json!("technical")), Some(Method::Dtmf))
+    );
+}
+
+#[test]
+fn random_keys_are_re_asked_once() {
+    let mut sim = Sim::new(
+        vec![question(
+            "topic",
+            QuestionType::Choice,
+            &["billing", "technical"],
+        )],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().keys("9");
+    assert!(sim
+        .last_said()
+        .starts_with("Sorry, I didn't understand that."));
+    assert!(sim
+        .last_said()
+        .contains("press 1 for billing, 2 for technical"));
+    sim.played().keys("7");
+    assert_eq!(sim.answer("topic"), (None, None));
+    assert_eq!(sim.last_said(), "Goodbye.");
+}
+
+#[test]
+fn weak_choices_are_asked_again_then_confirmed() {
+    let mut sim = Sim::new(
+        vec![question(
+            "topic",
+            QuestionType::Choice,
+            &["billing", "technical"],
+        )],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().says("bolling", text("billing"), 0.3);
+    assert!(sim
+        .last_said()
+        .starts_with("Sorry, I didn't understand that."));
+    sim.played().says("bolling", text("billing"), 0.3);
+    assert_eq!(sim.last_said(), "I heard billing. Is that right?");
+    sim.played().says("yes", yes(), 0.9);
+    assert_eq!(
+        sim.answer("topic"),
+        (Some(json!("billing")), Some(Method::ReadBackConfirmed))
+    );
+}
+
+#[test]
+fn noise_and_unparseable_answers_fall_back_to_the_keypad_for_open_values() {
+    let mut sim = Sim::new(
+        vec![question("when", QuestionType::Date, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().says("", None, 0.0);
+    assert!(sim.last_said().starts_with("Sorry, I didn't catch that."));
+    sim.played().says("banana", None, 0.5);
+    assert!(
+        sim.last_said().contains("eight digits"),
+        "{}",
+        sim.last_said()
+    );
+    sim.played().keys("20261210#");
+    assert_eq!(
+        sim.answer("when"),
+        (Some(json!("2026-12-10")), Some(Method::Dtmf))
+    );
+}
+
+#[test]
+fn a_stale_recognition_does_not_answer_the_next_question() {
+    let mut sim = Sim::new(
+        vec![
+            question("book", QuestionType::YesNo, &[]),
+            question("other", QuestionType::YesNo, &[]),
+        ],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played();
+    let (old_turn, _) = sim.conv.listening();
+    sim.conv.caller_speaking();
+    sim.keys("1"); // answered by key while the speech is still being recognized
+    sim.played();
+    sim.conv.heard(
+        Heard {
+            turn: old_turn,
+            text: "no".into(),
+            value: no(),
+            confidence: 0.9,
+        },
+        sim.now,
+    );
+    sim.drain();
+    assert_eq!(sim.answer("book"), (Some(json!(true)), Some(Method::Dtmf)));
+    assert_eq!(sim.answer("other"), (None, None));
+}
+
+#[test]
+fn the_caller_may_speak_first() {
+    let mut sim = Sim::new(vec![], FirstSpeaker::Caller);
+    assert!(sim.said.is_empty());
+    sim.says("hello?", text("hello?"), 0.9);
+    assert_eq!(sim.said, vec!["Hello."]);
+
+    let mut quiet = Sim::new(vec![], FirstSpeaker::Caller);
+    quiet.wait(3);
+    assert_eq!(
+        quiet.said,
+        vec!["Hello."],
+        "greets after a short wait for the hello"
+    );
+}
+
+#[test]
+fn the_maximum_duration_ends_politely() {
+    let mut sim = Sim::new(
+        vec![question("reason", QuestionType::Free, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played();
+    sim.conv.caller_speaking(); // a caller who never stops talking
+    sim.wait(400);
+    assert!(sim.last_said().contains("run out of time"));
+    sim.played();
+    assert!(sim.hung_up);
+}
