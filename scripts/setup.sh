@@ -9,6 +9,7 @@ PACKAGES=(
     build-essential pkg-config cmake clang libclang-dev   # whisper-rs builds whisper.cpp
     libopus-dev opus-tools                                 # Opus codec; opus-tools makes interop fixtures
     sip-tester                                             # SIPp, the SIP peer in interop tests
+    tshark                                                 # dumpcap: what a SIPp caller hears, off loopback
     espeak-ng sox libsox-fmt-all                           # speech fixtures
     postgresql                                             # the test harness starts its own server
     python3 python3-venv                                   # model conversion

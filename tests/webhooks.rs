@@ -13,6 +13,7 @@ on_both_databases!(
     call_queued_is_delivered_signed,
     per_call_webhook_url_overrides_the_org,
     failed_deliveries_are_retried_under_the_same_id,
+    a_calls_events_arrive_in_order_across_retries,
     outbox_survives_kill_9_between_insert_and_delivery,
 );
 
@@ -104,6 +105,24 @@ async fn failed_deliveries_are_retried_under_the_same_id(db: Db) {
         vec![("call.queued".to_owned(), "delivered".to_owned(), 3)],
         "every attempt is recorded"
     );
+    app.stop().await;
+}
+
+/// `call.ended` waits while the call's `call.queued` is being retried, instead of overtaking it.
+async fn a_calls_events_arrive_in_order_across_retries(db: Db) {
+    let hooks = Receiver::start().await;
+    hooks.script(&[Answer::Status(500)]);
+    let app = TestApp::start(db, Some(&hooks.url)).await;
+    let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
+    let cancel = format!("/v1/calls/{}/cancel", call["id"].as_str().unwrap());
+    let (status, _) = app.post(&cancel, common::ACME_KEY, "").await;
+    assert_eq!(status, 200);
+    let got = hooks.wait_for(3, 15).await;
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|h| h.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["call.queued", "call.queued", "call.ended"]);
     app.stop().await;
 }
 

@@ -114,6 +114,11 @@ pub(super) async fn insert_event(
 impl Store {
     /// Leases up to `limit` due events until `lease_until` so no other worker (or node) takes
     /// them meanwhile; a worker that dies leaves them to be claimed again after the lease.
+    ///
+    /// A call's events go out in the order they happened: one waits while an earlier event of
+    /// its call is still pending (being delivered or retried), so `call.analyzed` never
+    /// overtakes `call.ended`. Event ids are time-ordered (UUIDv7), which breaks ties within a
+    /// millisecond.
     pub async fn claim_due_events(
         &self,
         now_ms: i64,
@@ -121,8 +126,11 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxEvent>> {
         let sql = format!(
-            "UPDATE events SET lease_until = $1 WHERE id IN (SELECT id FROM events \
+            "UPDATE events SET lease_until = $1 WHERE id IN (SELECT id FROM events e \
              WHERE delivery_status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+             AND NOT EXISTS (SELECT 1 FROM events earlier WHERE earlier.call_id = e.call_id \
+             AND earlier.delivery_status = 'pending' AND (earlier.created_at < e.created_at \
+             OR (earlier.created_at = e.created_at AND earlier.id < e.id))) \
              ORDER BY next_attempt_at LIMIT $3{}) \
              RETURNING id, org_id, target_url, payload, attempts, created_at",
             self.dialect().skip_locked()

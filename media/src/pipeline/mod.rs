@@ -252,6 +252,9 @@ impl CallMedia {
             let h = rx.packet.header;
             if rx.new_source {
                 self.jitter.reset();
+                // RFC 4733 names an event by (SSRC, start timestamp): a new stream's first key
+                // may carry the timestamp of the old stream's last one and is still a new key.
+                self.dtmf_rx = DtmfReceiver::new();
             }
             if Some(h.payload_type) == self.cfg.dtmf_payload_type {
                 if let Ok(digits) = self.dtmf_rx.receive(h.timestamp, rx.packet.payload) {

@@ -1,0 +1,511 @@
+//! The builtin agent on answered inbound calls, end to end: SIPp (a separate process) dials
+//! `voxbridge serve` over loopback, hears the agent (its RTP captured off loopback with
+//! dumpcap and transcribed by our own recognizer), answers by voice (recorded telephone speech)
+//! or on the keypad (RFC 4733), and the call is stored with both sides of the transcript and
+//! its answers, announced by `call.ended` then `call.analyzed`.
+//!
+//! SIPp cannot react to what it hears, so each caller's audio is laid out in time from the
+//! lengths of the agent's prompts, synthesized here with the same voice the server uses.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use common::{Db, TestApp};
+use serde_json::{json, Value};
+use voxbridge::config::{AgentConfig, Config};
+use voxbridge::domain::{Question, QuestionType};
+
+on_both_databases!(a_yes_said_to_the_agent_is_heard_stored_and_analyzed);
+
+const VOICE: &str = "calm_support";
+const GREETING: &str = "Good morning, you have reached customer support.";
+const BOOK: &str = "Shall I book the appointment for you?";
+const DEPARTMENT: &str = "Which department do you need: billing, technical support, or sales?";
+const CLOSING: &str = "Thank you. Goodbye.";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model() -> PathBuf {
+    std::env::var_os("VOXBRIDGE_ASR_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
+}
+
+fn question(key: &str, ask: &str, kind: QuestionType, choices: &[&str]) -> Question {
+    Question {
+        key: key.into(),
+        ask: ask.into(),
+        kind,
+        choices: choices.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// Each test's server sends RTP from a port range of its own, so a capture filtered on it
+/// holds that call's agent audio only (tests run in parallel).
+fn rtp_ports() -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(44_000);
+    let min = NEXT.fetch_add(20, Ordering::Relaxed);
+    (min, min + 19)
+}
+
+/// SIPp's media ports, likewise one block per call.
+fn sipp_media_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(46_000);
+    NEXT.fetch_add(16, Ordering::Relaxed)
+}
+
+/// A server whose inbound agent runs `questions` (then [`CLOSING`]), with `tweak` for the
+/// agent's turn settings, sending RTP from `ports`.
+async fn start(
+    db: Db,
+    webhook_url: Option<&str>,
+    ports: (u16, u16),
+    questions: Vec<Question>,
+    tweak: impl FnOnce(&mut AgentConfig) + Send + 'static,
+) -> TestApp {
+    TestApp::start_with(
+        db,
+        webhook_url,
+        move |c: &mut Config| {
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+            c.asr = Some(voxbridge::config::AsrConfig {
+                model: Some(model()),
+                threads: 1,
+                language: "en".into(),
+                max_concurrent: 2,
+                max_calls: 4,
+            });
+            (c.media.rtp_port_min, c.media.rtp_port_max) = ports;
+            let agent = c.orgs[0]
+                .agents
+                .iter_mut()
+                .find(|a| a.slug == "inbound-support")
+                .expect("the inbound agent");
+            agent.greeting = Some(GREETING.into());
+            agent.questions = questions;
+            agent.closing = Some(CLOSING.into());
+            tweak(agent);
+        },
+        None,
+    )
+    .await
+}
+
+/// How long the agent's voice takes to say `text`, in ms (the server synthesizes the same).
+async fn spoken_ms(text: &str) -> u64 {
+    let tts = voxbridge::agents::tts::Tts::new(&BTreeMap::new(), None);
+    let audio = tts.speak(VOICE, text).await.expect("espeak-ng speaks");
+    audio.len() as u64 / 16
+}
+
+/// Part of what the caller does once the call is answered. Silences and fixtures are streamed
+/// back to back as one PCMU stream; key presses run on their own timeline from the answer.
+enum Caller<'a> {
+    Silence {
+        ms: u64,
+    },
+    /// A recorded telephone fixture (`fixtures/asr/`).
+    Say {
+        clip: &'a str,
+    },
+    /// A pause then one key press (RFC 4733).
+    Key {
+        after_ms: u64,
+        digit: char,
+    },
+}
+
+/// The scenario for `parts`; spoken parts are laid out in one raw μ-law file under `dir`.
+fn scenario(dir: &Path, parts: &[Caller]) -> String {
+    let mut actions = String::new();
+    let mut audio: Vec<PathBuf> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Caller::Silence { ms } => {
+                let silence = dir.join(format!("silence_{i}.wav"));
+                let seconds = format!("{:.3}", *ms as f64 / 1000.0);
+                let args = ["-n", "-r", "8000", "-c", "1", "-e", "u-law"];
+                sox(&[&args[..], &[path(&silence), "trim", "0", &seconds]].concat());
+                audio.push(silence);
+            }
+            Caller::Say { clip } => audio.push(workspace().join("fixtures/asr").join(clip)),
+            Caller::Key { after_ms, digit } => actions.push_str(&format!(
+                "<pause milliseconds=\"{after_ms}\"/>\n\
+                 <nop><action><exec play_dtmf=\"{digit}\"/></action></nop>\n"
+            )),
+        }
+    }
+    if !audio.is_empty() {
+        let out = dir.join("caller.ul");
+        let mut args: Vec<&str> = audio.iter().map(|p| path(p)).collect();
+        args.extend(["-t", "raw", path(&out)]);
+        sox(&args);
+        actions.insert_str(
+            0,
+            &format!(
+                "<nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n",
+                out.display()
+            ),
+        );
+    }
+    // SIPp sends key presses from [media_port] (rtp_stream from a port of its own).
+    let port = if audio.is_empty() {
+        "[media_port]"
+    } else {
+        "[rtpstream_audio_port]"
+    };
+    include_str!("sipp/agent_call.xml")
+        .replace("@CALLER@", &actions)
+        .replace("@PORT@", port)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temp path")
+}
+
+fn sox(args: &[&str]) {
+    let status = Command::new("sox")
+        .args(args)
+        .status()
+        .expect("run sox (apt-get install sox)");
+    assert!(status.success(), "sox {args:?}");
+}
+
+/// Runs one SIPp call to the demo DID; true when it passed (the agent hung up with BYE).
+async fn call(app: &TestApp, scenario: String) -> bool {
+    let sip = app.server.as_ref().expect("running").sip_addr;
+    let media = sipp_media_port().to_string();
+    tokio::task::spawn_blocking(move || {
+        let args = [
+            "-s",
+            "+12025550142",
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            &media,
+        ];
+        common::sipp::run(sip, &scenario, &args)
+    })
+    .await
+    .expect("SIPp thread")
+}
+
+/// The newest inbound call, once stored `completed`.
+async fn completed_call(app: &TestApp) -> Value {
+    common::eventually(30, "the call to be completed", || async {
+        let (_, body) = app
+            .get("/v1/calls?direction=inbound", common::ACME_KEY)
+            .await;
+        body["data"]
+            .as_array()
+            .and_then(|calls| calls.first())
+            .filter(|c| c["status"] == "completed")
+            .cloned()
+    })
+    .await
+}
+
+/// The event types stored for `call`, in order.
+async fn events(app: &TestApp, call: &Value) -> Vec<String> {
+    let id = uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap();
+    let events = app.store().call_events(id).await.unwrap();
+    events.into_iter().map(|(kind, _, _)| kind).collect()
+}
+
+/// Who spoke, in transcript order; checks the entries are in time order.
+fn speakers(call: &Value) -> Vec<(String, String)> {
+    let transcript = call["transcript"].as_array().expect("a transcript");
+    let starts: Vec<u64> = transcript
+        .iter()
+        .map(|t| t["start_ms"].as_u64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{transcript:#?}");
+    transcript
+        .iter()
+        .map(|t| {
+            let role = t["role"].as_str().unwrap().to_string();
+            (role, t["text"].as_str().unwrap().to_lowercase())
+        })
+        .collect()
+}
+
+/// dumpcap on loopback, keeping the UDP our server sends from its RTP ports.
+struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    fn start(dir: &Path, (min, max): (u16, u16)) -> Self {
+        let file = dir.join("agent.pcap");
+        let filter = format!("udp src portrange {min}-{max}");
+        let mut child = Command::new("dumpcap")
+            .args(["-i", "lo", "-P", "-q", "-f", &filter, "-w", path(&file)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run dumpcap (apt-get install tshark)");
+        // It says so once the capture is open: only then can the call start.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("Capturing on"));
+        assert!(
+            ready,
+            "dumpcap could not capture on lo (needs root or CAP_NET_RAW)"
+        );
+        std::thread::spawn(move || lines.for_each(drop));
+        Capture { child, file }
+    }
+
+    /// Stops the capture and returns the PCMU audio received, decoded, in sequence order.
+    fn stop(mut self) -> Vec<i16> {
+        // SIGINT: dumpcap flushes the file and exits.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.file).expect("the capture file");
+        let mut packets: Vec<(u16, Vec<u8>)> = udp_payloads(&bytes)
+            .into_iter()
+            .filter_map(|p| pcmu_payload(&p))
+            .collect();
+        packets.sort_by_key(|(seq, _)| *seq);
+        packets
+            .iter()
+            .flat_map(|(_, payload)| {
+                payload
+                    .iter()
+                    .map(|&b| voxbridge_media::codec::ulaw_to_linear(b))
+            })
+            .collect()
+    }
+}
+
+/// The UDP payloads of an Ethernet-framed IPv4 pcap (what dumpcap writes for `lo`).
+fn udp_payloads(pcap: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    assert_eq!(
+        u32::from_le_bytes(pcap[20..24].try_into().unwrap()),
+        1,
+        "Ethernet link type"
+    );
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let len = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let frame = &pcap[at + 16..(at + 16 + len).min(pcap.len())];
+        at += 16 + len;
+        let Some(ip) = frame.get(14..) else { continue };
+        if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 17 {
+            continue;
+        }
+        let header = usize::from(ip[0] & 0x0f) * 4;
+        if let Some(udp) = ip.get(header + 8..) {
+            out.push(udp.to_vec());
+        }
+    }
+    out
+}
+
+/// Sequence number and payload of an RTP packet carrying PCMU (payload type 0).
+fn pcmu_payload(rtp: &[u8]) -> Option<(u16, Vec<u8>)> {
+    if rtp.len() < 12 || rtp[0] >> 6 != 2 || rtp[1] & 0x7f != 0 {
+        return None;
+    }
+    let header = 12 + usize::from(rtp[0] & 0x0f) * 4;
+    Some((
+        u16::from_be_bytes([rtp[2], rtp[3]]),
+        rtp.get(header..)?.to_vec(),
+    ))
+}
+
+/// What our recognizer makes of 8 kHz audio.
+fn transcribe(samples: Vec<i16>) -> String {
+    let engine = voxbridge_asr::engine::SpeechEngine::load(voxbridge_asr::engine::AsrConfig {
+        timeout: std::time::Duration::from_secs(60),
+        ..voxbridge_asr::engine::AsrConfig::new(model())
+    })
+    .expect("the model loads");
+    let pcm = voxbridge_asr::wav::Pcm {
+        rate: voxbridge_asr::wav::SampleRate::Hz8000,
+        samples,
+    };
+    engine
+        .transcribe_pcm(&pcm, &voxbridge_asr::engine::Question::free())
+        .expect("recognized")
+        .text
+        .to_lowercase()
+}
+
+/// The greeting and a yes/no question; the caller says "Yes." once the question has played.
+/// What SIPp received, transcribed, holds the agent's words; the answer is stored `true`.
+async fn a_yes_said_to_the_agent_is_heard_stored_and_analyzed(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let questions = vec![question("book", BOOK, QuestionType::YesNo, &[])];
+    let hooks = common::receiver::Receiver::start().await;
+    let app = start(db, Some(&hooks.url), ports, questions, |_| {}).await;
+    let after_ms = spoken_ms(GREETING).await + spoken_ms(BOOK).await + 700;
+    let parts = [
+        Caller::Silence { ms: after_ms },
+        Caller::Say {
+            clip: "yes_no_01.wav",
+        },
+    ];
+    let scenario = scenario(dir.path(), &parts);
+    let capture = Capture::start(dir.path(), ports);
+    assert!(call(&app, scenario).await, "the agent hung up with BYE");
+    let audio = capture.stop();
+    let heard = transcribe(audio);
+
+    let call = completed_call(&app).await;
+    assert_eq!(call["end_reason"], "agent_hangup", "{call:#}");
+    assert_eq!(
+        call["analysis"]["answers"],
+        json!({"book": true}),
+        "{call:#}"
+    );
+    assert_eq!(call["analysis"]["answer_method"]["book"], "speech");
+    let said = speakers(&call);
+    let roles: Vec<&str> = said.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(roles, ["agent", "agent", "caller", "agent"], "{said:?}");
+    assert!(said[2].1.contains("yes"), "{said:?}");
+    assert_eq!(said[0].1, GREETING.to_lowercase());
+
+    // The agent's audio as the caller got it carries what it meant to say (tiny.en mishears
+    // some of espeak-ng's words, so most, not all, must come back).
+    let words = ["morning", "customer", "support", "appointment"];
+    let found = words.iter().filter(|w| heard.contains(*w)).count();
+    assert!(found >= 3, "the caller heard: {heard:?}");
+
+    // Delivered: call.ended with both sides, then call.analyzed with the answers.
+    let hooks: Vec<Value> = hooks
+        .wait_for(3, 20)
+        .await
+        .iter()
+        .map(|h| h.json())
+        .collect();
+    let kinds: Vec<&str> = hooks.iter().filter_map(|h| h["type"].as_str()).collect();
+    assert_eq!(kinds, ["call.answered", "call.ended", "call.analyzed"]);
+    let (ended, analyzed) = (&hooks[1]["data"], &hooks[2]["data"]);
+    assert_eq!(ended["transcript"], call["transcript"]);
+    assert_eq!(ended["end_reason"], "agent_hangup");
+    assert!(ended["quality"]["mos"].as_f64().is_some(), "{ended:#}");
+    assert_eq!(analyzed["analysis"], call["analysis"], "{analyzed:#}");
+    app.stop().await;
+}
+
+/// Keys answer at any time: "2" picks the second choice while the question is still playing,
+/// and "2" on a yes/no is no.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keypad_answers_a_choice_by_position_and_a_yes_no_with_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let choices = ["billing", "technical support", "sales"];
+    let questions = vec![
+        question("department", DEPARTMENT, QuestionType::Choice, &choices),
+        question("book", BOOK, QuestionType::YesNo, &[]),
+    ];
+    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    // The first key interrupts the department question halfway through.
+    let first = spoken_ms(GREETING).await + spoken_ms(DEPARTMENT).await / 2;
+    let second = spoken_ms(BOOK).await + 600;
+    let parts = [
+        Caller::Key {
+            after_ms: first,
+            digit: '2',
+        },
+        Caller::Key {
+            after_ms: second,
+            digit: '2',
+        },
+    ];
+    assert!(
+        call(&app, scenario(dir.path(), &parts)).await,
+        "the agent hung up with BYE"
+    );
+
+    let call = completed_call(&app).await;
+    assert_eq!(call["end_reason"], "agent_hangup", "{call:#}");
+    let analysis = &call["analysis"];
+    assert_eq!(
+        analysis["answers"],
+        json!({"department": "technical support", "book": false}),
+        "{call:#}"
+    );
+    assert_eq!(
+        analysis["answer_text"],
+        json!({"department": "2", "book": "2"})
+    );
+    assert_eq!(
+        analysis["answer_method"],
+        json!({"department": "dtmf", "book": "dtmf"})
+    );
+    let said = speakers(&call);
+    let department = said
+        .iter()
+        .find(|(_, t)| t.contains("department"))
+        .expect("asked");
+    let entry = call["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["text"].as_str().unwrap().contains("department"))
+        .unwrap();
+    assert_eq!(
+        entry["interrupted"], true,
+        "{department:?} was cut short by the key"
+    );
+    app.stop().await;
+}
+
+/// A caller who says nothing is asked again once, then the question is left unanswered and
+/// the agent closes the call itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_input_is_asked_again_then_left_unanswered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let questions = vec![question("book", BOOK, QuestionType::YesNo, &[])];
+    let app = start(Db::Sqlite, None, ports, questions, |agent| {
+        agent.no_input_ms = Some(1500)
+    })
+    .await;
+    // Silence all along (a caller on mute): RTP flows, nobody speaks.
+    let parts = [Caller::Silence { ms: 20_000 }];
+    assert!(
+        call(&app, scenario(dir.path(), &parts)).await,
+        "the agent hung up with BYE"
+    );
+
+    let call = completed_call(&app).await;
+    assert_eq!(call["end_reason"], "agent_hangup", "{call:#}");
+    assert_eq!(
+        call["analysis"]["answers"],
+        json!({"book": null}),
+        "{call:#}"
+    );
+    let said = speakers(&call);
+    let asked = said
+        .iter()
+        .filter(|(_, t)| t.contains("appointment"))
+        .count();
+    assert_eq!(asked, 2, "asked, then asked again: {said:?}");
+    assert!(said.iter().all(|(r, _)| r == "agent"), "{said:?}");
+    assert!(
+        said.last().is_some_and(|(_, t)| t.contains("goodbye")),
+        "{said:?}"
+    );
+    let events = events(&app, &call).await;
+    assert_eq!(events, ["call.answered", "call.ended", "call.analyzed"]);
+    app.stop().await;
+}
