@@ -631,11 +631,17 @@ fn validate_agents(agents: &[AgentConfig], at: &str) -> Result<(), ConfigError> 
         if agent.default && !defaults.insert(agent.direction) {
             return Err(invalid(
                 key("default"),
-                format!("a second default {} agent", agent.direction.as_str()),
+                format!(
+                    "agent {:?} is a second default {} agent; mark one per direction",
+                    agent.slug,
+                    agent.direction.as_str()
+                ),
             ));
         }
         crate::domain::validate_agent_shape(agent.kind, agent.url.as_deref(), &agent.questions)
-            .map_err(|(field, msg)| invalid(key(field), msg))?;
+            .map_err(|(field, msg)| {
+                invalid(key(field), format!("agent {:?}: {msg}", agent.slug))
+            })?;
         if agent.direction == Direction::Inbound {
             let texts = agent
                 .greeting

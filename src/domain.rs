@@ -142,6 +142,29 @@ pub struct Question {
 
 /// Checks what serde cannot: websocket agents need a URL, choice questions need choices,
 /// keys are unique. Returns the offending field and why.
+/// Choices the recognizer can match and the keypad can pick by position (one key, 1–9).
+fn choice_problem(q: &Question) -> Option<String> {
+    if q.kind != QuestionType::Choice {
+        return (!q.choices.is_empty())
+            .then(|| format!("choices are only for type choice, not {}", q.kind.as_str()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(c) = q
+        .choices
+        .iter()
+        .find(|c| c.trim().is_empty() || !seen.insert(c.trim().to_lowercase()))
+    {
+        return Some(format!("choice {c:?} is blank or repeated"));
+    }
+    match q.choices.len() {
+        0 | 1 => Some("type choice needs at least two choices".into()),
+        2..=9 => None,
+        n => Some(format!(
+            "{n} choices; at most 9, so each can be keyed as one digit"
+        )),
+    }
+}
+
 pub fn validate_agent_shape(
     kind: AgentKind,
     url: Option<&str>,
@@ -161,14 +184,8 @@ pub fn validate_agent_shape(
                 format!("question keys must be unique and non-empty ({:?})", q.key),
             ));
         }
-        if q.kind == QuestionType::Choice && q.choices.len() < 2 {
-            return Err((
-                "questions",
-                format!(
-                    "question {:?} of type choice needs at least two choices",
-                    q.key
-                ),
-            ));
+        if let Some(problem) = choice_problem(q) {
+            return Err(("questions", format!("question {:?}: {problem}", q.key)));
         }
     }
     Ok(())

@@ -17,6 +17,8 @@ on_both_databases!(
     operational_endpoints_answer,
     calls_stay_queued_when_telephony_is_off,
     unknown_voices_are_422_naming_the_field,
+    the_default_agent_is_the_marked_one_else_the_first_active,
+    a_context_key_the_script_needs_is_required,
 );
 
 async fn queued_call_is_normalized_persisted_and_readable(db: Db) {
@@ -594,5 +596,96 @@ async fn unknown_voices_are_422_naming_the_field(db: Db) {
         (200, Some("formal")),
         "{agent}"
     );
+    app.stop().await;
+}
+
+/// The agent a call without `agent_id` gets: the active one marked default, else the first
+/// active one of that direction in config order; marking another moves the mark.
+async fn the_default_agent_is_the_marked_one_else_the_first_active(db: Db) {
+    let app = TestApp::start_with(
+        db,
+        None,
+        |c| {
+            let agents = &mut c.orgs[0].agents;
+            let mut first = agents[0].clone();
+            (first.slug, first.name) = ("first-line".into(), "First Line".into());
+            agents.iter_mut().for_each(|a| a.default = false);
+            agents.insert(0, first);
+        },
+        None,
+    )
+    .await;
+    let (_, agents) = app.get("/v1/agents", ACME_KEY).await;
+    let id_of = |slug: &str| {
+        agents["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["slug"] == slug)
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let queued_with = |call: Value| call["agent_id"].as_str().unwrap().to_owned();
+    let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
+    assert_eq!(
+        queued_with(call),
+        id_of("first-line"),
+        "none marked: the first active"
+    );
+
+    let mark = |slug: &str| {
+        let path = format!("{}/v1/agents/{}", app.base, id_of(slug));
+        app.send(
+            app.http
+                .patch(path)
+                .bearer_auth(ACME_KEY)
+                .body(r#"{"default": true}"#),
+        )
+    };
+    assert_eq!(mark("welcome").await.0, 200);
+    let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
+    assert_eq!(queued_with(call), id_of("welcome"), "the marked one");
+
+    assert_eq!(mark("first-line").await.0, 200);
+    let (_, agents) = app.get("/v1/agents", ACME_KEY).await;
+    let marked: Vec<&str> = agents["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["default"] == true && a["direction"] == "outbound")
+        .map(|a| a["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, ["first-line"], "one default per direction");
+    let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
+    assert_eq!(queued_with(call), id_of("first-line"));
+    app.stop().await;
+}
+
+/// An outbound call whose agent says "Hi {{name}}" needs `name` in its context: 422 naming
+/// it, and nothing queued.
+async fn a_context_key_the_script_needs_is_required(db: Db) {
+    let app = TestApp::start_with(
+        db,
+        None,
+        |c| c.orgs[0].agents[0].greeting = Some("Hi {{name}}, this is Acme.".into()),
+        None,
+    )
+    .await;
+    for body in [
+        r#"{"to": "+12025550143"}"#,
+        r#"{"to": "+12025550143", "context": {"nam": "Ann"}}"#,
+    ] {
+        let (status, problem) = app.post("/v1/calls/outbound", ACME_KEY, body).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "context", "{problem}");
+        let message = problem["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("name"), "{message}");
+    }
+    let (_, calls) = app.get("/v1/calls", ACME_KEY).await;
+    assert_eq!(calls["data"], json!([]), "nothing queued");
+    let call = app
+        .queue_call(r#"{"to": "+12025550143", "context": {"name": "Ann"}}"#)
+        .await;
+    assert_eq!(call["status"], "queued");
     app.stop().await;
 }

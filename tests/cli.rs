@@ -145,6 +145,71 @@ fn check_config_names_unknown_voices_and_bad_voice_settings() {
     );
 }
 
+/// Agents whose script cannot work name the agent and the key.
+#[test]
+fn check_config_names_agents_whose_script_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = "[[orgs]]\nslug = \"a\"\nname = \"A\"\n";
+    let agent = |slug: &str, direction: &str, rest: &str| {
+        format!(
+            "[[orgs.agents]]\nslug = \"{slug}\"\nname = \"N\"\ndirection = \"{direction}\"\n{rest}"
+        )
+    };
+    let cases = [
+        (
+            agent("one", "outbound", "default = true\n") + &agent("two", "outbound", "default = true\n"),
+            "orgs[0].agents[1].default",
+            "\"two\"",
+        ),
+        (
+            agent("in", "inbound", "greeting = \"Hi {{name}}\"\n"),
+            "orgs[0].agents[0].greeting",
+            "{{name}}",
+        ),
+        (
+            agent("in", "inbound", "questions = [{ key = \"q\", ask = \"Which?\", type = \"choice\", choices = [\"a\"] }]\n"),
+            "orgs[0].agents[0].questions",
+            "\"in\"",
+        ),
+        (
+            agent("in", "inbound", "questions = [{ key = \"q\", ask = \"Which?\", type = \"choice\", choices = [\"a\", \"A \"] }]\n"),
+            "orgs[0].agents[0].questions",
+            "repeated",
+        ),
+        (
+            agent("in", "inbound", &format!("questions = [{{ key = \"q\", ask = \"Which?\", type = \"choice\", choices = [{}] }}]\n",
+                (1..=10).map(|i| format!("\"c{i}\"")).collect::<Vec<_>>().join(", "))),
+            "orgs[0].agents[0].questions",
+            "at most 9",
+        ),
+        (
+            agent("in", "inbound", "questions = [{ key = \"q\", ask = \"When?\", type = \"weekday\" }]\n"),
+            "orgs[0].agents[0].questions[0].type",
+            "weekday",
+        ),
+    ];
+    for (agents, key, detail) in &cases {
+        let config = write_config(dir.path(), &format!("{org}{agents}"));
+        let out = voxbridge(&["check-config", "--config", config.to_str().unwrap()], &[]);
+        assert!(!out.status.success(), "{key}: accepted");
+        let err = stderr(&out);
+        assert!(
+            err.contains(key) && err.contains(detail),
+            "{key} / {detail}: {err}"
+        );
+    }
+    // Outbound agents may use the context; a call without the key is refused at the API.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{org}{}",
+            agent("out", "outbound", "greeting = \"Hi {{name}}\"\n")
+        ),
+    );
+    let out = voxbridge(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn migrate_creates_the_database() {
     let dir = tempfile::tempdir().unwrap();

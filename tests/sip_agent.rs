@@ -120,11 +120,43 @@ enum Caller<'a> {
         after_ms: u64,
         digit: char,
     },
+    /// A pause then the caller hangs up (BYE) instead of waiting for the agent's.
+    HangUp {
+        after_ms: u64,
+    },
 }
+
+/// The agent hangs up: answer its BYE.
+const AWAIT_BYE: &str = r#"<recv request="BYE" timeout="60000"/>
+<send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>"#;
+
+/// The caller hangs up.
+const SEND_BYE: &str = r#"<send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<recv response="200"/>"#;
 
 /// The scenario for `parts`; spoken parts are laid out in one raw μ-law file under `dir`.
 fn scenario(dir: &Path, parts: &[Caller]) -> String {
     let mut actions = String::new();
+    let mut end = AWAIT_BYE;
     let mut audio: Vec<PathBuf> = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         match part {
@@ -140,6 +172,10 @@ fn scenario(dir: &Path, parts: &[Caller]) -> String {
                 "<pause milliseconds=\"{after_ms}\"/>\n\
                  <nop><action><exec play_dtmf=\"{digit}\"/></action></nop>\n"
             )),
+            Caller::HangUp { after_ms } => {
+                actions.push_str(&format!("<pause milliseconds=\"{after_ms}\"/>\n"));
+                end = SEND_BYE;
+            }
         }
     }
     if !audio.is_empty() {
@@ -163,6 +199,7 @@ fn scenario(dir: &Path, parts: &[Caller]) -> String {
     };
     include_str!("sipp/agent_call.xml")
         .replace("@CALLER@", &actions)
+        .replace("@END@", end)
         .replace("@PORT@", port)
 }
 
@@ -178,7 +215,7 @@ fn sox(args: &[&str]) {
     assert!(status.success(), "sox {args:?}");
 }
 
-/// Runs one SIPp call to the demo DID; true when it passed (the agent hung up with BYE).
+/// Runs one SIPp call to the demo DID; true when it passed.
 async fn call(app: &TestApp, scenario: String) -> bool {
     let sip = app.server.as_ref().expect("running").sip_addr;
     let media = sipp_media_port().to_string();
@@ -505,6 +542,53 @@ async fn no_input_is_asked_again_then_left_unanswered() {
         said.last().is_some_and(|(_, t)| t.contains("goodbye")),
         "{said:?}"
     );
+    let events = events(&app, &call).await;
+    assert_eq!(events, ["call.answered", "call.ended", "call.analyzed"]);
+    app.stop().await;
+}
+
+/// The caller hangs up while the second question is playing: playout stops there, and the
+/// call still ends with its first answer analyzed and the second null.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_hanging_up_mid_prompt_keeps_what_was_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let choices = ["billing", "technical support", "sales"];
+    let questions = vec![
+        question("department", DEPARTMENT, QuestionType::Choice, &choices),
+        question("book", BOOK, QuestionType::YesNo, &[]),
+    ];
+    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    let book_ms = spoken_ms(BOOK).await;
+    let first = spoken_ms(GREETING).await + spoken_ms(DEPARTMENT).await + 300;
+    // SIPp spends ~0.7 s sending a key; hang up halfway through the next question.
+    let parts = [
+        Caller::Key {
+            after_ms: first,
+            digit: '1',
+        },
+        Caller::HangUp {
+            after_ms: 700 + book_ms / 2,
+        },
+    ];
+    assert!(
+        call(&app, scenario(dir.path(), &parts)).await,
+        "the caller hung up"
+    );
+
+    let call = completed_call(&app).await;
+    assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+    assert_eq!(
+        call["analysis"]["answers"],
+        json!({"department": "billing", "book": null}),
+        "{call:#}"
+    );
+    let transcript = call["transcript"].as_array().unwrap();
+    let last = transcript.last().unwrap();
+    assert_eq!(last["text"], BOOK, "{transcript:#?}");
+    assert_eq!(last["interrupted"], true, "{last:#}");
+    let played = last["end_ms"].as_u64().unwrap() - last["start_ms"].as_u64().unwrap();
+    assert!(played < book_ms, "played {played} of {book_ms} ms");
     let events = events(&app, &call).await;
     assert_eq!(events, ["call.answered", "call.ended", "call.analyzed"]);
     app.stop().await;
