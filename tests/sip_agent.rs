@@ -28,16 +28,6 @@ const BOOK: &str = "Shall I book the appointment for you?";
 const DEPARTMENT: &str = "Which department do you need: billing, technical support, or sales?";
 const CLOSING: &str = "Thank you. Goodbye.";
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model() -> PathBuf {
-    std::env::var_os("VOXBRIDGE_ASR_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
-}
-
 fn question(key: &str, ask: &str, kind: QuestionType, choices: &[&str]) -> Question {
     Question {
         key: key.into(),
@@ -45,6 +35,15 @@ fn question(key: &str, ask: &str, kind: QuestionType, choices: &[&str]) -> Quest
         kind,
         choices: choices.iter().map(|c| c.to_string()).collect(),
     }
+}
+
+/// A choice ("billing", "technical support", "sales"), then a yes/no.
+fn department_then_book() -> Vec<Question> {
+    let choices = ["billing", "technical support", "sales"];
+    vec![
+        question("department", DEPARTMENT, QuestionType::Choice, &choices),
+        question("book", BOOK, QuestionType::YesNo, &[]),
+    ]
 }
 
 /// Each test's server sends RTP from a port range of its own, so a capture filtered on it
@@ -76,7 +75,7 @@ async fn start(
         move |c: &mut Config| {
             c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
             c.asr = Some(voxbridge::config::AsrConfig {
-                model: Some(model()),
+                model: Some(common::asr_model()),
                 threads: 1,
                 language: "en".into(),
                 max_concurrent: 2,
@@ -127,31 +126,9 @@ enum Caller<'a> {
 }
 
 /// The agent hangs up: answer its BYE.
-const AWAIT_BYE: &str = r#"<recv request="BYE" timeout="60000"/>
-<send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>"#;
-
+const AWAIT_BYE: &str = include_str!("sipp/await_bye.xml");
 /// The caller hangs up.
-const SEND_BYE: &str = r#"<send retrans="500"><![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+12025550111@[local_ip]:[local_port]>;tag=[pid]tag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-<recv response="200"/>"#;
+const SEND_BYE: &str = include_str!("sipp/send_bye.xml");
 
 /// The scenario for `parts`; spoken parts are laid out in one raw μ-law file under `dir`.
 fn scenario(dir: &Path, parts: &[Caller]) -> String {
@@ -167,7 +144,7 @@ fn scenario(dir: &Path, parts: &[Caller]) -> String {
                 sox(&[&args[..], &[path(&silence), "trim", "0", &seconds]].concat());
                 audio.push(silence);
             }
-            Caller::Say { clip } => audio.push(workspace().join("fixtures/asr").join(clip)),
+            Caller::Say { clip } => audio.push(common::workspace().join("fixtures/asr").join(clip)),
             Caller::Key { after_ms, digit } => actions.push_str(&format!(
                 "<pause milliseconds=\"{after_ms}\"/>\n\
                  <nop><action><exec play_dtmf=\"{digit}\"/></action></nop>\n"
@@ -370,7 +347,7 @@ fn pcmu_payload(rtp: &[u8]) -> Option<(u16, Vec<u8>)> {
 fn transcribe(samples: Vec<i16>) -> String {
     let engine = voxbridge_asr::engine::SpeechEngine::load(voxbridge_asr::engine::AsrConfig {
         timeout: std::time::Duration::from_secs(60),
-        ..voxbridge_asr::engine::AsrConfig::new(model())
+        ..voxbridge_asr::engine::AsrConfig::new(common::asr_model())
     })
     .expect("the model loads");
     let pcm = voxbridge_asr::wav::Pcm {
@@ -448,12 +425,7 @@ async fn a_yes_said_to_the_agent_is_heard_stored_and_analyzed(db: Db) {
 async fn keypad_answers_a_choice_by_position_and_a_yes_no_with_2() {
     let dir = tempfile::tempdir().unwrap();
     let ports = rtp_ports();
-    let choices = ["billing", "technical support", "sales"];
-    let questions = vec![
-        question("department", DEPARTMENT, QuestionType::Choice, &choices),
-        question("book", BOOK, QuestionType::YesNo, &[]),
-    ];
-    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    let app = start(Db::Sqlite, None, ports, department_then_book(), |_| {}).await;
     // The first key interrupts the department question halfway through.
     let first = spoken_ms(GREETING).await + spoken_ms(DEPARTMENT).await / 2;
     let second = spoken_ms(BOOK).await + 600;
@@ -553,12 +525,7 @@ async fn no_input_is_asked_again_then_left_unanswered() {
 async fn a_caller_hanging_up_mid_prompt_keeps_what_was_answered() {
     let dir = tempfile::tempdir().unwrap();
     let ports = rtp_ports();
-    let choices = ["billing", "technical support", "sales"];
-    let questions = vec![
-        question("department", DEPARTMENT, QuestionType::Choice, &choices),
-        question("book", BOOK, QuestionType::YesNo, &[]),
-    ];
-    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    let app = start(Db::Sqlite, None, ports, department_then_book(), |_| {}).await;
     let book_ms = spoken_ms(BOOK).await;
     let first = spoken_ms(GREETING).await + spoken_ms(DEPARTMENT).await + 300;
     // SIPp spends ~0.7 s sending a key; hang up halfway through the next question.

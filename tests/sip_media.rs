@@ -19,19 +19,9 @@ on_both_databases!(
     shutdown_hangs_up_and_stores_live_calls
 );
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model() -> PathBuf {
-    std::env::var_os("VOXBRIDGE_ASR_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
-}
-
 /// Two telephone utterances with silence around them, as raw μ-law for SIPp's rtp_stream.
 fn caller_audio(dir: &Path) -> PathBuf {
-    let fixtures = workspace().join("fixtures/asr");
+    let fixtures = common::workspace().join("fixtures/asr");
     let silence = dir.join("silence.wav");
     let out = dir.join("caller.ul");
     let sox = |args: &[&std::ffi::OsStr]| {
@@ -104,7 +94,7 @@ fn sipp(server: SocketAddr, scenario: &str) -> bool {
 
 fn asr_config(max_calls: usize) -> voxbridge::config::AsrConfig {
     voxbridge::config::AsrConfig {
-        model: Some(model()),
+        model: Some(common::asr_model()),
         threads: 1,
         language: "en".into(),
         max_concurrent: 2,

@@ -131,6 +131,17 @@ pub fn loopback_trunk(cidr: &str) -> voxbridge::config::TrunkConfig {
     }
 }
 
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The whisper model the tests recognize with (`scripts/setup.sh` fetches it).
+pub fn asr_model() -> PathBuf {
+    std::env::var_os("VOXBRIDGE_ASR_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
+}
+
 pub fn parse_config(toml: &str) -> Config {
     Config::from_toml_str(toml, &PathBuf::from("test.toml"), std::iter::empty())
         .expect("test config is valid")
