@@ -7,7 +7,7 @@
 # wire, time to first agent audio after the 200 OK and turn latency (end of the caller's
 # speech -> first RTP packet of the agent's next prompt). The server's own histograms give the
 # split; answers stored and server CPU per call are reported too.
-#   benches/agent_calls.sh [CALLS]      (default 10)
+#   [ASR_THREADS=1] benches/agent_calls.sh [CALLS]      (default 10 calls; threads per recognition)
 # SIPp, dumpcap, the server and the recognizer share this machine's cores; loopback only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,7 +60,7 @@ rtp_port_min = 30000
 rtp_port_max = 30999
 [asr]
 model = "$ROOT/models/ggml-tiny.en.bin"
-threads = 1
+threads = ${ASR_THREADS:-1}
 max_concurrent = 2
 max_calls = $CALLS
 [[trunks]]
@@ -118,7 +118,7 @@ TICKS1="$(cpu_ticks)"
 WALL="$(python3 -c "import time; print(time.time() - $START)")"
 STEAL1="$(steal)"
 sleep 1
-kill -INT "${PIDS[-1]}" && wait "${PIDS[-1]}" 2>/dev/null || true
+kill -TERM "${PIDS[-1]}" && wait "${PIDS[-1]}" 2>/dev/null || true
 
 echo "--- on the wire"
 python3 "$ROOT/benches/agent_turns.py" "$WORK/calls.pcap" "$SIP_PORT"

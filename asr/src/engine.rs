@@ -96,6 +96,12 @@ pub struct SpeechEngine {
     config: AsrConfig,
 }
 
+/// Threads for a job that has the recognizers to itself: the machine's cores, at most 4
+/// (tiny.en's decoder gains little beyond).
+fn idle_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 fn ms(samples: usize) -> u64 {
     samples as u64 * 1000 / u64::from(MODEL_RATE)
 }
@@ -154,9 +160,16 @@ impl SpeechEngine {
     ) -> Result<(), AsrError> {
         let answer_type = question.answer_type.clone();
         let duration = ms(audio.len());
+        let mut request = self.request(question);
+        // A lone utterance gets every core: a caller waiting on a 2-core machine hears the
+        // agent ~2× sooner. With other jobs running it keeps `threads`, since ggml's
+        // spin-waiting threads starve each other once they outnumber the cores.
+        if self.pool.in_flight() == 0 {
+            request.threads = request.threads.max(idle_threads());
+        }
         self.pool.try_submit(
             audio,
-            self.request(question),
+            request,
             Box::new(move |result| {
                 done(result.map(|r| output(&answer_type, r, 0, duration)));
             }),

@@ -27,6 +27,9 @@ pub struct VadConfig {
     pub onset: Duration,
     /// Silence must persist this long before `SpeechEnd` (bridges pauses between words).
     pub hangover: Duration,
+    /// If set (and shorter than `hangover`), `SpeechPause` after this much silence: the
+    /// utterance may be ending, so a listener can start recognizing it while the hangover runs.
+    pub pause: Option<Duration>,
 }
 
 impl VadConfig {
@@ -37,6 +40,7 @@ impl VadConfig {
             frame: Duration::from_millis(20),
             onset: Duration::from_millis(60),
             hangover: Duration::from_millis(600),
+            pause: None,
         }
     }
 }
@@ -47,6 +51,9 @@ pub enum VadEvent {
     SpeechStart,
     /// Speech ended `hangover` ago.
     SpeechEnd,
+    /// Silence for `pause` while speaking: `SpeechEnd` follows unless speech resumes (and then
+    /// another `SpeechPause` comes before any `SpeechEnd`).
+    SpeechPause,
 }
 
 /// Levels below this are digital silence whatever the noise floor says.
@@ -59,6 +66,7 @@ pub struct Vad {
     cfg: VadConfig,
     onset_frames: u32,
     hangover_frames: u32,
+    pause_frames: Option<u32>,
     floor_db: Option<f32>,
     band: BandPass,
     speaking: bool,
@@ -68,9 +76,12 @@ pub struct Vad {
 impl Vad {
     pub fn new(cfg: VadConfig) -> Self {
         let frame_ms = cfg.frame.as_millis().max(1) as u32;
+        let frames = |d: Duration| (d.as_millis() as u32).div_ceil(frame_ms).max(1);
+        let hangover_frames = frames(cfg.hangover);
         Self {
-            onset_frames: (cfg.onset.as_millis() as u32).div_ceil(frame_ms).max(1),
-            hangover_frames: (cfg.hangover.as_millis() as u32).div_ceil(frame_ms).max(1),
+            onset_frames: frames(cfg.onset),
+            hangover_frames,
+            pause_frames: cfg.pause.map(frames).filter(|&p| p < hangover_frames),
             floor_db: None,
             band: BandPass::default(),
             speaking: false,
@@ -91,6 +102,9 @@ impl Vad {
             return None;
         }
         self.run += 1;
+        if self.speaking && Some(self.run) == self.pause_frames {
+            return Some(VadEvent::SpeechPause);
+        }
         let needed = if self.speaking {
             self.hangover_frames
         } else {
@@ -212,6 +226,33 @@ mod tests {
         assert_eq!(
             events,
             vec![(33, VadEvent::SpeechStart), (95, VadEvent::SpeechEnd)]
+        );
+    }
+
+    #[test]
+    fn a_pause_is_announced_each_time_silence_reaches_it() {
+        let mut cfg = VadConfig::new(16_000);
+        cfg.method = VadMethod::AdaptiveEnergy { snr_db: 9.0 };
+        cfg.pause = Some(Duration::from_millis(160));
+        let mut v = Vad::new(cfg);
+        let (quiet, loud) = (tone(30.0, 320), tone(8000.0, 320));
+        let frames = std::iter::repeat_n(&quiet, 20)
+            .chain(std::iter::repeat_n(&loud, 20)) // speech from frame 20
+            .chain(std::iter::repeat_n(&quiet, 10)) // pause at 40: > 8 frames, < hangover
+            .chain(std::iter::repeat_n(&loud, 5)) // speech resumes at 50
+            .chain(std::iter::repeat_n(&quiet, 40)); // ends at 55
+        let events: Vec<(usize, VadEvent)> = frames
+            .enumerate()
+            .filter_map(|(i, f)| v.process(f).map(|e| (i, e)))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                (22, VadEvent::SpeechStart),
+                (47, VadEvent::SpeechPause),
+                (62, VadEvent::SpeechPause),
+                (84, VadEvent::SpeechEnd),
+            ]
         );
     }
 }

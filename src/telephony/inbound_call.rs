@@ -22,6 +22,10 @@ use crate::domain::{new_id, now, AgentKind, Call, CallStatus, Direction, EndReas
 use crate::inbound::Route;
 use crate::store::Transition;
 
+/// After this much of the caller's silence the agent starts recognizing what was said, while
+/// the end-of-turn silence runs on (see `session::Early`). Longer than most gaps between words,
+/// so few early recognitions are wasted on speech that goes on.
+const EARLY_RECOGNITION_PAUSE: Duration = Duration::from_millis(160);
 /// Attempts to store the ended call before giving up (the store may be briefly unavailable).
 const STORE_ATTEMPTS: u32 = 5;
 
@@ -67,6 +71,7 @@ pub(super) async fn run(
     let mut tuned = media_config(&negotiated, &services.media_config);
     if let Some(agent) = &agent {
         tuned.vad.hangover = agent.end_of_turn;
+        tuned.vad.pause = Some(EARLY_RECOGNITION_PAUSE);
     }
     let media = match services.media.start(ports, tuned, record) {
         Ok(media) => media,

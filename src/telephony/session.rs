@@ -52,6 +52,23 @@ struct Recognized {
     turn: u64,
     utterance: (u64, u64),
     output: Option<TranscriptionOutput>,
+    /// Set for an early recognition (started at a pause): its job number.
+    early: Option<u64>,
+    /// An early recognition found every recognizer busy and did not run.
+    skipped: bool,
+}
+
+/// Early recognition: at a pause in the caller's speech the utterance so far is recognized
+/// while the VAD's hangover runs, so a turn costs max(hangover, recognition) rather than their
+/// sum. A pause followed by more speech is followed by another pause, so the latest early job
+/// is the one that covers the utterance when it ends.
+#[derive(Default)]
+struct Early {
+    next_job: u64,
+    /// The latest pause's job, while the caller may still go on; its result if it came.
+    open: Option<(u64, Option<Recognized>)>,
+    /// Utterances that ended before their early job came back, by job.
+    ended: Vec<(u64, Utterance)>,
 }
 
 pub(super) struct Session {
@@ -75,6 +92,7 @@ impl Session {
         let (done, mut results) = mpsc::unbounded_channel::<Recognized>();
         let (spoken_tx, mut spoken) = mpsc::unbounded_channel::<Spoken>();
         let mut cutter = UtteranceCutter::default();
+        let mut early = Early::default();
         // Caller frames start with the first RTP packet; the transcript counts from `started`.
         let mut caller_offset_ms: Option<u64> = None;
         let mut pending = 0usize;
@@ -154,10 +172,15 @@ impl Session {
                     None => break (EndReason::Error, false),
                 },
                 event = media.recv() => {
-                    let utterance = match event {
+                    let offset = caller_offset_ms.unwrap_or(0);
+                    let next = match event {
                         Some(MediaCallEvent::Audio(frame)) => {
                             caller_offset_ms.get_or_insert_with(|| elapsed_ms(Instant::now()));
-                            cutter.frame(&frame.pcm)
+                            // Past 30 s a piece is cut off: the pause's job covers less than it.
+                            cutter.frame(&frame.pcm).map(|piece| {
+                                early.open = None;
+                                Next::Recognize(piece)
+                            })
                         }
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechStart))) => {
                             cutter.speech_started();
@@ -167,10 +190,17 @@ impl Session {
                             }
                             None
                         }
+                        Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechPause))) => {
+                            if let (Some(conv), Some(so_far)) = (conversation.as_ref(), cutter.so_far()) {
+                                let job = early.paused();
+                                pending += self.submit(&so_far, offset, conv.listening(), Some(job), &done);
+                            }
+                            None
+                        }
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechEnd))) => {
                             // The VAD reports the end a hangover after the speech stopped.
                             turn_ended_at = Instant::now().checked_sub(end_of_turn.unwrap_or_default());
-                            cutter.speech_ended()
+                            cutter.speech_ended().and_then(|u| early.speech_ended(u, offset))
                         }
                         Some(MediaCallEvent::Media(MediaEvent::Dtmf(digit))) => {
                             if let Some(conv) = conversation.as_mut() {
@@ -182,32 +212,25 @@ impl Session {
                         // The media threads dropped the call: nothing more can be heard.
                         None => break (EndReason::Error, false),
                     };
-                    if let Some(utterance) = utterance {
-                        let (turn, question) = conversation
-                            .as_ref()
-                            .map(Conversation::listening)
-                            .unwrap_or_default();
-                        pending += self.submit(utterance, caller_offset_ms.unwrap_or(0), turn, question, &done);
+                    match next {
+                        Some(Next::Hear(result)) => hear(result, &mut transcript, conversation.as_mut()),
+                        Some(Next::Recognize(utterance)) => {
+                            let listening = conversation.as_ref().map(Conversation::listening).unwrap_or_default();
+                            pending += self.submit(&utterance, offset, listening, None, &done);
+                        }
+                        None => {}
                     }
                 }
                 Some(result) = results.recv() => {
                     pending -= 1;
-                    let heard = caller_entry(&result).map(|entry| {
-                        let text = entry.text.clone();
-                        transcript.push(entry);
-                        text
-                    });
-                    if let Some(conv) = conversation.as_mut() {
-                        let output = result.output.as_ref();
-                        conv.heard(
-                            Heard {
-                                turn: result.turn,
-                                text: heard.unwrap_or_default(),
-                                value: output.and_then(|o| o.value.clone()),
-                                confidence: output.map_or(0.0, |o| o.confidence),
-                            },
-                            Instant::now().into_std(),
-                        );
+                    let offset = caller_offset_ms.unwrap_or(0);
+                    match early.result(result, offset) {
+                        Some(Next::Hear(result)) => hear(result, &mut transcript, conversation.as_mut()),
+                        Some(Next::Recognize(utterance)) => {
+                            let listening = conversation.as_ref().map(Conversation::listening).unwrap_or_default();
+                            pending += self.submit(&utterance, offset, listening, None, &done);
+                        }
+                        None => {}
                     }
                 }
                 Some((generation, text, audio)) = spoken.recv() => {
@@ -279,16 +302,26 @@ impl Session {
             .await
             .ok()
             .and_then(|q| serde_json::to_value(q).ok());
-        if let Some(utterance) = cutter.finish() {
-            pending += self.submit(utterance, caller_offset_ms.unwrap_or(0), 0, None, &done);
-        }
-        // Speech still being recognized belongs to the transcript; wait for it, bounded.
+        // Speech still going on or being recognized belongs to the transcript; wait for it,
+        // bounded.
+        let offset = caller_offset_ms.unwrap_or(0);
+        let mut next = cutter.finish().and_then(|u| early.speech_ended(u, offset));
         let give_up = Instant::now() + RECOGNIZER_PATIENCE * 2;
-        while pending > 0 {
+        loop {
+            match next.take() {
+                Some(Next::Hear(result)) => transcript.extend(caller_entry(&result)),
+                Some(Next::Recognize(u)) => {
+                    pending += self.submit(&u, offset, (0, None), None, &done)
+                }
+                None => {}
+            }
+            if pending == 0 {
+                break;
+            }
             match tokio::time::timeout_at(give_up, results.recv()).await {
                 Ok(Some(result)) => {
                     pending -= 1;
-                    transcript.extend(caller_entry(&result));
+                    next = early.result(result, offset);
                 }
                 _ => break,
             }
@@ -309,12 +342,14 @@ impl Session {
     /// Starts recognizing `utterance` as the answer to `question` (free speech without one);
     /// the result arrives on `done`. Returns how many results to expect: 1, since even a call
     /// without transcription reports the turn (as unheard) so the agent can move on.
+    /// `early` is the job number of an early recognition, which only runs on a recognizer
+    /// that is free now (it must not delay the utterances of other calls).
     fn submit(
         &self,
-        utterance: Utterance,
+        utterance: &Utterance,
         offset_ms: u64,
-        turn: u64,
-        question: Option<Question>,
+        (turn, question): (u64, Option<Question>),
+        early: Option<u64>,
         done: &mpsc::UnboundedSender<Recognized>,
     ) -> usize {
         let (services, done) = (self.services.clone(), done.clone());
@@ -322,12 +357,21 @@ impl Session {
         let transcribing = self.transcribing;
         let end_of_speech = Instant::now();
         let span = (utterance.start_ms + offset_ms, utterance.end_ms + offset_ms);
+        let patience = if early.is_some() {
+            Duration::ZERO
+        } else {
+            RECOGNIZER_PATIENCE
+        };
         tokio::spawn(async move {
-            let output = match transcribing {
-                true => recognize(&services, audio, asr_question(question.as_ref())).await,
-                false => None,
+            let question = asr_question(question.as_ref());
+            let (output, skipped) = match transcribing {
+                true => match recognize(&services, audio, question, patience).await {
+                    Ok(output) => (output, false),
+                    Err(Busy) => (None, true),
+                },
+                false => (None, false),
             };
-            if output.is_some() {
+            if output.is_some() && early.is_none() {
                 metrics::histogram!("voxbridge_asr_utterance_seconds")
                     .record(end_of_speech.elapsed().as_secs_f64());
             }
@@ -335,9 +379,96 @@ impl Session {
                 turn,
                 utterance: span,
                 output,
+                early,
+                skipped,
             });
         });
         1
+    }
+}
+
+/// What to do with an utterance or a recognition.
+enum Next {
+    /// Recognized: into the transcript and to the agent.
+    Hear(Recognized),
+    /// Recognize it (again).
+    Recognize(Utterance),
+}
+
+impl Early {
+    /// The caller paused: a new early job, which replaces the previous one (speech resumed).
+    fn paused(&mut self) -> u64 {
+        self.next_job += 1;
+        self.open = Some((self.next_job, None));
+        self.next_job
+    }
+
+    /// The VAD ended `utterance`: heard already if the pause's job is back, or recognized
+    /// anew if that job could not run (or there was none).
+    fn speech_ended(&mut self, utterance: Utterance, offset_ms: u64) -> Option<Next> {
+        match self.open.take() {
+            Some((job, None)) => {
+                self.ended.push((job, utterance));
+                None
+            }
+            Some((_, Some(result))) if !result.skipped => {
+                Some(Next::Hear(result.spanning(&utterance, offset_ms)))
+            }
+            _ => Some(Next::Recognize(utterance)),
+        }
+    }
+
+    /// A recognition came back: an ordinary one is heard; an early one is kept until its
+    /// utterance ends, heard if it already has, dropped if speech went on after its pause.
+    fn result(&mut self, result: Recognized, offset_ms: u64) -> Option<Next> {
+        let Some(job) = result.early else {
+            return Some(Next::Hear(result));
+        };
+        if let Some((_, slot)) = self.open.as_mut().filter(|(open, _)| *open == job) {
+            *slot = Some(result);
+            return None;
+        }
+        let at = self.ended.iter().position(|(ended, _)| *ended == job)?;
+        let (_, utterance) = self.ended.swap_remove(at);
+        Some(match result.skipped {
+            true => Next::Recognize(utterance),
+            false => Next::Hear(result.spanning(&utterance, offset_ms)),
+        })
+    }
+}
+
+impl Recognized {
+    /// This recognition as that of the whole `utterance` (its end includes the hangover).
+    fn spanning(self, utterance: &Utterance, offset_ms: u64) -> Self {
+        Recognized {
+            utterance: (utterance.start_ms + offset_ms, utterance.end_ms + offset_ms),
+            ..self
+        }
+    }
+}
+
+/// A recognized utterance goes into the transcript and to the agent.
+fn hear(
+    result: Recognized,
+    transcript: &mut Vec<TranscriptEntry>,
+    conversation: Option<&mut Conversation>,
+) {
+    let heard = caller_entry(&result).map(|entry| {
+        let text = entry.text.clone();
+        transcript.push(entry);
+        text
+    });
+    if let Some(conv) = conversation {
+        let output = result.output.as_ref();
+        conv.heard(
+            Heard {
+                turn: result.turn,
+                text: heard.unwrap_or_default(),
+                value: output.and_then(|o| o.value.clone()),
+                confidence: output.map_or(0.0, |o| o.confidence),
+            },
+            Instant::now().into_std(),
+        );
     }
 }
 
@@ -372,15 +503,22 @@ fn asr_question(question: Option<&Question>) -> voxbridge_asr::Question {
     }
 }
 
-/// The recognition of one utterance, waiting (not queueing inside the pool) while every
-/// recognizer is busy. `None` for errors or no recognizer within [`RECOGNIZER_PATIENCE`].
+/// Every recognizer stayed busy for as long as the caller would wait.
+struct Busy;
+
+/// The recognition of one utterance, waiting (not queueing inside the pool) up to `patience`
+/// while every recognizer is busy. `Ok(None)` for errors.
 async fn recognize(
     services: &CallServices,
     audio: Vec<f32>,
     question: voxbridge_asr::Question,
-) -> Option<TranscriptionOutput> {
-    let engine = &services.asr.as_ref()?.engine;
-    let give_up = Instant::now() + RECOGNIZER_PATIENCE;
+    patience: Duration,
+) -> Result<Option<TranscriptionOutput>, Busy> {
+    let Some(asr) = services.asr.as_ref() else {
+        return Ok(None);
+    };
+    let engine = &asr.engine;
+    let give_up = Instant::now() + patience;
     loop {
         let (tx, rx) = oneshot::channel();
         let submitted = engine.try_transcribe_utterance(audio.clone(), &question, move |result| {
@@ -388,23 +526,100 @@ async fn recognize(
         });
         match submitted {
             Ok(()) => {
-                return match rx.await {
+                return Ok(match rx.await {
                     Ok(Ok(output)) => Some(output),
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "recognizing an utterance failed");
                         None
                     }
                     Err(_) => None,
-                };
+                });
             }
+            Err(AsrError::Busy(_)) if patience.is_zero() => return Err(Busy),
             Err(AsrError::Busy(_)) if Instant::now() < give_up => {
                 tokio::time::sleep(RECOGNIZER_RETRY).await;
             }
             Err(e) => {
                 metrics::counter!("voxbridge_asr_utterances_dropped_total").increment(1);
                 tracing::warn!(error = %e, "utterance not recognized");
-                return None;
+                return Ok(None);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utterance(start_ms: u64, end_ms: u64) -> Utterance {
+        Utterance {
+            start_ms,
+            end_ms,
+            pcm: vec![1; 320],
+        }
+    }
+
+    fn done(job: u64, skipped: bool) -> Recognized {
+        Recognized {
+            turn: 1,
+            utterance: (0, 0),
+            output: None,
+            early: Some(job),
+            skipped,
+        }
+    }
+
+    fn heard_span(next: Option<Next>) -> Option<(u64, u64)> {
+        match next {
+            Some(Next::Hear(r)) => Some(r.utterance),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_early_result_answers_the_utterance_whichever_comes_first() {
+        let mut early = Early::default();
+        // The result is back before the hangover ends.
+        let job = early.paused();
+        assert!(early.result(done(job, false), 100).is_none());
+        let next = early.speech_ended(utterance(1000, 2400), 100);
+        assert_eq!(heard_span(next), Some((1100, 2500)));
+        // The hangover ends first; the result is heard when it comes.
+        let job = early.paused();
+        assert!(early.speech_ended(utterance(3000, 3900), 100).is_none());
+        assert_eq!(
+            heard_span(early.result(done(job, false), 100)),
+            Some((3100, 4000))
+        );
+    }
+
+    #[test]
+    fn speech_after_a_pause_drops_that_pause_s_result() {
+        let mut early = Early::default();
+        let first = early.paused();
+        let second = early.paused();
+        assert!(early.result(done(first, false), 0).is_none(), "stale");
+        assert!(early.speech_ended(utterance(0, 900), 0).is_none());
+        assert_eq!(
+            heard_span(early.result(done(second, false), 0)),
+            Some((0, 900))
+        );
+    }
+
+    #[test]
+    fn an_early_job_that_found_no_recognizer_is_recognized_at_the_end() {
+        let mut early = Early::default();
+        let job = early.paused();
+        assert!(early.speech_ended(utterance(0, 900), 0).is_none());
+        assert!(matches!(
+            early.result(done(job, true), 0),
+            Some(Next::Recognize(u)) if u.end_ms == 900
+        ));
+        // Without a pause (speech cut at 30 s), the end is recognized as usual.
+        assert!(matches!(
+            early.speech_ended(utterance(0, 500), 0),
+            Some(Next::Recognize(_))
+        ));
     }
 }

@@ -83,6 +83,11 @@ impl UtteranceCutter {
         });
     }
 
+    /// The utterance so far, while speech goes on (for recognizing it early at a pause).
+    pub fn so_far(&self) -> Option<Utterance> {
+        self.current.clone().filter(|u| !u.pcm.is_empty())
+    }
+
     pub fn speech_ended(&mut self) -> Option<Utterance> {
         self.current.take().filter(|u| !u.pcm.is_empty())
     }
