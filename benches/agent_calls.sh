@@ -7,11 +7,14 @@
 # wire, time to first agent audio after the 200 OK and turn latency (end of the caller's
 # speech -> first RTP packet of the agent's next prompt). The server's own histograms give the
 # split; answers stored and server CPU per call are reported too.
-#   [ASR_THREADS=1] benches/agent_calls.sh [CALLS]      (default 10 calls; threads per recognition)
+#   [ASR_THREADS=1] [SPACING_MS=500] benches/agent_calls.sh [CALLS]      (default 10 calls)
+# ASR_THREADS: [asr] threads; SPACING_MS: between call starts. Callers follow one script, so
+# with a short spacing their answers, and the recognitions, coincide: the worst case.
 # SIPp, dumpcap, the server and the recognizer share this machine's cores; loopback only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CALLS="${1:-10}"
+SPACING_MS="${SPACING_MS:-500}"
 . "$ROOT/benches/common.sh"
 
 GREETING="Good morning, you have reached customer support."
@@ -109,9 +112,9 @@ steal() { awk '/^cpu /{print $9}' /proc/stat; }
 STEAL0="$(steal)"
 TICKS0="$(cpu_ticks)"
 START="$(date +%s.%N)"
-echo "$CALLS calls, 2 new calls per second; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$CALLS calls, one every $SPACING_MS ms; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 ( cd "$WORK" && sipp "127.0.0.1:$SIP_PORT" -sf "$WORK/call.xml" -s +12025550142 -i 127.0.0.1 \
-    -mi 127.0.0.1 -mp 45000 -r 2 -l "$CALLS" -m "$CALLS" -nostdin -timeout 300s \
+    -mi 127.0.0.1 -mp 45000 -r 1 -rp "$SPACING_MS" -l "$CALLS" -m "$CALLS" -nostdin -timeout 300s \
     -timeout_error -trace_err -error_file "$WORK/sipp-errors.log" >/dev/null ) \
     || { echo "SIPp reported failed calls:"; tail -20 "$WORK/sipp-errors.log"; }
 TICKS1="$(cpu_ticks)"
