@@ -51,31 +51,8 @@ questions=""
 for i in 0 1 2; do
     questions+="{ key = \"q$i\", ask = \"${QUESTIONS[$i]}\", type = \"yes_no\" }, "
 done
-cat >"$WORK/voxbridge.toml" <<TOML
-[http]
-listen = "127.0.0.1:$HTTP_PORT"
-[sip]
-listen = "127.0.0.1:$SIP_PORT"
-[database]
-url = "sqlite://$WORK/voxbridge.db"
-[media]
-rtp_port_min = 30000
-rtp_port_max = 30999
-[asr]
-model = "$ROOT/models/ggml-tiny.en.bin"
-threads = ${ASR_THREADS:-1}
-max_concurrent = 2
-max_calls = $CALLS
-[[trunks]]
-name = "local"
-host = "127.0.0.1"
-inbound_cidrs = ["127.0.0.0/8"]
-[[orgs]]
-slug = "bench"
-name = "Bench"
-minutes_included = 1000000
-api_keys = ["$KEY"]
-numbers = ["+12025550142"]
+bench_config "$WORK/voxbridge.toml" "$CALLS"
+cat >>"$WORK/voxbridge.toml" <<TOML
 [[orgs.agents]]
 slug = "survey"
 name = "Bench Survey Agent"
@@ -84,6 +61,9 @@ voice = "calm_support"
 greeting = "$GREETING"
 questions = [ $questions]
 closing = "$CLOSING"
+[media]
+rtp_port_min = 30000
+rtp_port_max = 30999
 TOML
 
 ACTIONS="<nop><action><exec rtp_stream=\"$WORK/caller.ul,1,0\"/></action></nop>"

@@ -24,28 +24,8 @@ SECONDS_OF_AUDIO=$(( $(stat -c %s "$WORK/caller.ul") / 8000 + 1 ))
 HTTP_PORT="$(free_port)"
 SIP_PORT="$(free_port)"
 KEY="vbk_bench_0123456789abcdef"
-cat >"$WORK/voxbridge.toml" <<TOML
-[http]
-listen = "127.0.0.1:$HTTP_PORT"
-[sip]
-listen = "127.0.0.1:$SIP_PORT"
-[database]
-url = "sqlite://$WORK/voxbridge.db"
-[asr]
-model = "$ROOT/models/ggml-tiny.en.bin"
-threads = 1
-max_concurrent = 2
-max_calls = $CALLS
-[[trunks]]
-name = "local"
-host = "127.0.0.1"
-inbound_cidrs = ["127.0.0.0/8"]
-[[orgs]]
-slug = "bench"
-name = "Bench"
-minutes_included = 1000000
-api_keys = ["$KEY"]
-numbers = ["+12025550142"]
+bench_config "$WORK/voxbridge.toml" "$CALLS"
+cat >>"$WORK/voxbridge.toml" <<TOML
 [[orgs.agents]]
 slug = "listener"
 name = "Bench Listener"

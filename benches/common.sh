@@ -1,7 +1,7 @@
 # Shared by the load scripts: `. "$ROOT/benches/common.sh"` after setting ROOT.
 # Gives WORK (a temp dir removed on exit), PIDS (processes killed on exit), free_port,
-# start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT; sets SERVER) and
-# cpu_ticks (the server's CPU time so far, in clock ticks).
+# start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT; sets SERVER),
+# cpu_ticks (the server's CPU time so far, in clock ticks) and bench_config (below).
 WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -27,3 +27,32 @@ start_server() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+
+# bench_config FILE CALLS: a config for live calls on $HTTP_PORT / $SIP_PORT (both free ports),
+# SQLite in $WORK, tiny.en with `max_calls = CALLS` and `threads = ${ASR_THREADS:-1}`, a loopback
+# trunk and the org "bench" (API key $KEY) that owns +12025550142. Append its agents.
+bench_config() {
+    cat >"$1" <<TOML
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+[sip]
+listen = "127.0.0.1:$SIP_PORT"
+[database]
+url = "sqlite://$WORK/voxbridge.db"
+[asr]
+model = "$ROOT/models/ggml-tiny.en.bin"
+threads = ${ASR_THREADS:-1}
+max_concurrent = 2
+max_calls = $2
+[[trunks]]
+name = "local"
+host = "127.0.0.1"
+inbound_cidrs = ["127.0.0.0/8"]
+[[orgs]]
+slug = "bench"
+name = "Bench"
+minutes_included = 1000000
+api_keys = ["$KEY"]
+numbers = ["+12025550142"]
+TOML
+}
