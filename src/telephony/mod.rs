@@ -22,6 +22,7 @@ use voxbridge_sip::driver::{self, DriverConfig, SipHandle};
 use voxbridge_sip::endpoint::{CallEvent, CallRef, Event, IncomingCall, RateLimit};
 use voxbridge_sip::message::HeaderName;
 
+use crate::agents::conversation::DEFAULT_CLOSING;
 use crate::agents::tts::Tts;
 use crate::config::{Config, MediaConfig};
 use crate::inbound::{InboundRouter, Refusal};
@@ -216,12 +217,14 @@ pub async fn start(
                 source,
             })?;
     let listen_ip = config.sip.listen.ip();
+    let tts = Tts::new(&config.voices, config.tts.as_ref());
+    tasks.spawn(warm_up(tts.clone(), prompts(config)));
     let services = Arc::new(CallServices {
         sip: sip.clone(),
         store,
         media,
         asr,
-        tts: Tts::new(&config.voices, config.tts.as_ref()),
+        tts,
         media_ip: config
             .sip
             .public_addr
@@ -232,6 +235,34 @@ pub async fn start(
     });
     tasks.spawn(route_incoming(services, events, Arc::new(router), stop));
     Ok(sip)
+}
+
+/// The fixed prompts of the configured builtin agents, with their voices: what every call to
+/// them says before anything depends on the caller or the call's context.
+fn prompts(config: &Config) -> Vec<(String, String)> {
+    let agents = config.orgs.iter().flat_map(|org| &org.agents);
+    agents
+        .filter(|a| a.active && a.kind == crate::domain::AgentKind::Builtin)
+        .filter(|a| a.greeting.is_some() || !a.questions.is_empty())
+        .flat_map(|a| {
+            let closing = a.closing.as_deref().unwrap_or(DEFAULT_CLOSING);
+            crate::agents::template::agent_texts(a.greeting.as_deref(), &a.questions, Some(closing))
+                .filter(|text| crate::agents::template::placeholders(text).is_empty())
+                .map(|text| (a.voice.clone(), text.to_owned()))
+        })
+        .collect()
+}
+
+/// Synthesizes `prompts` into the cache at start-up, so the first caller's greeting costs no
+/// more than the thousandth's, and a speech engine that cannot run is reported now, loudly,
+/// rather than as silent calls.
+async fn warm_up(tts: Tts, prompts: Vec<(String, String)>) {
+    for (voice, text) in prompts {
+        if let Err(e) = tts.speak(&voice, &text).await {
+            tracing::error!(voice, error = %e, "speech synthesis does not work: agents will be silent");
+            return;
+        }
+    }
 }
 
 /// The SIP event loop. Each INVITE is handled on a task of its own (routing awaits the store;
@@ -306,5 +337,63 @@ async fn reject(sip: &SipHandle, call: &IncomingCall, refusal: Refusal) {
         .await
     {
         tracing::debug!(error = %e, call_id = %call.call_id, "reject failed (the caller may have cancelled)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn start_up_warms_the_fixed_prompts_of_active_speaking_agents() {
+        let toml = r#"
+[database]
+url = "sqlite://x.db"
+[[orgs]]
+slug = "a"
+name = "A"
+[[orgs.agents]]
+slug = "support"
+name = "S"
+direction = "inbound"
+voice = "calm_support"
+greeting = "Hello."
+questions = [{ key = "q", ask = "Shall I book it?", type = "yes_no" }]
+[[orgs.agents]]
+slug = "caller"
+name = "C"
+direction = "outbound"
+greeting = "Hi {{name}}."
+closing = "Bye."
+[[orgs.agents]]
+slug = "listener"
+name = "L"
+direction = "inbound"
+[[orgs.agents]]
+slug = "retired"
+name = "R"
+direction = "outbound"
+greeting = "Old."
+active = false
+"#;
+        let config = Config::from_toml_str(toml, Path::new("t.toml"), std::iter::empty())
+            .expect("valid config");
+        let prompts = prompts(&config);
+        let said: Vec<(&str, &str)> = prompts
+            .iter()
+            .map(|(v, t)| (v.as_str(), t.as_str()))
+            .collect();
+        // The outbound agent's greeting needs the call's context; its closing does not.
+        assert_eq!(
+            said,
+            [
+                ("calm_support", "Hello."),
+                ("calm_support", "Shall I book it?"),
+                ("calm_support", DEFAULT_CLOSING),
+                ("neutral", "Bye."),
+            ]
+        );
     }
 }
