@@ -110,6 +110,10 @@ enum Caller<'a> {
     Silence {
         ms: u64,
     },
+    /// Steady room noise (pink, about -30 dBFS): nobody speaks, but the line is not quiet.
+    Noise {
+        ms: u64,
+    },
     /// A recorded telephone fixture (`fixtures/asr/`).
     Say {
         clip: &'a str,
@@ -143,6 +147,14 @@ fn scenario(dir: &Path, parts: &[Caller]) -> String {
                 let args = ["-n", "-r", "8000", "-c", "1", "-e", "u-law"];
                 sox(&[&args[..], &[path(&silence), "trim", "0", &seconds]].concat());
                 audio.push(silence);
+            }
+            Caller::Noise { ms } => {
+                let noise = dir.join(format!("noise_{i}.wav"));
+                let seconds = format!("{:.3}", *ms as f64 / 1000.0);
+                let args = ["-n", "-r", "8000", "-c", "1", "-e", "u-law"];
+                let synth = ["synth", &seconds, "pinknoise", "vol", "0.03"];
+                sox(&[&args[..], &[path(&noise)], &synth[..]].concat());
+                audio.push(noise);
             }
             Caller::Say { clip } => audio.push(common::workspace().join("fixtures/asr").join(clip)),
             Caller::Key { after_ms, digit } => actions.push_str(&format!(
@@ -478,10 +490,19 @@ async fn keypad_answers_a_choice_by_position_and_a_yes_no_with_2() {
     app.stop().await;
 }
 
-/// A caller who says nothing is asked again once, then the question is left unanswered and
-/// the agent closes the call itself.
+/// A caller who says nothing (a muted line, or only room noise) is asked again once, then the
+/// question is left unanswered and the agent closes the call itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_input_is_asked_again_then_left_unanswered() {
+    no_input(Caller::Silence { ms: 20_000 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_noise_is_asked_again_then_left_unanswered() {
+    no_input(Caller::Noise { ms: 20_000 }).await;
+}
+
+async fn no_input(caller: Caller<'_>) {
     let dir = tempfile::tempdir().unwrap();
     let ports = rtp_ports();
     let questions = vec![question("book", BOOK, QuestionType::YesNo, &[])];
@@ -489,8 +510,8 @@ async fn no_input_is_asked_again_then_left_unanswered() {
         agent.no_input_ms = Some(1500)
     })
     .await;
-    // Silence all along (a caller on mute): RTP flows, nobody speaks.
-    let parts = [Caller::Silence { ms: 20_000 }];
+    // RTP flows all along; nobody speaks.
+    let parts = [caller];
     assert!(
         call(&app, scenario(dir.path(), &parts)).await,
         "the agent hung up with BYE"
