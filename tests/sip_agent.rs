@@ -54,12 +54,6 @@ fn rtp_ports() -> (u16, u16) {
     (min, min + 19)
 }
 
-/// SIPp's media ports, likewise one block per call.
-fn sipp_media_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(46_000);
-    NEXT.fetch_add(16, Ordering::Relaxed)
-}
-
 /// A server whose inbound agent runs `questions` (then [`CLOSING`]), with `tweak` for the
 /// agent's turn settings, sending RTP from `ports`.
 async fn start(
@@ -207,7 +201,7 @@ fn sox(args: &[&str]) {
 /// Runs one SIPp call to the demo DID; true when it passed.
 async fn call(app: &TestApp, scenario: String) -> bool {
     let sip = app.server.as_ref().expect("running").sip_addr;
-    let media = sipp_media_port().to_string();
+    let media = common::sipp::media_port().to_string();
     tokio::task::spawn_blocking(move || {
         let args = [
             "-s",

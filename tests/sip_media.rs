@@ -75,15 +75,9 @@ fn silent_call() -> String {
     include_str!("sipp/silent_call.xml").to_owned()
 }
 
-/// A media port base of its own for each SIPp run (tests run in parallel).
-fn media_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(42_000);
-    NEXT.fetch_add(16, std::sync::atomic::Ordering::Relaxed)
-}
-
 /// Runs SIPp with `scenario` for one call from 127.0.0.1 to the demo DID.
 fn sipp(server: SocketAddr, scenario: &str) -> bool {
-    let media_port = media_port().to_string();
+    let media_port = common::sipp::media_port().to_string();
     let args = ["-s", "+12025550142", "-i", "127.0.0.1", "-mi", "127.0.0.1"];
     common::sipp::run(
         server,

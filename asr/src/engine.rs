@@ -94,6 +94,8 @@ pub struct TranscriptionOutput {
 pub struct SpeechEngine {
     pool: RecognizerPool,
     config: AsrConfig,
+    /// Threads for a job that has the recognizers to itself.
+    idle_threads: usize,
 }
 
 /// Threads for a job that has the recognizers to itself: the machine's cores, at most 4
@@ -132,7 +134,12 @@ impl SpeechEngine {
                 timeout: config.timeout,
             },
         )?;
-        Ok(SpeechEngine { pool, config })
+        let idle_threads = config.threads.max(idle_threads());
+        Ok(SpeechEngine {
+            pool,
+            config,
+            idle_threads,
+        })
     }
 
     pub fn pool(&self) -> &RecognizerPool {
@@ -165,7 +172,7 @@ impl SpeechEngine {
         // agent ~2× sooner. With other jobs running it keeps `threads`, since ggml's
         // spin-waiting threads starve each other once they outnumber the cores.
         if self.pool.in_flight() == 0 {
-            request.threads = request.threads.max(idle_threads());
+            request.threads = self.idle_threads;
         }
         self.pool.try_submit(
             audio,

@@ -212,26 +212,13 @@ impl Session {
                         // The media threads dropped the call: nothing more can be heard.
                         None => break (EndReason::Error, false),
                     };
-                    match next {
-                        Some(Next::Hear(result)) => hear(result, &mut transcript, conversation.as_mut()),
-                        Some(Next::Recognize(utterance)) => {
-                            let listening = conversation.as_ref().map(Conversation::listening).unwrap_or_default();
-                            pending += self.submit(&utterance, offset, listening, None, &done);
-                        }
-                        None => {}
-                    }
+                    pending += self.follow(next, offset, &mut transcript, conversation.as_mut(), &done);
                 }
                 Some(result) = results.recv() => {
                     pending -= 1;
                     let offset = caller_offset_ms.unwrap_or(0);
-                    match early.result(result, offset) {
-                        Some(Next::Hear(result)) => hear(result, &mut transcript, conversation.as_mut()),
-                        Some(Next::Recognize(utterance)) => {
-                            let listening = conversation.as_ref().map(Conversation::listening).unwrap_or_default();
-                            pending += self.submit(&utterance, offset, listening, None, &done);
-                        }
-                        None => {}
-                    }
+                    let next = early.result(result, offset);
+                    pending += self.follow(next, offset, &mut transcript, conversation.as_mut(), &done);
                 }
                 Some((generation, text, audio)) = spoken.recv() => {
                     if generation != say_generation {
@@ -308,13 +295,8 @@ impl Session {
         let mut next = cutter.finish().and_then(|u| early.speech_ended(u, offset));
         let give_up = Instant::now() + RECOGNIZER_PATIENCE * 2;
         loop {
-            match next.take() {
-                Some(Next::Hear(result)) => transcript.extend(caller_entry(&result)),
-                Some(Next::Recognize(u)) => {
-                    pending += self.submit(&u, offset, (0, None), None, &done)
-                }
-                None => {}
-            }
+            // The agent has stopped listening: what is heard now only goes into the transcript.
+            pending += self.follow(next.take(), offset, &mut transcript, None, &done);
             if pending == 0 {
                 break;
             }
@@ -342,6 +324,30 @@ impl Session {
     /// Starts recognizing `utterance` as the answer to `question` (free speech without one);
     /// the result arrives on `done`. Returns how many results to expect: 1, since even a call
     /// without transcription reports the turn (as unheard) so the agent can move on.
+    /// Acts on what an utterance or a recognition calls for: a recognition into the transcript
+    /// and to the agent, an utterance to the recognizer (typed by the question being asked).
+    /// Returns how many recognitions it started.
+    fn follow(
+        &self,
+        next: Option<Next>,
+        offset_ms: u64,
+        transcript: &mut Vec<TranscriptEntry>,
+        conversation: Option<&mut Conversation>,
+        done: &mpsc::UnboundedSender<Recognized>,
+    ) -> usize {
+        match next {
+            Some(Next::Hear(result)) => {
+                hear(result, transcript, conversation);
+                0
+            }
+            Some(Next::Recognize(utterance)) => {
+                let listening = conversation.map_or_else(Default::default, |c| c.listening());
+                self.submit(&utterance, offset_ms, listening, None, done)
+            }
+            None => 0,
+        }
+    }
+
     /// `early` is the job number of an early recognition, which only runs on a recognizer
     /// that is free now (it must not delay the utterances of other calls).
     fn submit(

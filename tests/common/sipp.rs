@@ -3,6 +3,13 @@
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
+/// A media port base of its own for each SIPp run (`-mp`; its RTP streams use the ports from
+/// there), so calls of tests running in parallel never share one.
+pub fn media_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(42_000);
+    NEXT.fetch_add(16, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs `scenario` (SIPp XML) for one call against `server` with `args` added (local address,
 /// service, media options); true if SIPp says the call passed. On failure SIPp's error log is
 /// printed, so a failing test shows the message that broke it.
