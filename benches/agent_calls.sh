@@ -81,7 +81,7 @@ start_server "$WORK/voxbridge.toml"
 ( cd "$WORK" && sipp "127.0.0.1:$SIP_PORT" -sf "$WORK/call.xml" -s +12025550142 -i 127.0.0.1 \
     -mi 127.0.0.1 -mp 44000 -m 1 -nostdin -timeout 120s -timeout_error >/dev/null ) \
     || echo "the warm-up call failed"
-curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^voxbridge_agent_first_prompt_seconds_count' || true
+server_metrics 'agent_first_prompt_seconds_count'
 
 dumpcap -i lo -P -q -f "udp port $SIP_PORT or udp portrange 30000-30999" -w "$WORK/calls.pcap" \
     2>"$WORK/dumpcap.log" &
@@ -115,12 +115,9 @@ print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core
       f"CPU steal {(s1 - s0) / hz:.1f} s")
 PY
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-curl -s "http://127.0.0.1:$HTTP_PORT/metrics" \
-    | grep -E '^voxbridge_(agent_|asr_utterance_seconds|asr_utterances_dropped_total|calls_refused_total|tts_)' \
-    || true
+server_metrics 'agent_|asr_utterance_seconds|asr_utterances_dropped_total|calls_refused_total|tts_'
 echo "--- calls"
-curl -s "http://127.0.0.1:$HTTP_PORT/v1/calls?direction=inbound&limit=100" -H "Authorization: Bearer $KEY" \
-    | python3 -c "
+inbound_calls | python3 -c "
 import json, sys
 calls = json.load(sys.stdin)['data']
 done = [c for c in calls if c['status'] == 'completed']

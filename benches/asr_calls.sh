@@ -58,12 +58,9 @@ cpu = (t1 - t0) / hz
 print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core "
       f"({cpu / wall * 100 / calls:.2f} % per call)")
 PY
-curl -s "http://127.0.0.1:$HTTP_PORT/metrics" \
-    | grep -E '^voxbridge_(asr_utterance_seconds|asr_utterances_dropped_total|calls_refused_total|sip_inbound_total)' \
-    || true
+server_metrics 'asr_utterance_seconds|asr_utterances_dropped_total|calls_refused_total|sip_inbound_total'
 echo "--- calls"
-curl -s "http://127.0.0.1:$HTTP_PORT/v1/calls?direction=inbound&limit=100" -H "Authorization: Bearer $KEY" \
-    | python3 -c "
+inbound_calls | python3 -c "
 import json, sys
 calls = json.load(sys.stdin)['data']
 done = [c for c in calls if c['status'] == 'completed']

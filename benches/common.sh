@@ -1,7 +1,8 @@
 # Shared by the load scripts: `. "$ROOT/benches/common.sh"` after setting ROOT.
 # Gives WORK (a temp dir removed on exit), PIDS (processes killed on exit), free_port,
 # start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT; sets SERVER),
-# cpu_ticks (the server's CPU time so far, in clock ticks) and bench_config (below).
+# cpu_ticks (the server's CPU time so far, in clock ticks), server_metrics REGEX (its
+# Prometheus lines for voxbridge_REGEX), inbound_calls (up to 100, as JSON) and bench_config.
 WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -27,6 +28,12 @@ start_server() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+
+server_metrics() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E "^voxbridge_($1)" || true; }
+
+inbound_calls() {
+    curl -s "http://127.0.0.1:$HTTP_PORT/v1/calls?direction=inbound&limit=100" -H "Authorization: Bearer $KEY"
+}
 
 # bench_config FILE CALLS: a config for live calls on $HTTP_PORT / $SIP_PORT (both free ports),
 # SQLite in $WORK, tiny.en with `max_calls = CALLS` and `threads = ${ASR_THREADS:-1}`, a loopback
