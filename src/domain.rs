@@ -138,12 +138,44 @@ pub struct Question {
     pub kind: QuestionType,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
+    /// For `digits` and `spelling`: the fewest characters a valid answer has. A heard value
+    /// outside the bounds is asked again instead of read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<u32>,
+    /// For `digits` and `spelling`: the most characters. Keypad entry ends by itself at this
+    /// many keys, as IVRs do for a fixed-length number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
 }
 
-/// Checks what serde cannot: websocket agents need a URL, choice questions need choices,
-/// keys are unique. Returns the offending field and why.
-/// Choices the recognizer can match and the keypad can pick by position (one key, 1–9).
-fn choice_problem(q: &Question) -> Option<String> {
+/// The longest value a caller can key or spell: a bound on what a call can make us store.
+pub const MAX_VALUE_LENGTH: u32 = 64;
+
+impl Question {
+    pub fn new(key: &str, ask: &str, kind: QuestionType) -> Self {
+        Question {
+            key: key.into(),
+            ask: ask.into(),
+            kind,
+            choices: Vec::new(),
+            min_length: None,
+            max_length: None,
+        }
+    }
+
+    /// Whether a value of `len` characters fits the question's length bounds.
+    pub fn fits(&self, len: usize) -> bool {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        len >= self.min_length.unwrap_or(1) && len <= self.max_length.unwrap_or(MAX_VALUE_LENGTH)
+    }
+}
+
+/// Choices the recognizer can match and the keypad can pick by position (one key, 1–9), and
+/// lengths only where they mean something.
+fn question_problem(q: &Question) -> Option<String> {
+    if let Some(problem) = length_problem(q) {
+        return Some(problem);
+    }
     if q.kind != QuestionType::Choice {
         return (!q.choices.is_empty())
             .then(|| format!("choices are only for type choice, not {}", q.kind.as_str()));
@@ -165,6 +197,30 @@ fn choice_problem(q: &Question) -> Option<String> {
     }
 }
 
+fn length_problem(q: &Question) -> Option<String> {
+    if q.min_length.is_none() && q.max_length.is_none() {
+        return None;
+    }
+    if !matches!(q.kind, QuestionType::Digits | QuestionType::Spelling) {
+        return Some(format!(
+            "min_length and max_length are only for types digits and spelling, not {}",
+            q.kind.as_str()
+        ));
+    }
+    let (min, max) = (
+        q.min_length.unwrap_or(1),
+        q.max_length.unwrap_or(MAX_VALUE_LENGTH),
+    );
+    if min == 0 || min > max || max > MAX_VALUE_LENGTH {
+        return Some(format!(
+            "lengths must satisfy 1 <= min_length <= max_length <= {MAX_VALUE_LENGTH} (got {min}..{max})"
+        ));
+    }
+    None
+}
+
+/// Checks what serde cannot: websocket agents need a URL, question keys are unique, choices and
+/// lengths make sense. Returns the offending field and why.
 pub fn validate_agent_shape(
     kind: AgentKind,
     url: Option<&str>,
@@ -184,7 +240,7 @@ pub fn validate_agent_shape(
                 format!("question keys must be unique and non-empty ({:?})", q.key),
             ));
         }
-        if let Some(problem) = choice_problem(q) {
+        if let Some(problem) = question_problem(q) {
             return Err(("questions", format!("question {:?}: {problem}", q.key)));
         }
     }

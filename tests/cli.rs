@@ -183,6 +183,16 @@ fn check_config_names_agents_whose_script_cannot_work() {
             "at most 9",
         ),
         (
+            agent("in", "inbound", "questions = [{ key = \"q\", ask = \"Account?\", type = \"digits\", min_length = 9, max_length = 8 }]\n"),
+            "orgs[0].agents[0].questions",
+            "min_length <= max_length",
+        ),
+        (
+            agent("in", "inbound", "questions = [{ key = \"q\", ask = \"When?\", type = \"date\", max_length = 8 }]\n"),
+            "orgs[0].agents[0].questions",
+            "not date",
+        ),
+        (
             agent("in", "inbound", "questions = [{ key = \"q\", ask = \"When?\", type = \"weekday\" }]\n"),
             "orgs[0].agents[0].questions[0].type",
             "weekday",

@@ -30,10 +30,8 @@ const CLOSING: &str = "Thank you. Goodbye.";
 
 fn question(key: &str, ask: &str, kind: QuestionType, choices: &[&str]) -> Question {
     Question {
-        key: key.into(),
-        ask: ask.into(),
-        kind,
         choices: choices.iter().map(|c| c.to_string()).collect(),
+        ..Question::new(key, ask, kind)
     }
 }
 

@@ -10,6 +10,8 @@ use crate::domain::{Question, QuestionType};
 
 /// Amounts are stored with this currency (the recognizer hears "dollars").
 const CURRENCY: &str = "USD";
+/// Keyed amounts up to 9,999,999,999.99: a bound, not a business rule.
+const MAX_AMOUNT_KEYS: usize = 12;
 
 /// How an answer was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -42,9 +44,13 @@ pub fn keyable(kind: QuestionType) -> bool {
 }
 
 /// The stored value of a recognized answer; `today` resolves dates said without a year.
-pub fn from_speech(kind: QuestionType, value: &AnswerValue, today: Date) -> Option<Value> {
-    match (kind, value) {
+pub fn from_speech(question: &Question, value: &AnswerValue, today: Date) -> Option<Value> {
+    match (question.kind, value) {
         (QuestionType::YesNo, AnswerValue::Bool(b)) => Some(Value::Bool(*b)),
+        (QuestionType::Digits | QuestionType::Spelling, AnswerValue::Text(v)) => {
+            let v = v.trim();
+            (!v.is_empty() && question.fits(v.chars().count())).then(|| Value::String(v.into()))
+        }
         (QuestionType::Amount, AnswerValue::Text(v)) => amount(v),
         (QuestionType::Date, AnswerValue::Text(v)) => match v.strip_prefix("--") {
             Some(month_day) => next_date(month_day, today),
@@ -56,8 +62,9 @@ pub fn from_speech(kind: QuestionType, value: &AnswerValue, today: Date) -> Opti
 }
 
 /// The value keyed for `question`: 1/2 for yes/no, a position for a choice, the digits of a
-/// number, YYYYMMDD or MMDD for a date, HHMM for a time, and `*` as the decimal point of an
-/// amount. `None` when the keys do not make a valid answer.
+/// number, YYYYMMDD or MMDD for a date, HHMM for a time, dollars and cents for an amount (the
+/// last two keys are the cents, as payment lines ask: `*` cannot be the decimal point because
+/// it starts the entry over). `None` when the keys do not make a valid answer.
 pub fn from_dtmf(question: &Question, keys: &str, today: Date) -> Option<Value> {
     let all_digits = !keys.is_empty() && keys.bytes().all(|b| b.is_ascii_digit());
     match question.kind {
@@ -71,7 +78,9 @@ pub fn from_dtmf(question: &Question, keys: &str, today: Date) -> Option<Value> 
             let choice = question.choices.get(position.checked_sub(1)?)?;
             Some(Value::String(choice.clone()))
         }
-        QuestionType::Digits if all_digits => Some(Value::String(keys.to_string())),
+        QuestionType::Digits if all_digits && question.fits(keys.len()) => {
+            Some(Value::String(keys.to_string()))
+        }
         QuestionType::Date if all_digits && keys.len() == 8 => {
             let (year, month_day) = keys.split_at(4);
             let date = ymd(year.parse().ok()?, &month_day[..2], &month_day[2..])?;
@@ -85,7 +94,11 @@ pub fn from_dtmf(question: &Question, keys: &str, today: Date) -> Option<Value> 
             let (h, m): (u8, u8) = (hours.parse().ok()?, minutes.parse().ok()?);
             (h < 24 && m < 60).then(|| Value::String(format!("{h:02}:{m:02}")))
         }
-        QuestionType::Amount => amount(&keys.replacen('*', ".", 1)),
+        QuestionType::Amount if all_digits && keys.len() <= MAX_AMOUNT_KEYS => {
+            let (dollars, cents) = keys.split_at(keys.len().saturating_sub(2));
+            let dollars = if dollars.is_empty() { "0" } else { dollars };
+            amount(&format!("{dollars}.{cents:0>2}"))
+        }
         _ => None,
     }
 }
@@ -128,7 +141,8 @@ pub fn keypad_hint(question: &Question) -> String {
             "key it in as hours and minutes on a 24 hour clock, then press pound".into()
         }
         QuestionType::Amount => {
-            "key it in, using star for the decimal point, then press pound".into()
+            "key the amount in dollars and cents, so 2 5 0 0 for 25 dollars, then press pound"
+                .into()
         }
         _ => "key it in on your keypad, then press pound".into(),
     }
@@ -201,10 +215,8 @@ mod tests {
 
     fn question(kind: QuestionType, choices: &[&str]) -> Question {
         Question {
-            key: "k".into(),
-            ask: "?".into(),
-            kind,
             choices: choices.iter().map(|c| c.to_string()).collect(),
+            ..Question::new("k", "?", kind)
         }
     }
 
@@ -213,23 +225,42 @@ mod tests {
         let today = date!(2026 - 12 - 04);
         let text = |s: &str| AnswerValue::Text(s.into());
         assert_eq!(
-            from_speech(QuestionType::YesNo, &AnswerValue::Bool(true), today),
+            from_speech(
+                &question(QuestionType::YesNo, &[]),
+                &AnswerValue::Bool(true),
+                today
+            ),
             Some(json!(true))
         );
         assert_eq!(
-            from_speech(QuestionType::Amount, &text("120.5"), today),
+            from_speech(&question(QuestionType::Amount, &[]), &text("120.5"), today),
             Some(json!({"value": "120.50", "currency": "USD"}))
         );
         assert_eq!(
-            from_speech(QuestionType::Date, &text("--12-10"), today),
+            from_speech(&question(QuestionType::Date, &[]), &text("--12-10"), today),
             Some(json!("2026-12-10"))
         );
         assert_eq!(
-            from_speech(QuestionType::Date, &text("--01-02"), today),
+            from_speech(&question(QuestionType::Date, &[]), &text("--01-02"), today),
             Some(json!("2027-01-02")),
             "a past day means next year's"
         );
-        assert_eq!(from_speech(QuestionType::Digits, &text(" "), today), None);
+        let digits = &question(QuestionType::Digits, &[]);
+        assert_eq!(from_speech(digits, &text(" "), today), None);
+        let eight = Question {
+            min_length: Some(8),
+            max_length: Some(8),
+            ..digits.clone()
+        };
+        assert_eq!(
+            from_speech(&eight, &text("4827193"), today),
+            None,
+            "a digit lost"
+        );
+        assert_eq!(
+            from_speech(&eight, &text("48271936"), today),
+            Some(json!("48271936"))
+        );
     }
 
     #[test]
@@ -256,10 +287,21 @@ mod tests {
         assert_eq!(keyed(QuestionType::Time, "930"), Some(json!("09:30")));
         assert_eq!(keyed(QuestionType::Time, "2460"), None);
         assert_eq!(
-            keyed(QuestionType::Amount, "120*5"),
+            keyed(QuestionType::Amount, "12050"),
             Some(json!({"value": "120.50", "currency": "USD"}))
         );
-        assert_eq!(keyed(QuestionType::Amount, "1*2*3"), None);
+        assert_eq!(
+            keyed(QuestionType::Amount, "5"),
+            Some(json!({"value": "0.05", "currency": "USD"}))
+        );
+        assert_eq!(keyed(QuestionType::Amount, "1*2"), None);
+        assert_eq!(keyed(QuestionType::Amount, "1234567890123"), None);
+        let four = Question {
+            max_length: Some(4),
+            ..question(QuestionType::Digits, &[])
+        };
+        assert_eq!(from_dtmf(&four, "12345", today), None, "too long");
+        assert_eq!(from_dtmf(&four, "1234", today), Some(json!("1234")));
         assert_eq!(keyed(QuestionType::Spelling, "123"), None);
     }
 

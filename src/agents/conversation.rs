@@ -18,17 +18,21 @@ use voxbridge_asr::AnswerValue;
 
 use super::answers::{self, Method};
 use super::template;
-use crate::domain::{Agent, Analysis, FirstSpeaker, Question, QuestionType};
+use crate::domain::{Agent, Analysis, FirstSpeaker, Question, QuestionType, MAX_VALUE_LENGTH};
 
 /// Below this confidence an open value is not read back but asked for on the keypad.
 const READ_BACK_MIN: f32 = 0.4;
 /// Below this a choice counts as a weak match and is asked again (a wrong option taken with
 /// confidence is worse than a second question).
 const CHOICE_MIN: f32 = 0.5;
+/// A "yes" to a read-back below this is not taken: the value goes to the keypad instead. A
+/// clear yes or no scores above 0.99; a value stored as confirmed must have been confirmed.
+const CONFIRM_MIN: f32 = 0.8;
 
 const NOT_HEARD: &str = "Sorry, I didn't catch that.";
 const NOT_VALID: &str = "Sorry, I didn't understand that.";
 const KEYPAD: &str = "Let's use the keypad instead.";
+const TRY_AGAIN: &str = "Sorry, let's try that again.";
 /// How long an agent that lets the callee speak first waits for their hello.
 const HELLO_WAIT: Duration = Duration::from_secs(3);
 const OUT_OF_TIME: &str = "I'm sorry, we've run out of time for this call. Goodbye.";
@@ -243,12 +247,11 @@ impl Conversation {
     pub fn listening(&self) -> (u64, Option<Question>) {
         let question = match &self.phase {
             Phase::Answer { q } => self.script.questions.get(*q).cloned(),
-            Phase::Confirm { q, .. } => self.script.questions.get(*q).map(|q| Question {
-                key: q.key.clone(),
-                ask: "Is that right?".into(),
-                kind: QuestionType::YesNo,
-                choices: Vec::new(),
-            }),
+            Phase::Confirm { q, .. } => self
+                .script
+                .questions
+                .get(*q)
+                .map(|q| Question::new(&q.key, "Is that right?", QuestionType::YesNo)),
             _ => None,
         };
         (self.turn, question)
@@ -290,10 +293,10 @@ impl Conversation {
             Phase::Greeting => self.ask(0, None),
             Phase::Answer { q } if current => self.answer(q, heard),
             Phase::Confirm { q, value, text } if current => match heard.value {
-                Some(AnswerValue::Bool(true)) => {
+                Some(AnswerValue::Bool(true)) if heard.confidence >= CONFIRM_MIN => {
                     self.keep(q, value, text, Method::ReadBackConfirmed)
                 }
-                Some(AnswerValue::Bool(false)) => self.keypad(q, Some(KEYPAD)),
+                Some(AnswerValue::Bool(_)) => self.denied(q),
                 _ => self.retry_or_keypad(q),
             },
             _ => {
@@ -304,8 +307,12 @@ impl Conversation {
         }
     }
 
-    /// A key pressed on the caller's phone (RFC 4733).
+    /// A key pressed on the caller's phone (RFC 4733). `#` ends an entry and `*` starts it
+    /// over; the letter keys A–D, which no ordinary phone has, are ignored.
     pub fn dtmf(&mut self, digit: char, now: Instant) {
+        if !matches!(digit, '0'..='9' | '*' | '#') {
+            return;
+        }
         let q = match &self.phase {
             Phase::Answer { q } | Phase::Confirm { q, .. } | Phase::Keypad { q, .. } => *q,
             _ => return,
@@ -316,10 +323,16 @@ impl Conversation {
         if !answers::keyable(question.kind) {
             return;
         }
+        let one_key = matches!(question.kind, QuestionType::YesNo | QuestionType::Choice);
+        if !matches!(self.phase, Phase::Keypad { .. }) && matches!(digit, '*' | '#') && !one_key {
+            // Nothing keyed yet: nothing to end or start over.
+            return;
+        }
         if self.speaking {
             self.speaking = false;
             self.actions.push_back(Action::StopSpeaking);
         }
+        let max_keys = question.max_length.unwrap_or(MAX_VALUE_LENGTH) as usize;
         match (&mut self.phase, digit) {
             (Phase::Confirm { value, text, .. }, '1') => {
                 let (value, text) = (value.clone(), text.clone());
@@ -330,22 +343,29 @@ impl Conversation {
                 let keys = std::mem::take(keys);
                 self.keyed(q, &keys);
             }
+            (Phase::Keypad { keys, .. }, '*') => {
+                keys.clear();
+                self.deadline = Some(now + self.script.no_input * 2);
+            }
             (Phase::Keypad { keys, .. }, d) => {
                 keys.push(d);
-                self.deadline = Some(now + self.script.inter_digit);
+                if keys.len() >= max_keys {
+                    // As many keys as the answer can have: the entry is complete.
+                    let keys = std::mem::take(keys);
+                    self.keyed(q, &keys);
+                } else {
+                    self.deadline = Some(now + self.script.inter_digit);
+                }
             }
             // One key answers yes/no and choices; longer values are collected.
-            (_, d) if matches!(question.kind, QuestionType::YesNo | QuestionType::Choice) => {
-                self.keyed(q, &d.to_string())
-            }
-            (_, '#') => {}
+            (_, d) if one_key => self.keyed(q, &d.to_string()),
             (_, d) => {
                 self.turn += 1;
                 self.phase = Phase::Keypad {
                     q,
-                    keys: d.to_string(),
+                    keys: String::new(),
                 };
-                self.deadline = Some(now + self.script.inter_digit);
+                self.dtmf(d, now);
             }
         }
     }
@@ -436,7 +456,7 @@ impl Conversation {
         let value = heard
             .value
             .as_ref()
-            .and_then(|v| answers::from_speech(question.kind, v, self.script.today));
+            .and_then(|v| answers::from_speech(&question, v, self.script.today));
         let text = heard.text.trim().to_string();
         match (question.kind, value) {
             (QuestionType::Free, _) if !text.is_empty() => {
@@ -503,9 +523,14 @@ impl Conversation {
             Some(value) => self.keep(q, value, keys.to_string(), Method::Dtmf),
             None if self.retries == 0 => {
                 self.retries += 1;
+                let prefix = if keys.is_empty() {
+                    NOT_HEARD
+                } else {
+                    NOT_VALID
+                };
                 match question.kind {
-                    QuestionType::YesNo | QuestionType::Choice => self.ask(q, Some(NOT_VALID)),
-                    _ => self.keypad(q, Some(NOT_VALID)),
+                    QuestionType::YesNo | QuestionType::Choice => self.ask(q, Some(prefix)),
+                    _ => self.keypad(q, Some(prefix)),
                 }
             }
             None => self.skip(q),
@@ -523,6 +548,20 @@ impl Conversation {
             .is_some_and(|question| answers::is_open(question.kind))
         {
             self.keypad(q, Some(KEYPAD));
+        } else {
+            self.skip(q);
+        }
+    }
+
+    /// The caller said the read-back is wrong (or said yes too faintly to be sure): the keypad
+    /// when it can answer, else the question once more by voice, then unanswered.
+    fn denied(&mut self, q: usize) {
+        let kind = self.script.questions.get(q).map(|question| question.kind);
+        if kind.is_some_and(answers::keyable) {
+            self.keypad(q, Some(KEYPAD));
+        } else if self.retries == 0 {
+            self.retries += 1;
+            self.ask(q, Some(TRY_AGAIN));
         } else {
             self.skip(q);
         }

@@ -14,10 +14,8 @@ struct Sim {
 
 fn question(key: &str, kind: QuestionType, choices: &[&str]) -> Question {
     Question {
-        key: key.into(),
-        ask: format!("What is your {key}?"),
-        kind,
         choices: choices.iter().map(|c| c.to_string()).collect(),
+        ..Question::new(key, &format!("What is your {key}?"), kind)
     }
 }
 
@@ -405,4 +403,153 @@ fn the_maximum_duration_ends_politely() {
     assert!(sim.last_said().contains("run out of time"));
     sim.played();
     assert!(sim.hung_up);
+}
+
+fn sized(key: &str, kind: QuestionType, min: u32, max: u32) -> Question {
+    Question {
+        min_length: Some(min),
+        max_length: Some(max),
+        ..question(key, kind, &[])
+    }
+}
+
+#[test]
+fn keypad_entry_star_starts_over_letters_are_ignored_and_a_full_entry_ends_itself() {
+    let mut sim = Sim::new(
+        vec![
+            sized("account", QuestionType::Digits, 6, 6),
+            question("pin", QuestionType::Digits, &[]),
+        ],
+        FirstSpeaker::Agent,
+    );
+    // Keys while the question plays: accepted at once, before any read-back.
+    sim.played().keys("12A*");
+    assert_eq!(sim.stops, 1, "the first key stops the prompt");
+    sim.keys("4D82719");
+    assert_eq!(
+        sim.answer("account"),
+        (Some(json!("482719")), Some(Method::Dtmf)),
+        "six keys end a six-digit entry without #"
+    );
+    assert_eq!(sim.last_said(), "What is your pin?");
+}
+
+#[test]
+fn an_empty_or_too_long_keypad_entry_is_asked_once_more_then_left_unanswered() {
+    let mut sim = Sim::new(
+        vec![
+            sized("code", QuestionType::Digits, 1, 4),
+            question("total", QuestionType::Amount, &[]),
+        ],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().says("uh", None, 0.0);
+    sim.played().says("hmm", None, 0.0);
+    assert!(sim.last_said().starts_with("Let's use the keypad"));
+    sim.played().keys("#");
+    assert!(
+        sim.last_said().starts_with("Sorry, I didn't catch that."),
+        "{}",
+        sim.last_said()
+    );
+    sim.played().keys("12").wait(4);
+    assert_eq!(sim.answer("code"), (Some(json!("12")), Some(Method::Dtmf)));
+
+    // An amount of 13 keys is more than any answer can be: asked again, then given up.
+    sim.played().keys("1234567890123#");
+    assert!(sim
+        .last_said()
+        .starts_with("Sorry, I didn't understand that."));
+    assert!(sim.last_said().contains("2 5 0 0 for 25 dollars"));
+    sim.played().keys("1234567890123#");
+    assert_eq!(sim.answer("total"), (None, None));
+    assert_eq!(sim.last_said(), "Goodbye.");
+}
+
+#[test]
+fn a_keyed_amount_ends_in_cents() {
+    let mut sim = Sim::new(
+        vec![question("total", QuestionType::Amount, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played().keys("12050#");
+    assert_eq!(
+        sim.answer("total"),
+        (
+            Some(json!({"value": "120.50", "currency": "USD"})),
+            Some(Method::Dtmf)
+        )
+    );
+}
+
+#[test]
+fn a_caller_who_denies_every_read_back_is_not_asked_forever() {
+    // Spelling cannot be keyed: a denial re-asks by voice once, the second leaves it.
+    let mut sim = Sim::new(
+        vec![question("code", QuestionType::Spelling, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().says("K J 7 Q", text("KJ7Q"), 0.9);
+    assert_eq!(sim.last_said(), "I heard K J 7 Q. Is that right?");
+    sim.played().says("no", no(), 0.99);
+    assert!(sim.last_said().starts_with("Sorry, let's try that again."));
+    sim.played().says("K J 7 Q", text("KJ7Q"), 0.9);
+    sim.played().says("no", no(), 0.99);
+    assert_eq!(sim.answer("code"), (None, None));
+    assert_eq!(sim.last_said(), "Goodbye.");
+
+    // Digits: the denial moves to the keypad; nothing keyed twice leaves it unanswered.
+    let mut sim = Sim::new(
+        vec![question("account", QuestionType::Digits, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().says("four two", text("42"), 0.9);
+    sim.played().says("no", no(), 0.99);
+    sim.played().wait(11);
+    assert!(sim
+        .last_said()
+        .starts_with("Sorry, I didn't catch that. Please key"));
+    sim.played().wait(11);
+    assert_eq!(sim.answer("account"), (None, None));
+    assert!(sim.hung_up || sim.last_said() == "Goodbye.");
+}
+
+#[test]
+fn a_faint_yes_to_a_read_back_is_not_taken_as_confirmation() {
+    let mut sim = Sim::new(
+        vec![question("account", QuestionType::Digits, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played().played().says("four two", text("42"), 0.9);
+    sim.played().says("yeah", yes(), 0.6);
+    assert!(sim.last_said().starts_with("Let's use the keypad"));
+    assert_eq!(sim.answer("account"), (None, None));
+    sim.played().keys("4827#");
+    assert_eq!(
+        sim.answer("account"),
+        (Some(json!("4827")), Some(Method::Dtmf))
+    );
+}
+
+#[test]
+fn a_caller_who_talks_over_every_prompt_still_gets_through_the_script() {
+    let mut sim = Sim::new(
+        vec![
+            question("book", QuestionType::YesNo, &[]),
+            question("account", QuestionType::Digits, &[]),
+        ],
+        FirstSpeaker::Agent,
+    );
+    // Each prompt is cut off by talk that answers nothing.
+    for _ in 0..12 {
+        if sim.hung_up || sim.last_said() == "Goodbye." {
+            break;
+        }
+        sim.says("blah blah", None, 0.0);
+        sim.wait(11);
+    }
+    assert!(sim.stops >= 4, "barged in {} times", sim.stops);
+    assert_eq!(sim.answer("book"), (None, None));
+    assert_eq!(sim.answer("account"), (None, None));
+    assert_eq!(sim.last_said(), "Goodbye.");
 }
