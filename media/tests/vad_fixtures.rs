@@ -113,3 +113,32 @@ fn default_method_detects_both_utterances_in_noise() {
         }
     }
 }
+
+/// Barge-in needs voiced speech (`VadConfig::voiced`): each utterance of the fixtures, clean
+/// or in noise, is announced soon after it starts; the 60 ms quota is what the agent uses.
+#[test]
+fn each_utterance_is_announced_voiced_soon_after_it_starts() {
+    println!("| fixture | start → voiced (ms) per utterance |");
+    for name in [
+        "vad_clean.ulaw",
+        "vad_pink_10db.ulaw",
+        "vad_white_10db.ulaw",
+        "vad_pink_5db.ulaw",
+        "vad_white_5db.ulaw",
+    ] {
+        let mut cfg = VadConfig::new(16_000);
+        cfg.voiced = Some(std::time::Duration::from_millis(60));
+        let mut vad = Vad::new(cfg);
+        let (mut started, mut delays) = (None, vec![]);
+        for (i, f) in load16(name).chunks_exact(FRAME).enumerate() {
+            match vad.process(f) {
+                Some(VadEvent::SpeechStart) => started = Some(i),
+                Some(VadEvent::Voiced) => delays.push((i - started.unwrap()) * 20),
+                _ => {}
+            }
+        }
+        println!("| {name} | {delays:?} |");
+        assert_eq!(delays.len(), 2, "{name}: {delays:?}");
+        assert!(delays.iter().all(|&d| d <= 100), "{name}: {delays:?}");
+    }
+}

@@ -270,8 +270,15 @@ impl Conversation {
         }
     }
 
-    /// The caller started talking: barge in on a prompt (except the closing line).
-    pub fn caller_speaking(&mut self) {
+    /// The caller started making sound (speech, or noise the VAD took for it): no silence
+    /// timer runs while it is heard and recognized.
+    pub fn caller_started(&mut self) {
+        self.caller_turn = true;
+    }
+
+    /// The caller is talking (voiced speech, not a cough or a click): barge in on a prompt
+    /// (except the closing line).
+    pub fn caller_talking(&mut self) {
         self.caller_turn = true;
         if self.speaking && !matches!(self.phase, Phase::Closing | Phase::Done) {
             self.speaking = false;

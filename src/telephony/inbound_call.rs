@@ -26,6 +26,11 @@ use crate::store::Transition;
 /// the end-of-turn silence runs on (see `session::Early`). Longer than most gaps between words,
 /// so few early recognitions are wasted on speech that goes on.
 const EARLY_RECOGNITION_PAUSE: Duration = Duration::from_millis(160);
+/// Voiced speech that barges in on the agent: a vowel's worth (three 20 ms frames with a clear
+/// pitch period). A click or a noise burst has none, and most coughs are aperiodic, so they
+/// do not cut the agent off; a word's first vowel does, about 60–120 ms after its onset
+/// (docs/decisions.md, "Barge-in").
+const BARGE_IN_VOICED: Duration = Duration::from_millis(60);
 /// Attempts to store the ended call before giving up (the store may be briefly unavailable).
 const STORE_ATTEMPTS: u32 = 5;
 
@@ -72,6 +77,7 @@ pub(super) async fn run(
     if let Some(agent) = &agent {
         tuned.vad.hangover = agent.end_of_turn;
         tuned.vad.pause = Some(EARLY_RECOGNITION_PAUSE);
+        tuned.vad.voiced = Some(BARGE_IN_VOICED);
     }
     let media = match services.media.start(ports, tuned, record) {
         Ok(media) => media,

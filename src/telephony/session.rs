@@ -186,7 +186,13 @@ impl Session {
                             cutter.speech_started();
                             turn_ended_at = None;
                             if let Some(conv) = conversation.as_mut() {
-                                conv.caller_speaking();
+                                conv.caller_started();
+                            }
+                            None
+                        }
+                        Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::Voiced))) => {
+                            if let Some(conv) = conversation.as_mut() {
+                                conv.caller_talking();
                             }
                             None
                         }
@@ -321,9 +327,6 @@ impl Session {
         }
     }
 
-    /// Starts recognizing `utterance` as the answer to `question` (free speech without one);
-    /// the result arrives on `done`. Returns how many results to expect: 1, since even a call
-    /// without transcription reports the turn (as unheard) so the agent can move on.
     /// Acts on what an utterance or a recognition calls for: a recognition into the transcript
     /// and to the agent, an utterance to the recognizer (typed by the question being asked).
     /// Returns how many recognitions it started.
@@ -348,8 +351,11 @@ impl Session {
         }
     }
 
-    /// `early` is the job number of an early recognition, which only runs on a recognizer
-    /// that is free now (it must not delay the utterances of other calls).
+    /// Starts recognizing `utterance` as the answer to `question` (free speech without one);
+    /// the result arrives on `done`. Returns how many results to expect: 1, since even a call
+    /// without transcription reports the turn (as unheard) so the agent can move on. `early`
+    /// is the job number of an early recognition, which only runs on a recognizer that is free
+    /// now (it must not delay the utterances of other calls).
     fn submit(
         &self,
         utterance: &Utterance,

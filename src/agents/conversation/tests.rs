@@ -66,7 +66,8 @@ impl Sim {
     }
 
     fn says(&mut self, text: &str, value: Option<AnswerValue>, confidence: f32) -> &mut Self {
-        self.conv.caller_speaking();
+        self.conv.caller_started();
+        self.conv.caller_talking();
         self.drain();
         self.now += Duration::from_millis(1500);
         let (turn, _) = self.conv.listening();
@@ -358,7 +359,7 @@ fn a_stale_recognition_does_not_answer_the_next_question() {
     );
     sim.played().played();
     let (old_turn, _) = sim.conv.listening();
-    sim.conv.caller_speaking();
+    sim.conv.caller_talking();
     sim.keys("1"); // answered by key while the speech is still being recognized
     sim.played();
     sim.conv.heard(
@@ -398,7 +399,7 @@ fn the_maximum_duration_ends_politely() {
         FirstSpeaker::Agent,
     );
     sim.played().played();
-    sim.conv.caller_speaking(); // a caller who never stops talking
+    sim.conv.caller_talking(); // a caller who never stops talking
     sim.wait(400);
     assert!(sim.last_said().contains("run out of time"));
     sim.played();
@@ -552,4 +553,31 @@ fn a_caller_who_talks_over_every_prompt_still_gets_through_the_script() {
     assert_eq!(sim.answer("book"), (None, None));
     assert_eq!(sim.answer("account"), (None, None));
     assert_eq!(sim.last_said(), "Goodbye.");
+}
+
+#[test]
+fn sound_without_voiced_speech_does_not_cut_the_prompt() {
+    let mut sim = Sim::new(
+        vec![question("book", QuestionType::YesNo, &[])],
+        FirstSpeaker::Agent,
+    );
+    sim.played();
+    // A cough during the question: heard as sound, recognized as nothing useful.
+    sim.conv.caller_started();
+    sim.drain();
+    let (turn, _) = sim.conv.listening();
+    sim.conv.heard(
+        Heard {
+            turn,
+            text: String::new(),
+            value: None,
+            confidence: 0.0,
+        },
+        sim.now,
+    );
+    sim.drain();
+    assert_eq!(sim.stops, 0);
+    assert_eq!(sim.last_said(), "What is your book?", "still asking");
+    sim.played().says("yes", yes(), 0.99);
+    assert_eq!(sim.answer("book"), (Some(json!(true)), Some(Method::Speech)));
 }
