@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use common::caller_rtp::CallerRtp;
 use common::{Db, TestApp};
 use serde_json::{json, Value};
 use voxbridge::config::{AgentConfig, Config};
@@ -96,8 +97,7 @@ async fn spoken_ms(text: &str) -> u64 {
     audio.len() as u64 / 16
 }
 
-/// Part of what the caller does once the call is answered. Silences and fixtures are streamed
-/// back to back as one PCMU stream; key presses run on their own timeline from the answer.
+/// Part of what the caller does once the call is answered, in order on one RTP stream.
 enum Caller<'a> {
     Silence {
         ms: u64,
@@ -106,11 +106,15 @@ enum Caller<'a> {
     Noise {
         ms: u64,
     },
+    /// A loud burst of noise that dies away, like a cough or a bump of the handset.
+    Burst {
+        ms: u64,
+    },
     /// A recorded telephone fixture (`fixtures/asr/`).
     Say {
         clip: &'a str,
     },
-    /// A pause then one key press (RFC 4733).
+    /// A pause then one key press (RFC 4733, in the same stream).
     Key {
         after_ms: u64,
         digit: char,
@@ -126,63 +130,68 @@ const AWAIT_BYE: &str = include_str!("sipp/await_bye.xml");
 /// The caller hangs up.
 const SEND_BYE: &str = include_str!("sipp/send_bye.xml");
 
-/// The scenario for `parts`; spoken parts are laid out in one raw μ-law file under `dir`.
+/// The scenario for `parts`: their RTP laid out in one capture under `dir`, which SIPp replays
+/// from the port its SDP offers.
 fn scenario(dir: &Path, parts: &[Caller]) -> String {
-    let mut actions = String::new();
-    let mut end = AWAIT_BYE;
-    let mut audio: Vec<PathBuf> = Vec::new();
+    let mut rtp = CallerRtp::default();
+    let mut hang_up_at = None;
     for (i, part) in parts.iter().enumerate() {
+        let out = dir.join(format!("{i}.ul"));
+        let synth = |ms: u64, what: &[&str]| {
+            let seconds = format!("{:.3}", ms as f64 / 1000.0);
+            let head = [&["-n"][..], &ULAW_RAW[..], &[path(&out), "synth", &seconds]].concat();
+            sox(&[&head[..], what].concat());
+            std::fs::read(&out).expect("sox output")
+        };
         match part {
-            Caller::Silence { ms } => {
-                let silence = dir.join(format!("silence_{i}.wav"));
-                let seconds = format!("{:.3}", *ms as f64 / 1000.0);
-                let args = ["-n", "-r", "8000", "-c", "1", "-e", "u-law"];
-                sox(&[&args[..], &[path(&silence), "trim", "0", &seconds]].concat());
-                audio.push(silence);
-            }
-            Caller::Noise { ms } => {
-                let noise = dir.join(format!("noise_{i}.wav"));
-                let seconds = format!("{:.3}", *ms as f64 / 1000.0);
-                let args = ["-n", "-r", "8000", "-c", "1", "-e", "u-law"];
-                let synth = ["synth", &seconds, "pinknoise", "vol", "0.03"];
-                sox(&[&args[..], &[path(&noise)], &synth[..]].concat());
-                audio.push(noise);
-            }
-            Caller::Say { clip } => audio.push(common::workspace().join("fixtures/asr").join(clip)),
-            Caller::Key { after_ms, digit } => actions.push_str(&format!(
-                "<pause milliseconds=\"{after_ms}\"/>\n\
-                 <nop><action><exec play_dtmf=\"{digit}\"/></action></nop>\n"
+            Caller::Silence { ms } => rtp.silence(*ms),
+            Caller::Noise { ms } => rtp.audio(&synth(*ms, &["pinknoise", "vol", "0.03"])),
+            Caller::Burst { ms } => rtp.audio(&synth(
+                *ms,
+                &[
+                    "whitenoise",
+                    "vol",
+                    "0.6",
+                    "fade",
+                    "q",
+                    "0.01",
+                    "-0",
+                    &format!("{:.3}", *ms as f64 / 1000.0 * 0.8),
+                ],
             )),
-            Caller::HangUp { after_ms } => {
-                actions.push_str(&format!("<pause milliseconds=\"{after_ms}\"/>\n"));
-                end = SEND_BYE;
+            Caller::Say { clip } => {
+                let clip = common::workspace().join("fixtures/asr").join(clip);
+                sox(&[&[path(&clip)][..], &ULAW_RAW[..], &[path(&out)]].concat());
+                rtp.audio(&std::fs::read(out).expect("sox output"));
             }
+            Caller::Key { after_ms, digit } => {
+                rtp.silence(*after_ms);
+                rtp.key(*digit);
+            }
+            Caller::HangUp { after_ms } => hang_up_at = Some(rtp.ms() + after_ms),
         }
     }
-    if !audio.is_empty() {
-        let out = dir.join("caller.ul");
-        let mut args: Vec<&str> = audio.iter().map(|p| path(p)).collect();
-        args.extend(["-t", "raw", path(&out)]);
-        sox(&args);
-        actions.insert_str(
-            0,
-            &format!(
-                "<nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n",
-                out.display()
-            ),
-        );
-    }
-    // SIPp sends key presses from [media_port] (rtp_stream from a port of its own).
-    let port = if audio.is_empty() {
-        "[media_port]"
-    } else {
-        "[rtpstream_audio_port]"
+    let pcap = dir.join("caller.pcap");
+    rtp.write_pcap(&pcap);
+    let mut actions = format!(
+        "<nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n",
+        pcap.display()
+    );
+    let end = match hang_up_at {
+        Some(ms) => {
+            actions.push_str(&format!("<pause milliseconds=\"{ms}\"/>\n"));
+            SEND_BYE
+        }
+        None => AWAIT_BYE,
     };
     include_str!("sipp/agent_call.xml")
         .replace("@CALLER@", &actions)
         .replace("@END@", end)
-        .replace("@PORT@", port)
+        .replace("@PORT@", "[media_port]")
 }
+
+/// sox output options for raw 8 kHz μ-law.
+const ULAW_RAW: [&str; 8] = ["-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law"];
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
@@ -215,6 +224,17 @@ async fn call(app: &TestApp, scenario: String) -> bool {
     })
     .await
     .expect("SIPp thread")
+}
+
+/// Runs the call and returns it once stored `completed`; SIPp's failure shows the call.
+async fn completed(app: &TestApp, scenario: String) -> Value {
+    if !call(app, scenario).await {
+        let (_, calls) = app
+            .get("/v1/calls?direction=inbound", common::ACME_KEY)
+            .await;
+        panic!("SIPp failed; the call: {:#}", calls["data"][0]);
+    }
+    completed_call(app).await
 }
 
 /// The newest inbound call, once stored `completed`.
@@ -541,7 +561,7 @@ async fn a_caller_hanging_up_mid_prompt_keeps_what_was_answered() {
     let app = start(Db::Sqlite, None, ports, department_then_book(), |_| {}).await;
     let book_ms = spoken_ms(BOOK).await;
     let first = spoken_ms(GREETING).await + spoken_ms(DEPARTMENT).await + 300;
-    // SIPp spends ~0.7 s sending a key; hang up halfway through the next question.
+    // Hang up halfway through the next question, which starts as the key ends.
     let parts = [
         Caller::Key {
             after_ms: first,
@@ -572,4 +592,271 @@ async fn a_caller_hanging_up_mid_prompt_keeps_what_was_answered() {
     let events = events(&app, &call).await;
     assert_eq!(events, ["call.answered", "call.ended", "call.analyzed"]);
     app.stop().await;
+}
+
+const ACCOUNT: &str = "What is your account number?";
+const WHEN: &str = "What date would you like the appointment?";
+const PAY: &str = "How much would you like to pay?";
+/// The caller's turn ends 400 ms after they stop; recognition may take a second or more on a
+/// loaded test machine.
+const THINK_MS: u64 = 400 + 1500;
+
+/// The agent's read-back of `heard`, as it says it.
+fn read_back(heard: &str) -> String {
+    format!("I heard {heard}. Is that right?")
+}
+
+/// The agent's prompts in the transcript, as (text, interrupted).
+fn agent_prompts(call: &Value) -> Vec<(String, bool)> {
+    call["transcript"]
+        .as_array()
+        .expect("a transcript")
+        .iter()
+        .filter(|t| t["role"] == "agent")
+        .map(|t| {
+            let text = t["text"].as_str().unwrap().to_string();
+            (text, t["interrupted"] == true)
+        })
+        .collect()
+}
+
+/// An account number said, read back, and confirmed with "Yes.": stored as heard, marked as
+/// confirmed by read-back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digits_said_are_read_back_and_kept_when_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let questions = vec![question("account", ACCOUNT, QuestionType::Digits, &[])];
+    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    let confirm = read_back("8 8 4 2");
+    let parts = [
+        Caller::Silence {
+            ms: spoken_ms(GREETING).await + spoken_ms(ACCOUNT).await + 700,
+        },
+        Caller::Say {
+            clip: "digits_05.wav",
+        },
+        Caller::Silence {
+            ms: THINK_MS + spoken_ms(&confirm).await + 500,
+        },
+        Caller::Say {
+            clip: "yes_no_01.wav",
+        },
+    ];
+    let call = completed(&app, scenario(dir.path(), &parts)).await;
+    let analysis = &call["analysis"];
+    assert_eq!(analysis["answers"], json!({"account": "8842"}), "{call:#}");
+    assert_eq!(analysis["answer_method"]["account"], "read_back_confirmed");
+    let prompts = agent_prompts(&call);
+    assert!(prompts.iter().any(|(t, _)| *t == confirm), "{prompts:?}");
+    app.stop().await;
+}
+
+/// A date and an amount, each read back in words and confirmed by voice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_and_an_amount_are_read_back_and_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let questions = vec![
+        question("day", WHEN, QuestionType::Date, &[]),
+        question("total", PAY, QuestionType::Amount, &[]),
+    ];
+    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    // "December first, twenty twenty five."
+    let day = time::macros::date!(2025 - 12 - 01);
+    let day_read_back = read_back("December 1, 2025");
+    let total_read_back = read_back("50 dollars");
+    let parts = [
+        Caller::Silence {
+            ms: spoken_ms(GREETING).await + spoken_ms(WHEN).await + 700,
+        },
+        Caller::Say {
+            clip: "date_04.wav",
+        },
+        Caller::Silence {
+            ms: THINK_MS + spoken_ms(&day_read_back).await + 500,
+        },
+        Caller::Say {
+            clip: "yes_no_01.wav",
+        },
+        Caller::Silence {
+            ms: THINK_MS + spoken_ms(PAY).await + 500,
+        },
+        Caller::Say {
+            clip: "amount_01.wav",
+        },
+        Caller::Silence {
+            ms: THINK_MS + spoken_ms(&total_read_back).await + 500,
+        },
+        Caller::Say {
+            clip: "yes_no_03.wav",
+        },
+    ];
+    let call = completed(&app, scenario(dir.path(), &parts)).await;
+    let analysis = &call["analysis"];
+    assert_eq!(
+        analysis["answers"],
+        json!({"day": day.to_string(), "total": {"value": "50.00", "currency": "USD"}}),
+        "{call:#}"
+    );
+    assert_eq!(
+        analysis["answer_method"],
+        json!({"day": "read_back_confirmed", "total": "read_back_confirmed"})
+    );
+    let prompts = agent_prompts(&call);
+    for said in [&day_read_back, &total_read_back] {
+        assert!(
+            prompts.iter().any(|(t, _)| t == said),
+            "{said}: {prompts:?}"
+        );
+    }
+    app.stop().await;
+}
+
+/// "No." to the read-back: the agent asks for the keypad, and the keyed number (a different
+/// one) is what is stored, marked as keyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_read_back_takes_the_keyed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let questions = vec![question("account", ACCOUNT, QuestionType::Digits, &[])];
+    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    // Heard as 1 2 3 4 9 6 on this path (tiny.en drops the five): a wrong read-back is what a
+    // caller says no to.
+    let confirm = read_back("1 2 3 4 9 6");
+    let mut parts = vec![
+        Caller::Silence {
+            ms: spoken_ms(GREETING).await + spoken_ms(ACCOUNT).await + 700,
+        },
+        Caller::Say {
+            clip: "digits_04.wav",
+        },
+        Caller::Silence {
+            ms: THINK_MS + spoken_ms(&confirm).await + 500,
+        },
+        Caller::Say {
+            clip: "yes_no_02.wav",
+        },
+    ];
+    // Keyed while the keypad instruction plays (the first key cuts it off).
+    for (i, digit) in "48271936#".chars().enumerate() {
+        let after_ms = if i == 0 { THINK_MS + 1000 } else { 100 };
+        parts.push(Caller::Key { after_ms, digit });
+    }
+    let call = completed(&app, scenario(dir.path(), &parts)).await;
+    let analysis = &call["analysis"];
+    assert_eq!(
+        analysis["answers"],
+        json!({"account": "48271936"}),
+        "{call:#}"
+    );
+    assert_eq!(analysis["answer_method"]["account"], "dtmf");
+    assert_eq!(analysis["answer_text"]["account"], "48271936");
+    let prompts = agent_prompts(&call);
+    assert!(prompts.iter().any(|(t, _)| *t == confirm), "{prompts:?}");
+    assert!(
+        prompts.iter().any(|(t, cut)| t.contains("keypad") && *cut),
+        "the keypad prompt, cut off by the first key: {prompts:?}"
+    );
+    app.stop().await;
+}
+
+/// The caller talks over the greeting: its playout stops within a moment of the caller's
+/// first words (measured on the wire), the transcript marks it interrupted, and the agent
+/// goes on to its question.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talking_over_the_greeting_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let questions = vec![question("book", BOOK, QuestionType::YesNo, &[])];
+    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    let parts = [
+        Caller::Silence { ms: 1200 },
+        Caller::Say {
+            clip: "free_01.wav",
+        },
+        Caller::Silence {
+            ms: THINK_MS + spoken_ms(BOOK).await + 500,
+        },
+        Caller::Say {
+            clip: "yes_no_01.wav",
+        },
+    ];
+    let capture = Capture::start(dir.path(), ports);
+    assert!(
+        call(&app, scenario(dir.path(), &parts)).await,
+        "the agent hung up with BYE"
+    );
+    let agent_audio = capture.stop();
+
+    let call = completed_call(&app).await;
+    let prompts = agent_prompts(&call);
+    assert_eq!(prompts[0], (GREETING.to_string(), true), "{prompts:?}");
+    let greeting = &call["transcript"][0];
+    let played = greeting["end_ms"].as_u64().unwrap() - greeting["start_ms"].as_u64().unwrap();
+    let full = spoken_ms(GREETING).await;
+    assert!(played < 2000, "played {played} of {full} ms");
+    assert_eq!(
+        call["analysis"]["answers"],
+        json!({"book": true}),
+        "{call:#}"
+    );
+    // On the wire: the greeting's audio stops well before its end, then the question follows.
+    let talk = talk_spurts(&agent_audio);
+    assert!(talk.len() >= 3, "greeting, question, closing: {talk:?}");
+    assert!(talk[0].1 - talk[0].0 < 2000, "greeting spurt {talk:?}");
+    app.stop().await;
+}
+
+/// Noise bursts (a cough, a bump) while the agent talks are not speech: the prompt plays on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_bursts_do_not_cut_the_agent_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = rtp_ports();
+    let questions = vec![question("book", BOOK, QuestionType::YesNo, &[])];
+    let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
+    let after = spoken_ms(GREETING).await + spoken_ms(BOOK).await + 700;
+    let parts = [
+        Caller::Silence { ms: 800 },
+        Caller::Burst { ms: 250 },
+        Caller::Silence { ms: 700 },
+        Caller::Burst { ms: 400 },
+        Caller::Silence {
+            ms: after - 800 - 250 - 700 - 400,
+        },
+        Caller::Say {
+            clip: "yes_no_01.wav",
+        },
+    ];
+    let call = completed(&app, scenario(dir.path(), &parts)).await;
+    let prompts = agent_prompts(&call);
+    assert!(
+        prompts.iter().all(|(_, cut)| !cut),
+        "nothing interrupted: {prompts:?}"
+    );
+    assert_eq!(prompts[0].0, GREETING);
+    assert_eq!(
+        call["analysis"]["answers"],
+        json!({"book": true}),
+        "{call:#}"
+    );
+    app.stop().await;
+}
+
+/// The stretches of `audio` (8 kHz) with the agent talking, as (start, end) in ms: 20 ms
+/// frames above -45 dBFS, joined across gaps shorter than 300 ms (pauses between words).
+fn talk_spurts(audio: &[i16]) -> Vec<(u64, u64)> {
+    let mut spurts: Vec<(u64, u64)> = Vec::new();
+    for (i, frame) in audio.chunks(160).enumerate() {
+        let power = frame.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / frame.len() as f64;
+        if 10.0 * (power / 32768f64.powi(2) + 1e-12).log10() < -45.0 {
+            continue;
+        }
+        let at = i as u64 * 20;
+        match spurts.last_mut() {
+            Some(last) if at - last.1 < 300 => last.1 = at + 20,
+            _ => spurts.push((at, at + 20)),
+        }
+    }
+    spurts
 }

@@ -427,7 +427,10 @@ mod tests {
                 "{pitch} Hz: {events:?}"
             );
             assert_eq!(
-                events.iter().filter(|(_, e)| *e == VadEvent::Voiced).count(),
+                events
+                    .iter()
+                    .filter(|(_, e)| *e == VadEvent::Voiced)
+                    .count(),
                 1
             );
         }

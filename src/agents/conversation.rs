@@ -20,8 +20,10 @@ use super::answers::{self, Method};
 use super::template;
 use crate::domain::{Agent, Analysis, FirstSpeaker, Question, QuestionType, MAX_VALUE_LENGTH};
 
-/// Below this confidence an open value is not read back but asked for on the keypad.
-const READ_BACK_MIN: f32 = 0.4;
+/// Below this confidence an open value is not read back but asked for on the keypad. On the
+/// asr fixtures every rightly heard value scored 0.35 or more and half the wrong ones below
+/// 0.3; the read-back catches the rest.
+const READ_BACK_MIN: f32 = 0.3;
 /// Below this a choice counts as a weak match and is asked again (a wrong option taken with
 /// confidence is worse than a second question).
 const CHOICE_MIN: f32 = 0.5;

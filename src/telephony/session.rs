@@ -122,6 +122,7 @@ impl Session {
                 while let Some(action) = conv.poll_action() {
                     match action {
                         Action::Say(text) => {
+                            tracing::debug!(%text, "agent says");
                             say_generation += 1;
                             let (tts, voice, tx) =
                                 (self.services.tts.clone(), voice.clone(), spoken_tx.clone());
@@ -472,6 +473,7 @@ fn hear(
     });
     if let Some(conv) = conversation {
         let output = result.output.as_ref();
+        tracing::debug!(text = ?heard, value = ?output.and_then(|o| o.value.as_ref()), confidence = output.map(|o| o.confidence), "caller heard");
         conv.heard(
             Heard {
                 turn: result.turn,

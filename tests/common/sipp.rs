@@ -22,7 +22,7 @@ pub fn run(server: SocketAddr, scenario: &str, args: &[&str]) -> bool {
         .arg(server.to_string())
         .arg("-sf")
         .arg(&path)
-        .args(["-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
         .args(["-recv_timeout", "10s", "-trace_err"])
         .args(args)
         .arg("-error_file")

@@ -579,5 +579,8 @@ fn sound_without_voiced_speech_does_not_cut_the_prompt() {
     assert_eq!(sim.stops, 0);
     assert_eq!(sim.last_said(), "What is your book?", "still asking");
     sim.played().says("yes", yes(), 0.99);
-    assert_eq!(sim.answer("book"), (Some(json!(true)), Some(Method::Speech)));
+    assert_eq!(
+        sim.answer("book"),
+        (Some(json!(true)), Some(Method::Speech))
+    );
 }
