@@ -2,24 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Why a WAV file was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WavError {
-    #[error("not a RIFF/WAVE file")]
-    NotWave,
-    #[error("the file ends inside the {0} chunk")]
-    Truncated(&'static str),
-    #[error("no `fmt ` chunk before the `data` chunk")]
-    MissingFormat,
-    #[error("no `data` chunk")]
-    MissingData,
-    #[error("unsupported WAV encoding (format tag {tag}, {bits} bits): use PCM16, μ-law or A-law")]
-    UnsupportedEncoding { tag: u16, bits: u16 },
-    #[error("unsupported sample rate {0} Hz: use 8000 or 16000")]
-    UnsupportedRate(u32),
-    #[error("unsupported channel count {0}: use mono")]
-    UnsupportedChannels(u16),
-}
+pub use voxbridge_media::wav::WavError;
 
 /// Everything the recognizer can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,6 @@ pub mod answers;
 pub mod engine;
 pub mod error;
 pub mod frontend;
-mod g711;
 pub mod manifest;
 #[cfg(feature = "whisper")]
 mod model_file;

@@ -1,7 +1,137 @@
-//! Streaming WAV writer (PCM16). The header is written up front with placeholder sizes and
-//! patched by `finish`, so a call's recording goes to disk as it happens.
+//! WAV files: the one reader (PCM16, μ-law or A-law, any rate and channel count; the
+//! recognizer, the CLI and speech synthesis narrow it down) and the streaming PCM16 writer
+//! of call recordings, whose header is written up front with placeholder sizes and patched by
+//! `finish`, so a recording goes to disk as the call happens.
 
 use std::io::{self, Seek, SeekFrom, Write};
+
+use crate::codec::{alaw_to_linear, ulaw_to_linear};
+
+const FORMAT_PCM: u16 = 1;
+const FORMAT_ALAW: u16 = 6;
+const FORMAT_ULAW: u16 = 7;
+const FORMAT_EXTENSIBLE: u16 = 0xfffe;
+
+/// Why a WAV file was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WavError {
+    #[error("not a RIFF/WAVE file")]
+    NotWave,
+    #[error("the file ends inside the {0} chunk")]
+    Truncated(&'static str),
+    #[error("no `fmt ` chunk before the `data` chunk")]
+    MissingFormat,
+    #[error("no `data` chunk")]
+    MissingData,
+    #[error("unsupported WAV encoding (format tag {tag}, {bits} bits): use PCM16, μ-law or A-law")]
+    UnsupportedEncoding { tag: u16, bits: u16 },
+    #[error("unsupported sample rate {0} Hz: use 8000 or 16000")]
+    UnsupportedRate(u32),
+    #[error("unsupported channel count {0}: use mono")]
+    UnsupportedChannels(u16),
+}
+
+/// A decoded WAV file: linear PCM16, channels interleaved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WavAudio {
+    pub rate: u32,
+    pub channels: u16,
+    pub samples: Vec<i16>,
+}
+
+struct Format {
+    tag: u16,
+    channels: u16,
+    rate: u32,
+    bits: u16,
+}
+
+fn le_u16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn parse_format(body: &[u8]) -> Result<Format, WavError> {
+    let short = WavError::Truncated("fmt ");
+    let field16 = |at| le_u16(body, at).ok_or(WavError::Truncated("fmt "));
+    if body.len() < 16 {
+        return Err(short);
+    }
+    let mut tag = field16(0)?;
+    // WAVE_FORMAT_EXTENSIBLE carries the real tag in the first two bytes of its sub-format GUID.
+    if tag == FORMAT_EXTENSIBLE {
+        tag = field16(24)?;
+    }
+    let channels = field16(2)?;
+    if channels == 0 {
+        return Err(WavError::UnsupportedChannels(0));
+    }
+    Ok(Format {
+        tag,
+        channels,
+        rate: le_u32(body, 4).ok_or(short)?,
+        bits: field16(14)?,
+    })
+}
+
+/// Reads a whole WAV file held in memory. Writers that stream (sox or espeak-ng to a pipe,
+/// many TTS servers) leave the data size at 0 or 0xffffffff: the data is then the rest of the
+/// file. A trailing partial sample frame is dropped.
+pub fn read_wav(bytes: &[u8]) -> Result<WavAudio, WavError> {
+    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
+        return Err(WavError::NotWave);
+    }
+    let mut format = None;
+    let mut pos = 12;
+    while let (Some(id), Some(size)) = (bytes.get(pos..pos + 4), le_u32(bytes, pos + 4)) {
+        let (start, size) = (pos + 8, size as usize);
+        let end = start.saturating_add(size);
+        if id == b"fmt " {
+            let body = bytes.get(start..end).ok_or(WavError::Truncated("fmt "))?;
+            format = Some(parse_format(body)?);
+        } else if id == b"data" {
+            let format = format.ok_or(WavError::MissingFormat)?;
+            let body = match bytes.get(start..end) {
+                Some(body) if size > 0 => body,
+                _ => &bytes[start.min(bytes.len())..],
+            };
+            return decode(&format, body);
+        }
+        // Chunks are word-aligned.
+        pos = end.saturating_add(size & 1);
+    }
+    Err(if format.is_some() {
+        WavError::MissingData
+    } else {
+        WavError::MissingFormat
+    })
+}
+
+fn decode(format: &Format, data: &[u8]) -> Result<WavAudio, WavError> {
+    let bytes_per_sample = match (format.tag, format.bits) {
+        (FORMAT_PCM, 16) => 2,
+        (FORMAT_ULAW | FORMAT_ALAW, 8) => 1,
+        (tag, bits) => return Err(WavError::UnsupportedEncoding { tag, bits }),
+    };
+    let frame = bytes_per_sample * usize::from(format.channels);
+    let data = &data[..data.len() / frame * frame];
+    let samples = match format.tag {
+        FORMAT_PCM => data
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+        FORMAT_ULAW => data.iter().map(|&b| ulaw_to_linear(b)).collect(),
+        _ => data.iter().map(|&b| alaw_to_linear(b)).collect(),
+    };
+    Ok(WavAudio {
+        rate: format.rate,
+        channels: format.channels,
+        samples,
+    })
+}
 
 pub struct WavWriter<W: Write + Seek> {
     out: W,
@@ -170,5 +300,86 @@ mod tests {
             bytes > 44 + 4 * 15,
             "frames streamed while the agent is silent: {bytes}"
         );
+    }
+
+    /// A WAV file's bytes with one `fmt ` chunk (PCM layout fields) and `data`.
+    fn build(tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&channels.to_le_bytes());
+        out.extend_from_slice(&rate.to_le_bytes());
+        let block = channels * bits / 8;
+        out.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+        out.extend_from_slice(&block.to_le_bytes());
+        out.extend_from_slice(&bits.to_le_bytes());
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn reads_pcm16_ulaw_and_alaw() {
+        let data: Vec<u8> = [1i16, -2, 300, 4]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        let stereo = read_wav(&build(1, 2, 22_050, 16, &data)).unwrap();
+        assert_eq!((stereo.rate, stereo.channels), (22_050, 2));
+        assert_eq!(stereo.samples, vec![1, -2, 300, 4]);
+        let ulaw = read_wav(&build(7, 1, 8000, 8, &[0xff, 0x80])).unwrap();
+        assert_eq!(ulaw.samples, vec![0, 32124]);
+        assert_eq!(
+            read_wav(&build(6, 1, 8000, 8, &[0xd5])).unwrap().samples,
+            vec![8]
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        assert_eq!(read_wav(b"OggS...."), Err(WavError::NotWave));
+        assert_eq!(read_wav(b"RIFF"), Err(WavError::NotWave));
+        assert_eq!(
+            read_wav(&build(3, 1, 16000, 32, &[0; 8])),
+            Err(WavError::UnsupportedEncoding { tag: 3, bits: 32 })
+        );
+        assert_eq!(
+            read_wav(&build(1, 0, 8000, 16, &[0; 8])),
+            Err(WavError::UnsupportedChannels(0))
+        );
+        let mut truncated = build(1, 1, 8000, 16, &[]);
+        truncated.truncate(30);
+        assert_eq!(read_wav(&truncated), Err(WavError::Truncated("fmt ")));
+        assert_eq!(
+            read_wav(b"RIFF\0\0\0\0WAVEdata\xff\xff\xff\xff"),
+            Err(WavError::MissingFormat)
+        );
+    }
+
+    #[test]
+    fn skips_unknown_chunks_and_accepts_streamed_sizes() {
+        let mut wav = build(1, 1, 8000, 16, &[5, 0, 6, 0, 7]);
+        // Streamed output: data size 0xffffffff; the odd last byte is half a sample.
+        let n = wav.len();
+        wav[n - 9..n - 5].copy_from_slice(&u32::MAX.to_le_bytes());
+        // A LIST chunk with an odd size (padded) before fmt.
+        let mut with_list = wav[..12].to_vec();
+        with_list.extend_from_slice(b"LIST\x03\x00\x00\x00abc\x00");
+        with_list.extend_from_slice(&wav[12..]);
+        assert_eq!(read_wav(&with_list).unwrap().samples, vec![5, 6]);
+    }
+
+    #[test]
+    fn a_recording_reads_back() {
+        let mut rec = StereoRecorder::new(Cursor::new(Vec::new()), 16_000, 2).unwrap();
+        rec.caller(&[7, 8]).unwrap();
+        rec.agent(&[-1, -2]).unwrap();
+        let bytes = rec.finish().unwrap().into_inner();
+        let audio = read_wav(&bytes).unwrap();
+        assert_eq!((audio.rate, audio.channels), (16_000, 2));
+        assert_eq!(audio.samples, vec![7, -1, 8, -2]);
     }
 }

@@ -314,69 +314,20 @@ fn to_16k(samples: &[i16], rate: u32) -> Result<Vec<i16>, TtsError> {
     Ok(out)
 }
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// A RIFF WAVE of PCM16 at any rate and channel count. Streaming writers (espeak-ng
-/// `--stdout`, many TTS servers) leave the sizes at a placeholder, so the data chunk is
-/// whatever is there.
+/// A WAV of PCM16 (or G.711) at any rate and channel count, as TTS engines return it.
 pub fn parse_wav(bytes: &[u8]) -> Result<Pcm, TtsError> {
-    let bad = |m: &str| TtsError::BadAudio(m.to_owned());
-    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
-        return Err(bad("not a RIFF WAVE file"));
+    let audio =
+        voxbridge_media::wav::read_wav(bytes).map_err(|e| TtsError::BadAudio(e.to_string()))?;
+    if !(1..=8).contains(&audio.channels) || !(8000..=192_000).contains(&audio.rate) {
+        return Err(TtsError::BadAudio(
+            "channel count or sample rate out of range".into(),
+        ));
     }
-    let mut format = None;
-    let mut pos = 12;
-    while let (Some(id), Some(size)) = (bytes.get(pos..pos + 4), le32(bytes, pos + 4)) {
-        let body = pos + 8;
-        let placeholder = id == b"data" && (size == 0 || size == u32::MAX);
-        let end = if placeholder {
-            bytes.len()
-        } else {
-            body.saturating_add(size as usize).min(bytes.len())
-        };
-        let chunk = &bytes[body..end];
-        match id {
-            b"fmt " => {
-                let tag = le16(chunk, 0).ok_or_else(|| bad("short fmt chunk"))?;
-                let channels = le16(chunk, 2).unwrap_or(0);
-                let rate = le32(chunk, 4).unwrap_or(0);
-                let bits = le16(chunk, 14).unwrap_or(0);
-                // WAVE_FORMAT_EXTENSIBLE names the real format in its sub-format GUID.
-                let pcm = tag == 1 || (tag == 0xFFFE && le16(chunk, 24) == Some(1));
-                if !pcm || bits != 16 {
-                    return Err(bad("only PCM16 WAV is supported"));
-                }
-                if !(1..=8).contains(&channels) || !(8000..=192_000).contains(&rate) {
-                    return Err(bad("channel count or sample rate out of range"));
-                }
-                format = Some((rate, channels));
-            }
-            b"data" => {
-                let (rate, channels) = format.ok_or_else(|| bad("data before fmt"))?;
-                let frame = 2 * usize::from(channels);
-                let usable = chunk.len() / frame * frame;
-                let samples = chunk[..usable]
-                    .chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                    .collect();
-                return Ok(Pcm {
-                    rate,
-                    channels,
-                    samples,
-                });
-            }
-            _ => {}
-        }
-        // Chunks are padded to an even length.
-        pos = end.saturating_add(end % 2);
-    }
-    Err(bad("no data chunk"))
+    Ok(Pcm {
+        rate: audio.rate,
+        channels: audio.channels,
+        samples: audio.samples,
+    })
 }
 
 #[cfg(test)]

@@ -187,24 +187,10 @@ fn resampling_keeps_duration_and_pitch() {
 }
 
 fn wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
-    let data = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&channels.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * 2 * u32::from(channels)).to_le_bytes());
-    b.extend_from_slice(&(2 * channels).to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        b.extend_from_slice(&s.to_le_bytes());
-    }
-    b
+    let out = std::io::Cursor::new(Vec::new());
+    let mut writer = voxbridge_media::wav::WavWriter::new(out, rate, channels).unwrap();
+    writer.write_samples(samples).unwrap();
+    writer.finish().unwrap().into_inner()
 }
 
 /// A stand-in speech server: `/ok` answers one second of a 24 kHz stereo tone, the others
