@@ -76,6 +76,7 @@ pub struct Vad {
     floor_db: Option<f32>,
     band: BandPass,
     speaking: bool,
+    active: bool,
     run: u32,
     voicing: Option<Voicing>,
 }
@@ -92,6 +93,7 @@ impl Vad {
             floor_db: None,
             band: BandPass::default(),
             speaking: false,
+            active: false,
             run: 0,
             voicing: cfg.voiced.map(|d| Voicing::new(frames(d))),
             cfg,
@@ -102,9 +104,15 @@ impl Vad {
         self.speaking
     }
 
+    /// The last frame's own classification, before onset and hangover smoothing.
+    pub fn frame_active(&self) -> bool {
+        self.active
+    }
+
     /// Classifies one frame and returns a start/end transition, if any.
     pub fn process(&mut self, frame: &[i16]) -> Option<VadEvent> {
         let active = self.classify(frame);
+        self.active = active;
         let event = self.transition(active);
         let voiced = match self.voicing.as_mut() {
             Some(v) => v.frame(frame, active, self.speaking, event),
