@@ -1,47 +1,70 @@
-//! Energy VAD stand-in (until media/'s VAD is wired in): finds speech regions in 16 kHz audio
-//! and packs them into decoding windows of at most 30 s.
+//! Where the speech is in audio known in advance (a WAV file, a recording): the media crate's
+//! VAD, the one that cuts utterances on calls, run over the clip, then packed into decoding
+//! windows of at most 30 s.
 
 use std::ops::Range;
+use std::time::Duration;
+
+use voxbridge_media::vad::{Vad, VadConfig, VadEvent};
 
 use crate::transcriber::{MAX_WINDOW_MS, MODEL_RATE};
 
 const FRAME: usize = MODEL_RATE as usize / 50; // 20 ms
-/// Speech is this much louder than the quietest tenth of the clip…
-const ABOVE_FLOOR_DB: f32 = 12.0;
-/// …or, when the clip is nearly all speech (so that tenth is speech too), within this much of
-/// the loudest frame…
-const BELOW_PEAK_DB: f32 = 35.0;
-/// …and at least this loud in absolute terms (dBFS), so digital silence is never speech.
-const MIN_SPEECH_DB: f32 = -50.0;
 /// Pauses shorter than this stay inside one region.
-const BRIDGE_FRAMES: usize = 25; // 500 ms
+const BRIDGE: Duration = Duration::from_millis(500);
 /// Context kept around each region: whisper likes a little lead-in and tail.
 const PAD_FRAMES: usize = 10; // 200 ms
+/// A clip the VAD finds no start in (speech from end to end, so its floor is speech) is one
+/// region when it is at least this loud (dBFS).
+const MIN_SPEECH_DB: f32 = -50.0;
 
-fn frame_db(frame: &[f32]) -> f32 {
-    let energy = frame.iter().map(|s| s * s).sum::<f32>() / frame.len().max(1) as f32;
-    10.0 * energy.max(1e-12).log10()
+fn frame_db(frame: &[i16]) -> f32 {
+    let energy =
+        frame.iter().map(|&s| f32::from(s).powi(2)).sum::<f32>() / frame.len().max(1) as f32;
+    10.0 * (energy / (32768.0 * 32768.0)).max(1e-12).log10()
 }
 
 /// Sample ranges that contain speech, padded and with short pauses bridged.
 pub fn speech_regions(samples: &[f32]) -> Vec<Range<usize>> {
-    let levels: Vec<f32> = samples.chunks(FRAME).map(frame_db).collect();
-    if levels.is_empty() {
-        return Vec::new();
+    let pcm: Vec<i16> = samples
+        .iter()
+        .map(|s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let frames: Vec<[i16; FRAME]> = pcm
+        .chunks(FRAME)
+        .map(|chunk| {
+            let mut frame = [0i16; FRAME];
+            frame[..chunk.len()].copy_from_slice(chunk);
+            frame
+        })
+        .collect();
+    let mut config = VadConfig::new(MODEL_RATE);
+    config.hangover = BRIDGE;
+    let onset = frames_of(config.onset);
+    let hangover = frames_of(config.hangover);
+    let mut vad = Vad::new(config);
+    // The whole clip is known: a first pass learns the noise floor, so speech in the very first
+    // frames is not taken for it.
+    for frame in &frames {
+        let _ = vad.process(frame);
     }
-    let mut sorted = levels.clone();
-    sorted.sort_by(f32::total_cmp);
-    let floor = sorted[sorted.len() / 10];
-    let peak = sorted[sorted.len() - 1];
-    let threshold = (floor + ABOVE_FLOOR_DB)
-        .min(peak - BELOW_PEAK_DB)
-        .max(MIN_SPEECH_DB);
+    vad.restart();
     let mut regions: Vec<Range<usize>> = Vec::new();
-    for (i, _) in levels.iter().enumerate().filter(|(_, &db)| db >= threshold) {
-        match regions.last_mut() {
-            Some(last) if i <= last.end + BRIDGE_FRAMES => last.end = i + 1,
-            _ => regions.push(i..i + 1),
+    for (i, frame) in frames.iter().enumerate() {
+        match vad.process(frame) {
+            Some(VadEvent::SpeechStart) => {
+                regions.push((i + 1).saturating_sub(onset)..frames.len())
+            }
+            Some(VadEvent::SpeechEnd) => {
+                if let Some(last) = regions.last_mut() {
+                    last.end = (i + 1).saturating_sub(hangover).max(last.start + 1);
+                }
+            }
+            _ => {}
         }
+    }
+    if regions.is_empty() && frames.iter().any(|f| frame_db(f) >= MIN_SPEECH_DB) {
+        regions.push(0..frames.len());
     }
     regions
         .into_iter()
@@ -53,6 +76,9 @@ pub fn speech_regions(samples: &[f32]) -> Vec<Range<usize>> {
         .collect()
 }
 
+fn frames_of(d: Duration) -> usize {
+    (d.as_millis() as usize).div_ceil(20)
+}
 /// Decoding windows of at most 30 s: consecutive regions packed together, over-long regions cut.
 pub fn windows(samples: &[f32]) -> Vec<Range<usize>> {
     let max = (MAX_WINDOW_MS as usize) * MODEL_RATE as usize / 1000;
@@ -76,8 +102,15 @@ pub fn windows(samples: &[f32]) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
 
+    /// Speech-like: a tone in syllables (4 a second, dipping 20 dB between them). A steady
+    /// tone is not speech to the VAD: its noise floor climbs to meet it within seconds.
     fn tone(ms: usize) -> Vec<f32> {
-        (0..ms * 16).map(|i| 0.3 * (i as f32 * 0.2).sin()).collect()
+        (0..ms * 16)
+            .map(|i| {
+                let syllable = if (i / 16) % 250 < 180 { 1.0 } else { 0.1 };
+                0.3 * syllable * (i as f32 * 0.2).sin()
+            })
+            .collect()
     }
 
     fn silence(ms: usize) -> Vec<f32> {
@@ -95,9 +128,17 @@ mod tests {
         ]
         .concat();
         let regions = speech_regions(&audio);
-        assert_eq!(regions.len(), 2);
-        assert_eq!(regions[0], (800 * 16)..(1700 * 16));
-        assert_eq!(regions[1], (3300 * 16)..(4000 * 16));
+        assert_eq!(regions.len(), 2, "{regions:?}");
+        // 200 ms of padding either side; the band filter's tail may hold one more frame.
+        let near = |got: usize, ms: usize| got.abs_diff(ms * 16) <= 20 * 16;
+        assert!(
+            near(regions[0].start, 800) && near(regions[0].end, 1700),
+            "{regions:?}"
+        );
+        assert!(
+            near(regions[1].start, 3300) && near(regions[1].end, 4000),
+            "{regions:?}"
+        );
     }
 
     #[test]

@@ -62,6 +62,12 @@ pub enum VadEvent {
     Voiced,
 }
 
+/// How many frames of `frame` make up `d` (at least one).
+fn frames_in(d: Duration, frame: Duration) -> u32 {
+    let frame_ms = frame.as_millis().max(1) as u32;
+    (d.as_millis() as u32).div_ceil(frame_ms).max(1)
+}
+
 /// Levels below this are digital silence whatever the noise floor says.
 const ABSOLUTE_FLOOR_DB: f32 = -60.0;
 /// Noise floor rise per frame while above it: slow, so speech does not drag it up.
@@ -83,8 +89,7 @@ pub struct Vad {
 
 impl Vad {
     pub fn new(cfg: VadConfig) -> Self {
-        let frame_ms = cfg.frame.as_millis().max(1) as u32;
-        let frames = |d: Duration| (d.as_millis() as u32).div_ceil(frame_ms).max(1);
+        let frames = |d: Duration| frames_in(d, cfg.frame);
         let hangover_frames = frames(cfg.hangover);
         Self {
             onset_frames: frames(cfg.onset),
@@ -102,6 +107,18 @@ impl Vad {
 
     pub fn is_speech(&self) -> bool {
         self.speaking
+    }
+
+    /// Forgets the speech state but keeps the learned noise floor: a second pass over audio
+    /// known in advance then finds speech at its very start too.
+    pub fn restart(&mut self) {
+        self.speaking = false;
+        self.active = false;
+        self.run = 0;
+        self.voicing = self
+            .cfg
+            .voiced
+            .map(|d| Voicing::new(frames_in(d, self.cfg.frame)));
     }
 
     /// The last frame's own classification, before onset and hangover smoothing.
