@@ -38,6 +38,19 @@ pub fn is_open(kind: QuestionType) -> bool {
     )
 }
 
+/// The recognizer's view of a question: primed with what was asked, typed by its answer type
+/// (free speech when nothing is being asked).
+pub fn recognizer_question(question: Option<&Question>) -> voxbridge_asr::Question {
+    let Some(q) = question else {
+        return voxbridge_asr::Question::free();
+    };
+    // Config and API validation admit only types and choices the recognizer accepts.
+    match voxbridge_asr::AnswerType::parse(q.kind.as_str(), &q.choices) {
+        Ok(answer_type) => voxbridge_asr::Question::asked(&q.ask, answer_type),
+        Err(_) => voxbridge_asr::Question::free(),
+    }
+}
+
 /// Whether the keypad can answer this type.
 pub fn keyable(kind: QuestionType) -> bool {
     !matches!(kind, QuestionType::Free | QuestionType::Spelling)

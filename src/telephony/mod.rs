@@ -5,7 +5,7 @@
 
 mod inbound_call;
 mod session;
-mod utterances;
+pub mod utterances;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use voxbridge_asr::{AnswerType, AsrError, TranscriptionOutput};
+use voxbridge_asr::{AsrError, TranscriptionOutput};
 use voxbridge_media::pipeline::MediaEvent;
 use voxbridge_media::runtime::{CallEvent as MediaCallEvent, CallHandle};
 use voxbridge_media::vad::VadEvent;
@@ -17,6 +17,7 @@ use voxbridge_sip::endpoint::CallEvent;
 use super::inbound_call::{end_reason, receives, sends, RtpWatch};
 use super::utterances::{Utterance, UtteranceCutter};
 use super::{stopped, CallServices};
+use crate::agents::answers;
 use crate::agents::conversation::{Action, Conversation, Heard, Script};
 use crate::domain::{Analysis, EndReason, Question, Speaker, TranscriptEntry};
 
@@ -376,7 +377,7 @@ impl Session {
             RECOGNIZER_PATIENCE
         };
         tokio::spawn(async move {
-            let question = asr_question(question.as_ref());
+            let question = answers::recognizer_question(question.as_ref());
             let (output, skipped) = match transcribing {
                 true => match recognize(&services, audio, question, patience).await {
                     Ok(output) => (output, false),
@@ -503,18 +504,6 @@ fn caller_entry(result: &Recognized) -> Option<TranscriptEntry> {
         end_ms: result.utterance.1,
         interrupted: false,
     })
-}
-
-/// The recognizer's view of a question: primed with what was asked, typed by its answer type.
-fn asr_question(question: Option<&Question>) -> voxbridge_asr::Question {
-    let Some(q) = question else {
-        return voxbridge_asr::Question::free();
-    };
-    // Config and API validation admit only types and choices the recognizer accepts.
-    match AnswerType::parse(q.kind.as_str(), &q.choices) {
-        Ok(answer_type) => voxbridge_asr::Question::asked(&q.ask, answer_type),
-        Err(_) => voxbridge_asr::Question::free(),
-    }
 }
 
 /// Every recognizer stayed busy for as long as the caller would wait.

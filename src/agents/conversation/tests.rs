@@ -305,25 +305,34 @@ fn random_keys_are_re_asked_once() {
 }
 
 #[test]
-fn weak_choices_are_asked_again_then_confirmed() {
+fn weak_choices_are_read_back_and_a_denial_goes_to_the_keypad() {
     let mut sim = Sim::new(
-        vec![question(
-            "topic",
-            QuestionType::Choice,
-            &["billing", "technical"],
-        )],
+        vec![
+            question("topic", QuestionType::Choice, &["billing", "technical"]),
+            question("other", QuestionType::Choice, &["billing", "technical"]),
+        ],
         FirstSpeaker::Agent,
     );
-    sim.played().played().says("bolling", text("billing"), 0.3);
-    assert!(sim
-        .last_said()
-        .starts_with("Sorry, I didn't understand that."));
-    sim.played().says("bolling", text("billing"), 0.3);
+    sim.played().played().says("bolling", text("billing"), 0.6);
     assert_eq!(sim.last_said(), "I heard billing. Is that right?");
-    sim.played().says("yes", yes(), 0.9);
+    sim.played().says("yes", yes(), 0.99);
     assert_eq!(
         sim.answer("topic"),
         (Some(json!("billing")), Some(Method::ReadBackConfirmed))
+    );
+    // Misheard: the caller says no and picks on the keypad.
+    sim.played().says("fereal", text("billing"), 0.6);
+    sim.played().says("no", no(), 0.99);
+    assert!(
+        sim.last_said()
+            .contains("press 1 for billing, 2 for technical"),
+        "{}",
+        sim.last_said()
+    );
+    sim.played().keys("2");
+    assert_eq!(
+        sim.answer("other"),
+        (Some(json!("technical")), Some(Method::Dtmf))
     );
 }
 
