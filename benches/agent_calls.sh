@@ -88,7 +88,6 @@ dumpcap -i lo -P -q -f "udp port $SIP_PORT or udp portrange 30000-30999" -w "$WO
 PIDS+=("$!")
 for _ in $(seq 1 50); do grep -q "Capturing on" "$WORK/dumpcap.log" && break; sleep 0.1; done
 
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
 STEAL0="$(steal)"
 TICKS0="$(cpu_ticks)"
 START="$(date +%s.%N)"

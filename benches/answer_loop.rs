@@ -23,6 +23,7 @@ use voxbridge::agents::conversation::{Action, Conversation, Heard, Script};
 use voxbridge::agents::tts::Tts;
 use voxbridge::domain::{FirstSpeaker, Question, QuestionType};
 use voxbridge::telephony::utterances::Utterance;
+use voxbridge_asr::numbers::{number_to_words, ordinal_to_words};
 use voxbridge_asr::{AsrConfig, SpeechEngine};
 use voxbridge_media::codec::{linear_to_ulaw, ulaw_to_linear};
 use voxbridge_media::resample::resampler;
@@ -30,9 +31,6 @@ use voxbridge_media::resample::resampler;
 /// The utterance cutter's lead-in before the speech: 200 ms at 16 kHz.
 const LEAD: usize = 3200;
 const VOICES: [&str; 4] = ["calm_support", "friendly", "formal", "neutral"];
-const DIGITS: [&str; 10] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-];
 const MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -47,37 +45,6 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const ORDINALS: [&str; 28] = [
-    "first",
-    "second",
-    "third",
-    "fourth",
-    "fifth",
-    "sixth",
-    "seventh",
-    "eighth",
-    "ninth",
-    "tenth",
-    "eleventh",
-    "twelfth",
-    "thirteenth",
-    "fourteenth",
-    "fifteenth",
-    "sixteenth",
-    "seventeenth",
-    "eighteenth",
-    "nineteenth",
-    "twentieth",
-    "twenty first",
-    "twenty second",
-    "twenty third",
-    "twenty fourth",
-    "twenty fifth",
-    "twenty sixth",
-    "twenty seventh",
-    "twenty eighth",
-];
-
 /// One question and the caller's truth: what they say, what they key, the value to store.
 struct Case {
     question: Question,
@@ -95,50 +62,6 @@ impl Rng {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
-    }
-}
-
-fn words_below_1000(n: u64) -> String {
-    const SMALL: [&str; 20] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
-    const TENS: [&str; 10] = [
-        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-    ];
-    let (hundreds, rest) = (n / 100, n % 100);
-    let rest_words = match rest {
-        0 => String::new(),
-        1..=19 => SMALL[rest as usize].to_string(),
-        _ if rest % 10 == 0 => TENS[(rest / 10) as usize].to_string(),
-        _ => format!(
-            "{} {}",
-            TENS[(rest / 10) as usize],
-            SMALL[(rest % 10) as usize]
-        ),
-    };
-    match (hundreds, rest) {
-        (0, _) => rest_words,
-        (h, 0) => format!("{} hundred", SMALL[h as usize]),
-        (h, _) => format!("{} hundred and {rest_words}", SMALL[h as usize]),
     }
 }
 
@@ -181,9 +104,9 @@ fn case(kind: usize, rng: &mut Rng) -> Case {
             let digits: String = (0..len)
                 .map(|_| char::from(b'0' + rng.below(10) as u8))
                 .collect();
-            let said: Vec<&str> = digits
+            let said: Vec<String> = digits
                 .bytes()
-                .map(|d| DIGITS[usize::from(d - b'0')])
+                .map(|d| number_to_words(u64::from(d - b'0')))
                 .collect();
             Case {
                 question: q("What is your account number?", QuestionType::Digits),
@@ -199,7 +122,7 @@ fn case(kind: usize, rng: &mut Rng) -> Case {
                     "What date would you like the appointment?",
                     QuestionType::Date,
                 ),
-                said: format!("{} {}.", MONTHS[month], ORDINALS[day]),
+                said: format!("{} {}.", MONTHS[month], ordinal_to_words(day as u64 + 1)),
                 keys: format!("2027{:02}{:02}#", month + 1, day + 1),
                 truth: json!(format!("2027-{:02}-{:02}", month + 1, day + 1)),
             }
@@ -223,7 +146,7 @@ fn case(kind: usize, rng: &mut Rng) -> Case {
             let said = if hour == 12 && quarter == 0 {
                 "twelve noon".to_string()
             } else {
-                format!("{} {minutes} {part}", words_below_1000(hour))
+                format!("{} {minutes} {part}", number_to_words(hour))
                     .replace(" noon", " in the afternoon")
             };
             Case {
@@ -236,11 +159,11 @@ fn case(kind: usize, rng: &mut Rng) -> Case {
         _ => {
             let (dollars, cents) = (1 + rng.below(500), [0, 25, 50, 99][rng.below(4) as usize]);
             let said = match cents {
-                0 => format!("{} dollars.", words_below_1000(dollars)),
+                0 => format!("{} dollars.", number_to_words(dollars)),
                 c => format!(
                     "{} dollars and {} cents.",
-                    words_below_1000(dollars),
-                    words_below_1000(c)
+                    number_to_words(dollars),
+                    number_to_words(c)
                 ),
             };
             Case {

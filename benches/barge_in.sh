@@ -51,7 +51,7 @@ done
 start_server "$WORK/voxbridge.toml"
 one_call() { # one_call INDEX MEDIA_PORT
     ( cd "$WORK" && sipp "127.0.0.1:$SIP_PORT" -sf "$WORK/call$1.xml" -s +12025550142 -i 127.0.0.1 \
-        -mi 127.0.0.1 -mp "$2" -m 1 -nostdin -timeout 60s -timeout_error >/dev/null ) \
+        -mi 127.0.0.1 -mp "$2" -m 1 -nostdin -timeout 60s -timeout_error >/dev/null 2>&1 ) \
         || echo "call $1 failed"
 }
 one_call 0 44000 # warm-up: the greeting's audio is cached from here on
@@ -61,7 +61,6 @@ dumpcap -i lo -P -q -f "udp port $SIP_PORT or udp portrange 30000-30999" -w "$WO
 PIDS+=("$!")
 for _ in $(seq 1 50); do grep -q "Capturing on" "$WORK/dumpcap.log" && break; sleep 0.1; done
 
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
 STEAL0="$(steal)"
 echo "$CALLS calls, $PARALLEL at a time; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for lane in $(seq 0 $((PARALLEL - 1))); do

@@ -1,8 +1,9 @@
 # Shared by the load scripts: `. "$ROOT/benches/common.sh"` after setting ROOT.
 # Gives WORK (a temp dir removed on exit), PIDS (processes killed on exit), free_port,
 # start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT; sets SERVER),
-# cpu_ticks (the server's CPU time so far, in clock ticks), server_metrics REGEX (its
-# Prometheus lines for voxbridge_REGEX), inbound_calls (up to 100, as JSON) and bench_config.
+# cpu_ticks (the server's CPU time so far, in clock ticks), steal (the machine's CPU steal so
+# far, in ticks), server_metrics REGEX (its Prometheus lines for voxbridge_REGEX),
+# inbound_calls (up to 100, as JSON) and bench_config.
 WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -28,6 +29,9 @@ start_server() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+
+# The machine's CPU steal so far, in clock ticks (/proc/stat).
+steal() { awk '/^cpu /{print $9}' /proc/stat; }
 
 server_metrics() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E "^voxbridge_($1)" || true; }
 
