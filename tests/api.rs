@@ -414,6 +414,24 @@ async fn agents_are_provisioned_listed_created_and_patched(db: Db) {
         )
         .await;
     assert_eq!(status, 422, "a websocket agent needs a url");
+    let (status, problem) = app
+        .post(
+            "/v1/agents",
+            ACME_KEY,
+            r#"{"slug": "l", "name": "L", "direction": "outbound", "questions": [
+                {"key": "account", "ask": "Account?", "type": "digits", "min_length": 9, "max_length": 8}]}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("questions")),
+        "{problem}"
+    );
+    let sized = r#"{"slug": "sized", "name": "Sized", "direction": "outbound", "questions": [
+        {"key": "account", "ask": "Account?", "type": "digits", "min_length": 8, "max_length": 8}]}"#;
+    let (status, agent) = app.post("/v1/agents", ACME_KEY, sized).await;
+    assert_eq!(status, 201, "{agent}");
+    assert_eq!(agent["questions"][0]["max_length"], 8, "{agent}");
 
     let id = created["id"].as_str().unwrap();
     let patch = app
