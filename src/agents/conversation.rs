@@ -4,9 +4,9 @@
 //!
 //! The script is greeting → each question in order → closing → hang up. Each question gets one
 //! re-ask on silence or an unusable answer. Open values (digits, dates, times, amounts,
-//! spelling) and choices not clearly heard are read back for a yes/no confirmation; a "no", a low-confidence recognition or a
-//! second failure moves to the keypad, which also answers yes/no (1/2), choices (by position)
-//! and number-like questions at any time. The driver owns audio, clocks and recognition; this
+//! spelling) and choices not clearly heard are read back for a yes/no confirmation; a "no", a
+//! low-confidence recognition or a second failure moves to the keypad, which also answers
+//! yes/no (1/2), choices (by position) and number-like questions at any time. The driver owns audio, clocks and recognition; this
 //! decides only what to say next, which is why it can be tested on a virtual clock.
 
 use std::collections::VecDeque;
@@ -358,10 +358,8 @@ impl Conversation {
                 keys.clear();
                 self.deadline = Some(now + self.script.no_input * 2);
             }
-            // One key answers yes/no and choices, on the keypad prompt too.
-            (Phase::Keypad { .. }, d) if one_key && d.is_ascii_digit() => {
-                self.keyed(q, &d.to_string())
-            }
+            // One key answers yes/no and choices, whenever it comes.
+            (_, d) if one_key => self.keyed(q, &d.to_string()),
             (Phase::Keypad { keys, .. }, d) => {
                 keys.push(d);
                 if keys.len() >= max_keys {
@@ -372,8 +370,7 @@ impl Conversation {
                     self.deadline = Some(now + self.script.inter_digit);
                 }
             }
-            // Longer values are collected.
-            (_, d) if one_key => self.keyed(q, &d.to_string()),
+            // The first key of a longer value: collect the rest.
             (_, d) => {
                 self.turn += 1;
                 self.phase = Phase::Keypad {
