@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use voxbridge_media::vad::{Vad, VadConfig, VadEvent};
+use voxbridge_media::vad::{frames_in, level_db, Vad, VadConfig, VadEvent};
 
 use crate::transcriber::{MAX_WINDOW_MS, MODEL_RATE};
 
@@ -17,12 +17,6 @@ const PAD_FRAMES: usize = 10; // 200 ms
 /// A clip the VAD finds no start in (speech from end to end, so its floor is speech) is one
 /// region when it is at least this loud (dBFS).
 const MIN_SPEECH_DB: f32 = -50.0;
-
-fn frame_db(frame: &[i16]) -> f32 {
-    let energy =
-        frame.iter().map(|&s| f32::from(s).powi(2)).sum::<f32>() / frame.len().max(1) as f32;
-    10.0 * (energy / (32768.0 * 32768.0)).max(1e-12).log10()
-}
 
 /// Sample ranges that contain speech, padded and with short pauses bridged.
 pub fn speech_regions(samples: &[f32]) -> Vec<Range<usize>> {
@@ -40,8 +34,8 @@ pub fn speech_regions(samples: &[f32]) -> Vec<Range<usize>> {
         .collect();
     let mut config = VadConfig::new(MODEL_RATE);
     config.hangover = BRIDGE;
-    let onset = frames_of(config.onset);
-    let hangover = frames_of(config.hangover);
+    let onset = frames_in(config.onset, config.frame) as usize;
+    let hangover = frames_in(config.hangover, config.frame) as usize;
     let mut vad = Vad::new(config);
     // The whole clip is known: a first pass learns the noise floor, so speech in the very first
     // frames is not taken for it.
@@ -63,7 +57,7 @@ pub fn speech_regions(samples: &[f32]) -> Vec<Range<usize>> {
             _ => {}
         }
     }
-    if regions.is_empty() && frames.iter().any(|f| frame_db(f) >= MIN_SPEECH_DB) {
+    if regions.is_empty() && frames.iter().any(|f| level_db(f) >= MIN_SPEECH_DB) {
         regions.push(0..frames.len());
     }
     regions
@@ -76,9 +70,6 @@ pub fn speech_regions(samples: &[f32]) -> Vec<Range<usize>> {
         .collect()
 }
 
-fn frames_of(d: Duration) -> usize {
-    (d.as_millis() as usize).div_ceil(20)
-}
 /// Decoding windows of at most 30 s: consecutive regions packed together, over-long regions cut.
 pub fn windows(samples: &[f32]) -> Vec<Range<usize>> {
     let max = (MAX_WINDOW_MS as usize) * MODEL_RATE as usize / 1000;

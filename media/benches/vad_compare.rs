@@ -9,36 +9,14 @@
 
 use std::time::Instant;
 
-use voxbridge_media::codec::ulaw_to_linear;
-use voxbridge_media::resample::resampler;
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
+use fixtures::{level, load16, FRAME};
 use voxbridge_media::vad::{Vad, VadConfig, VadEvent};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/media/");
-const FRAME: usize = 320;
 const ONSET: usize = 3;
 const HANGOVER: usize = 30;
-
-fn load16(name: &str) -> Vec<i16> {
-    let pcm8: Vec<i16> = std::fs::read(format!("{FIXTURES}{name}"))
-        .expect("fixture (fixtures/media/generate.sh)")
-        .into_iter()
-        .map(ulaw_to_linear)
-        .collect();
-    let mut r = resampler(8000, 16_000, 20).unwrap();
-    let mut out = vec![];
-    let mut buf = [0i16; FRAME];
-    for chunk in pcm8.chunks_exact(160) {
-        let n = r.process(chunk, &mut buf).unwrap();
-        out.extend_from_slice(&buf[..n]);
-    }
-    out.drain(..r.delay());
-    out
-}
-
-fn level(frame: &[i16]) -> f64 {
-    let ms = frame.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / frame.len() as f64;
-    10.0 * (ms / 32768f64.powi(2) + 1e-12).log10()
-}
 
 /// A frame classifier: one decision per 20 ms frame at 16 kHz.
 trait Classifier {

@@ -63,7 +63,7 @@ pub enum VadEvent {
 }
 
 /// How many frames of `frame` make up `d` (at least one).
-fn frames_in(d: Duration, frame: Duration) -> u32 {
+pub fn frames_in(d: Duration, frame: Duration) -> u32 {
     let frame_ms = frame.as_millis().max(1) as u32;
     (d.as_millis() as u32).div_ceil(frame_ms).max(1)
 }
@@ -199,10 +199,11 @@ struct Voicing {
     needed: u32,
     count: u32,
     announced: bool,
-    /// The previous frame, pre-emphasized: the lags reach back into it.
-    history: Vec<f32>,
-    current: Vec<f32>,
-    window: Vec<f32>,
+    /// The previous and the current frame, pre-emphasized, in one buffer: the lags reach back
+    /// into the previous one, and each lag is a dot product of two slices (vectorized).
+    samples: Vec<f32>,
+    /// The last raw sample, for the pre-emphasis of the next frame's first.
+    last: f32,
 }
 
 /// 400 Hz down to 70 Hz at 16 kHz: children's to deep voices' pitch.
@@ -218,9 +219,8 @@ impl Voicing {
             needed,
             count: 0,
             announced: false,
-            history: Vec::new(),
-            current: Vec::new(),
-            window: Vec::new(),
+            samples: Vec::new(),
+            last: 0.0,
         }
     }
 
@@ -237,20 +237,19 @@ impl Voicing {
             self.count = 0;
             self.announced = false;
         }
-        // Pre-emphasis whitens rumble and hum, whose slow waves would otherwise correlate.
-        let last = self.current.last().copied().unwrap_or(0.0);
-        std::mem::swap(&mut self.history, &mut self.current);
-        self.current.clear();
-        let mut prev = last;
+        // Keep the previous frame only, then append this one. Pre-emphasis whitens rumble and
+        // hum, whose slow waves would otherwise correlate.
+        let keep = self.samples.len().min(frame.len());
+        self.samples.drain(..self.samples.len() - keep);
         for &s in frame {
             let x = f32::from(s);
-            self.current.push(x - 0.95 * prev);
-            prev = x;
+            self.samples.push(x - 0.95 * self.last);
+            self.last = x;
         }
         if !active || self.announced {
             return false;
         }
-        if self.is_voiced() {
+        if self.is_voiced(frame.len()) {
             self.count += 1;
         }
         if speaking && event.is_none() && self.count >= self.needed {
@@ -260,17 +259,12 @@ impl Voicing {
         false
     }
 
-    fn is_voiced(&mut self) -> bool {
-        let n = self.current.len();
-        if self.history.len() <= MAX_LAG || n == 0 {
+    /// Whether the last `n` samples (the current frame) repeat at a pitch period.
+    fn is_voiced(&self, n: usize) -> bool {
+        let x = &self.samples;
+        let Some(start) = x.len().checked_sub(n).filter(|&s| s > MAX_LAG && n > 0) else {
             return false;
-        }
-        // One contiguous buffer, so each lag is a dot product of two slices (vectorized).
-        let start = self.history.len();
-        self.window.clear();
-        self.window.extend_from_slice(&self.history);
-        self.window.extend_from_slice(&self.current);
-        let x = &self.window;
+        };
         let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
         let frame = &x[start..];
         let energy = dot(frame, frame);
@@ -292,7 +286,8 @@ impl Voicing {
     }
 }
 
-fn level_db(frame: &[i16]) -> f32 {
+/// A frame's level in dBFS.
+pub fn level_db(frame: &[i16]) -> f32 {
     let sum: i64 = frame.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
     let ms = sum as f32 / frame.len().max(1) as f32 / (32768.0 * 32768.0);
     10.0 * (ms + 1e-12).log10()

@@ -55,25 +55,23 @@ fn le_u32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 fn parse_format(body: &[u8]) -> Result<Format, WavError> {
-    let short = WavError::Truncated("fmt ");
-    let field16 = |at| le_u16(body, at).ok_or(WavError::Truncated("fmt "));
-    if body.len() < 16 {
-        return Err(short);
-    }
-    let mut tag = field16(0)?;
+    let truncated = || WavError::Truncated("fmt ");
+    let u16_at = |at| le_u16(body, at).ok_or_else(truncated);
+    let mut tag = u16_at(0)?;
     // WAVE_FORMAT_EXTENSIBLE carries the real tag in the first two bytes of its sub-format GUID.
     if tag == FORMAT_EXTENSIBLE {
-        tag = field16(24)?;
+        tag = u16_at(24)?;
     }
-    let channels = field16(2)?;
+    let channels = u16_at(2)?;
+    let (rate, bits) = (le_u32(body, 4).ok_or_else(truncated)?, u16_at(14)?);
     if channels == 0 {
         return Err(WavError::UnsupportedChannels(0));
     }
     Ok(Format {
         tag,
         channels,
-        rate: le_u32(body, 4).ok_or(short)?,
-        bits: field16(14)?,
+        rate,
+        bits,
     })
 }
 

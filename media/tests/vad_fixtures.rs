@@ -5,35 +5,11 @@
 //! Recall counts truth-speech frames the VAD marks as speech (hangover included); false alarms
 //! count frames marked speech that are more than hangover + 100 ms away from any truth speech.
 
-use voxbridge_media::codec::ulaw_to_linear;
-use voxbridge_media::resample::resampler;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use fixtures::{level, load16, FRAME};
 use voxbridge_media::vad::{Vad, VadConfig, VadEvent, VadMethod};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/media/");
-const FRAME: usize = 320;
-
-/// Loads an 8 kHz μ-law clip and brings it to 16 kHz through the pipeline's resampler.
-fn load16(name: &str) -> Vec<i16> {
-    let pcm8: Vec<i16> = std::fs::read(format!("{FIXTURES}{name}"))
-        .unwrap()
-        .into_iter()
-        .map(ulaw_to_linear)
-        .collect();
-    let mut r = resampler(8000, 16_000, 20).unwrap();
-    let mut out = vec![];
-    let mut buf = [0i16; FRAME];
-    for chunk in pcm8.chunks_exact(160) {
-        let n = r.process(chunk, &mut buf).unwrap();
-        out.extend_from_slice(&buf[..n]);
-    }
-    out.drain(..r.delay());
-    out
-}
-
-fn level(frame: &[i16]) -> f64 {
-    let ms = frame.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / frame.len() as f64;
-    10.0 * (ms / 32768f64.powi(2) + 1e-12).log10()
-}
 
 #[derive(Debug)]
 struct Score {
