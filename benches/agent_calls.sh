@@ -66,15 +66,7 @@ rtp_port_min = 30000
 rtp_port_max = 30999
 TOML
 
-ACTIONS="<nop><action><exec rtp_stream=\"$WORK/caller.ul,1,0\"/></action></nop>"
-
-python3 - "$ROOT/tests/sipp" "$WORK/call.xml" "$ACTIONS" <<'PY'
-import sys
-sipp, dst, actions = sys.argv[1:]
-end = open(f"{sipp}/await_bye.xml").read()
-xml = open(f"{sipp}/agent_call.xml").read().replace("@CALLER@", actions).replace("@END@", end)
-open(dst, "w").write(xml.replace("@PORT@", "[rtpstream_audio_port]"))
-PY
+agent_scenario "$WORK/caller.ul" "$WORK/call.xml"
 
 start_server "$WORK/voxbridge.toml"
 # One warm-up call fills the prompt cache, as on a server that has taken calls before.
@@ -83,10 +75,7 @@ start_server "$WORK/voxbridge.toml"
     || echo "the warm-up call failed"
 server_metrics 'agent_first_prompt_seconds_count'
 
-dumpcap -i lo -P -q -f "udp port $SIP_PORT or udp portrange 30000-30999" -w "$WORK/calls.pcap" \
-    2>"$WORK/dumpcap.log" &
-PIDS+=("$!")
-for _ in $(seq 1 50); do grep -q "Capturing on" "$WORK/dumpcap.log" && break; sleep 0.1; done
+start_capture
 
 STEAL0="$(steal)"
 TICKS0="$(cpu_ticks)"
@@ -99,8 +88,7 @@ echo "$CALLS calls, one every $SPACING_MS ms; load average $(cut -d' ' -f1-3 /pr
 TICKS1="$(cpu_ticks)"
 WALL="$(python3 -c "import time; print(time.time() - $START)")"
 STEAL1="$(steal)"
-sleep 1
-kill -TERM "${PIDS[-1]}" && wait "${PIDS[-1]}" 2>/dev/null || true
+stop_capture
 
 echo "--- on the wire"
 python3 "$ROOT/benches/agent_turns.py" "$WORK/calls.pcap" "$SIP_PORT"

@@ -38,14 +38,7 @@ for i in $(seq 0 $((CALLS - 1))); do
     offset=$(python3 -c "print(0.6 + ($i * 0.37) % 2.9)")
     sox -n -r 8000 -c 1 -e u-law "$WORK/lead$i.wav" trim 0 "$offset"
     sox "$WORK/lead$i.wav" "$ROOT/fixtures/asr/${CLIPS[$((i % ${#CLIPS[@]}))]}.wav" -t raw "$WORK/caller$i.ul"
-    python3 - "$ROOT/tests/sipp" "$WORK/call$i.xml" "$WORK/caller$i.ul" <<'PY'
-import sys
-sipp, dst, audio = sys.argv[1:]
-actions = f'<nop><action><exec rtp_stream="{audio},1,0"/></action></nop>'
-end = open(f"{sipp}/await_bye.xml").read()
-xml = open(f"{sipp}/agent_call.xml").read().replace("@CALLER@", actions).replace("@END@", end)
-open(dst, "w").write(xml.replace("@PORT@", "[rtpstream_audio_port]"))
-PY
+    agent_scenario "$WORK/caller$i.ul" "$WORK/call$i.xml"
 done
 
 start_server "$WORK/voxbridge.toml"
@@ -56,21 +49,18 @@ one_call() { # one_call INDEX MEDIA_PORT
 }
 one_call 0 44000 # warm-up: the greeting's audio is cached from here on
 
-dumpcap -i lo -P -q -f "udp port $SIP_PORT or udp portrange 30000-30999" -w "$WORK/calls.pcap" \
-    2>"$WORK/dumpcap.log" &
-PIDS+=("$!")
-for _ in $(seq 1 50); do grep -q "Capturing on" "$WORK/dumpcap.log" && break; sleep 0.1; done
+start_capture
 
 STEAL0="$(steal)"
 echo "$CALLS calls, $PARALLEL at a time; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+LANES=()
 for lane in $(seq 0 $((PARALLEL - 1))); do
     ( for i in $(seq "$lane" "$PARALLEL" $((CALLS - 1))); do one_call "$i" $((45000 + lane * 16)); done ) &
+    LANES+=("$!")
 done
-wait_lanes() { for job in $(jobs -p); do [[ " ${PIDS[*]} " == *" $job "* ]] || wait "$job"; done; }
-wait_lanes
+wait "${LANES[@]}"
 STEAL1="$(steal)"
-sleep 1
-kill -TERM "${PIDS[-1]}" && wait "${PIDS[-1]}" 2>/dev/null || true
+stop_capture
 
 echo "--- on the wire"
 python3 "$ROOT/benches/barge_in.py" "$WORK/calls.pcap" "$SIP_PORT"

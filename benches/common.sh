@@ -3,7 +3,8 @@
 # start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT; sets SERVER),
 # cpu_ticks (the server's CPU time so far, in clock ticks), steal (the machine's CPU steal so
 # far, in ticks), server_metrics REGEX (its Prometheus lines for voxbridge_REGEX),
-# inbound_calls (up to 100, as JSON) and bench_config.
+# inbound_calls (up to 100, as JSON), bench_config, agent_scenario and start_capture /
+# stop_capture.
 WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -67,3 +68,28 @@ api_keys = ["$KEY"]
 numbers = ["+12025550142"]
 TOML
 }
+
+# agent_scenario AUDIO OUT: a SIPp caller (tests/sipp/agent_call.xml) that streams AUDIO (raw
+# 8 kHz μ-law) once the call is answered and then waits for the agent's BYE.
+agent_scenario() {
+    python3 - "$ROOT/tests/sipp" "$2" "$1" <<'PY'
+import sys
+sipp, dst, audio = sys.argv[1:]
+actions = f'<nop><action><exec rtp_stream="{audio},1,0"/></action></nop>'
+end = open(f"{sipp}/await_bye.xml").read()
+xml = open(f"{sipp}/agent_call.xml").read().replace("@CALLER@", actions).replace("@END@", end)
+open(dst, "w").write(xml.replace("@PORT@", "[rtpstream_audio_port]"))
+PY
+}
+
+# start_capture: dumpcap on loopback into $WORK/calls.pcap (SIP on $SIP_PORT and the RTP ports
+# 30000-30999 the agent benches configure); returns once the capture is open. stop_capture
+# ends it and flushes the file.
+start_capture() {
+    dumpcap -i lo -P -q -f "udp port $SIP_PORT or udp portrange 30000-30999" \
+        -w "$WORK/calls.pcap" 2>"$WORK/dumpcap.log" &
+    CAPTURE=$!
+    PIDS+=("$CAPTURE")
+    for _ in $(seq 1 50); do grep -q "Capturing on" "$WORK/dumpcap.log" && break; sleep 0.1; done
+}
+stop_capture() { sleep 1; kill -TERM "$CAPTURE" && wait "$CAPTURE" 2>/dev/null || true; }
