@@ -606,6 +606,24 @@ fn read_back(heard: &str) -> String {
     format!("I heard {heard}. Is that right?")
 }
 
+/// The caller answers with `clip` once `prompt_ms` of the agent's speech has played, then
+/// says `reply` once the read-back `read_back` has.
+async fn answer_then_reply<'a>(
+    prompt_ms: u64,
+    clip: &'a str,
+    read_back: &str,
+    reply: &'a str,
+) -> Vec<Caller<'a>> {
+    vec![
+        Caller::Silence { ms: prompt_ms },
+        Caller::Say { clip },
+        Caller::Silence {
+            ms: THINK_MS + spoken_ms(read_back).await + 500,
+        },
+        Caller::Say { clip: reply },
+    ]
+}
+
 /// The agent's prompts in the transcript, as (text, interrupted).
 fn agent_prompts(call: &Value) -> Vec<(String, bool)> {
     call["transcript"]
@@ -629,20 +647,8 @@ async fn digits_said_are_read_back_and_kept_when_confirmed() {
     let questions = vec![question("account", ACCOUNT, QuestionType::Digits, &[])];
     let app = start(Db::Sqlite, None, ports, questions, |_| {}).await;
     let confirm = read_back("8 8 4 2");
-    let parts = [
-        Caller::Silence {
-            ms: spoken_ms(GREETING).await + spoken_ms(ACCOUNT).await + 700,
-        },
-        Caller::Say {
-            clip: "digits_05.wav",
-        },
-        Caller::Silence {
-            ms: THINK_MS + spoken_ms(&confirm).await + 500,
-        },
-        Caller::Say {
-            clip: "yes_no_01.wav",
-        },
-    ];
+    let asked_ms = spoken_ms(GREETING).await + spoken_ms(ACCOUNT).await + 700;
+    let parts = answer_then_reply(asked_ms, "digits_05.wav", &confirm, "yes_no_01.wav").await;
     let call = completed(&app, scenario(dir.path(), &parts)).await;
     let analysis = &call["analysis"];
     assert_eq!(analysis["answers"], json!({"account": "8842"}), "{call:#}");
@@ -666,32 +672,13 @@ async fn a_date_and_an_amount_are_read_back_and_confirmed() {
     let day = time::macros::date!(2025 - 12 - 01);
     let day_read_back = read_back("December 1, 2025");
     let total_read_back = read_back("50 dollars");
-    let parts = [
-        Caller::Silence {
-            ms: spoken_ms(GREETING).await + spoken_ms(WHEN).await + 700,
-        },
-        Caller::Say {
-            clip: "date_04.wav",
-        },
-        Caller::Silence {
-            ms: THINK_MS + spoken_ms(&day_read_back).await + 500,
-        },
-        Caller::Say {
-            clip: "yes_no_01.wav",
-        },
-        Caller::Silence {
-            ms: THINK_MS + spoken_ms(PAY).await + 500,
-        },
-        Caller::Say {
-            clip: "amount_01.wav",
-        },
-        Caller::Silence {
-            ms: THINK_MS + spoken_ms(&total_read_back).await + 500,
-        },
-        Caller::Say {
-            clip: "yes_no_03.wav",
-        },
-    ];
+    let when_ms = spoken_ms(GREETING).await + spoken_ms(WHEN).await + 700;
+    let pay_ms = THINK_MS + spoken_ms(PAY).await + 500;
+    let mut parts =
+        answer_then_reply(when_ms, "date_04.wav", &day_read_back, "yes_no_01.wav").await;
+    parts.extend(
+        answer_then_reply(pay_ms, "amount_01.wav", &total_read_back, "yes_no_03.wav").await,
+    );
     let call = completed(&app, scenario(dir.path(), &parts)).await;
     let analysis = &call["analysis"];
     assert_eq!(
@@ -724,20 +711,8 @@ async fn a_denied_read_back_takes_the_keyed_value() {
     // Heard as 1 2 3 4 9 6 on this path (tiny.en drops the five): a wrong read-back is what a
     // caller says no to.
     let confirm = read_back("1 2 3 4 9 6");
-    let mut parts = vec![
-        Caller::Silence {
-            ms: spoken_ms(GREETING).await + spoken_ms(ACCOUNT).await + 700,
-        },
-        Caller::Say {
-            clip: "digits_04.wav",
-        },
-        Caller::Silence {
-            ms: THINK_MS + spoken_ms(&confirm).await + 500,
-        },
-        Caller::Say {
-            clip: "yes_no_02.wav",
-        },
-    ];
+    let asked_ms = spoken_ms(GREETING).await + spoken_ms(ACCOUNT).await + 700;
+    let mut parts = answer_then_reply(asked_ms, "digits_04.wav", &confirm, "yes_no_02.wav").await;
     // Keyed while the keypad instruction plays (the first key cuts it off).
     for (i, digit) in "48271936#".chars().enumerate() {
         let after_ms = if i == 0 { THINK_MS + 1000 } else { 100 };
