@@ -239,6 +239,8 @@ pub struct TelephonyConfig {
     pub calls_per_second: u32,
     /// Wait before a retriable failed attempt is dialled again; doubles per attempt.
     pub retry_backoff_seconds: u64,
+    /// How long an outbound call may ring before it is canceled as `no_answer`.
+    pub ring_timeout_seconds: u64,
 }
 
 impl Default for TelephonyConfig {
@@ -250,6 +252,7 @@ impl Default for TelephonyConfig {
             max_concurrent_calls: 100,
             calls_per_second: 10,
             retry_backoff_seconds: 60,
+            ring_timeout_seconds: 30,
         }
     }
 }
@@ -514,11 +517,28 @@ impl Config {
                 "telephony.calls_per_second and max_concurrent_calls must be at least 1",
             ));
         }
+        if !(1..=600).contains(&t.ring_timeout_seconds) {
+            return Err(invalid(
+                "telephony.ring_timeout_seconds",
+                "must be between 1 and 600",
+            ));
+        }
         if let Some(trunk) = &t.outbound_trunk {
-            if !self.trunks.iter().any(|tr| &tr.name == trunk) {
+            let Some((i, trunk)) = self
+                .trunks
+                .iter()
+                .enumerate()
+                .find(|(_, tr)| &tr.name == trunk)
+            else {
                 return Err(invalid(
                     "telephony.outbound_trunk",
                     format!("no [[trunks]] entry is named {trunk:?}"),
+                ));
+            };
+            if t.enabled && trunk.host.trim().is_empty() {
+                return Err(invalid(
+                    format!("trunks[{i}].host"),
+                    "the outbound trunk needs a host to send INVITEs to",
                 ));
             }
         } else if t.enabled {

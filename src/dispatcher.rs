@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::TelephonyConfig;
 use crate::domain::{
     now, to_millis, Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry,
 };
-use crate::store::{Store, Transition};
+use crate::store::{started_seconds, Store, Transition};
 
 /// How long a claimed call stays ours without a heartbeat.
 const LEASE: Duration = Duration::from_secs(30);
@@ -30,6 +30,8 @@ pub enum AttemptOutcome {
         end_reason: EndReason,
         transcript: Vec<TranscriptEntry>,
         analysis: Option<Analysis>,
+        /// Media quality (docs/media.md), as stored with the call.
+        quality: Option<serde_json::Value>,
     },
     /// The attempt failed before or while connecting (busy, no answer, trunk error, …).
     Failed {
@@ -38,13 +40,34 @@ pub enum AttemptOutcome {
     },
 }
 
-/// Tells the dispatcher the callee answered, so the call shows `in_progress` while it lasts.
-pub struct AnswerSignal(oneshot::Sender<(OffsetDateTime, Option<u16>)>);
+/// What a dialer reports while an attempt runs.
+#[derive(Debug, Clone, Copy)]
+enum Progress {
+    Ringing(OffsetDateTime),
+    Answered(OffsetDateTime, Option<u16>),
+}
 
-impl AnswerSignal {
-    pub fn answered(self, at: OffsetDateTime, sip_status: Option<u16>) {
-        // The dispatcher may have stopped waiting (canceled call); nothing to tell then.
-        let _ = self.0.send((at, sip_status));
+/// Between the dispatcher and a dialer during one attempt: the dialer tells how it goes
+/// (ringing, stored as `ringing_at`; answered, and the call shows `in_progress`), and hears
+/// when to hang up (the call was canceled while talking, or the server is stopping).
+pub struct AttemptProgress {
+    progress: mpsc::UnboundedSender<Progress>,
+    hang_up: watch::Receiver<bool>,
+}
+
+impl AttemptProgress {
+    // The dispatcher may have stopped listening (canceled call); nothing to tell then.
+    pub fn ringing(&self, at: OffsetDateTime) {
+        let _ = self.progress.send(Progress::Ringing(at));
+    }
+
+    pub fn answered(&self, at: OffsetDateTime, sip_status: Option<u16>) {
+        let _ = self.progress.send(Progress::Answered(at, sip_status));
+    }
+
+    /// Turns true when the dialer should end the call and return its outcome.
+    pub fn hang_up(&self) -> watch::Receiver<bool> {
+        self.hang_up.clone()
     }
 }
 
@@ -52,8 +75,8 @@ impl AnswerSignal {
 #[async_trait]
 pub trait Dialer: Send + Sync + 'static {
     /// Dials `call.to` for `call` and returns when the attempt is over. Dropping the future
-    /// hangs up (used when the call is canceled mid-attempt).
-    async fn dial(&self, call: &Call, answer: AnswerSignal) -> AttemptOutcome;
+    /// hangs up (used when the call is canceled before it is answered).
+    async fn dial(&self, call: &Call, progress: AttemptProgress) -> AttemptOutcome;
 }
 
 pub struct Dispatcher {
@@ -105,9 +128,9 @@ impl Dispatcher {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let this = this.clone();
+                let (this, shutdown) = (this.clone(), shutdown.clone());
                 attempts.spawn(async move {
-                    this.attempt(call).await;
+                    this.attempt(call, shutdown).await;
                     drop(permit);
                 });
             }
@@ -155,7 +178,7 @@ impl Dispatcher {
     }
 
     /// One attempt: check the quota, dial, keep the lease alive, and book the outcome.
-    async fn attempt(&self, mut call: Call) {
+    async fn attempt(&self, mut call: Call, mut shutdown: watch::Receiver<bool>) {
         metrics::counter!("voxbridge_dial_attempts_total").increment(1);
         match self.store.org(call.org_id).await {
             Ok(Some(org)) if org.quota_exhausted() => {
@@ -171,38 +194,86 @@ impl Dispatcher {
                 tracing::warn!(error = %e, call = %call.id, "reading the org before dialling failed")
             }
         }
-        let (answer_tx, mut answer_rx) = oneshot::channel();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let (hang_up, hang_up_rx) = watch::channel(false);
         let dialer = self.dialer.clone();
         let dialled = call.clone();
-        let dial = dialer.dial(&dialled, AnswerSignal(answer_tx));
+        let progress = AttemptProgress {
+            progress: progress_tx,
+            hang_up: hang_up_rx,
+        };
+        let dial = dialer.dial(&dialled, progress);
         tokio::pin!(dial);
         let mut status = CallStatus::Calling;
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;
         let outcome = loop {
+            let check = async {
+                tokio::select! {
+                    _ = heartbeat.tick() => {}
+                    () = self.store.call_canceled() => {}
+                }
+            };
             tokio::select! {
                 outcome = &mut dial => break outcome,
-                Ok((at, sip_status)) = &mut answer_rx, if status == CallStatus::Calling => {
-                    status = self.answered(&mut call, at, sip_status).await;
+                Some(progress) = progress_rx.recv() => {
+                    status = self.progressed(&mut call, status, progress).await;
                 }
-                _ = heartbeat.tick() => {
-                    let lease_until = to_millis(now()) + LEASE.as_millis() as i64;
-                    match self.store.heartbeat(call.id, &self.node, lease_until).await {
-                        Ok(true) => {}
-                        // Canceled or taken over: dropping `dial` hangs up.
-                        Ok(false) => return,
-                        Err(e) => tracing::warn!(error = %e, call = %call.id, "lease heartbeat failed"),
+                () = check, if !*hang_up.borrow() => {
+                    if !self.still_ours(&call).await {
+                        if status == CallStatus::Calling {
+                            // Canceled or taken over before an answer: dropping `dial` sends
+                            // the CANCEL.
+                            return;
+                        }
+                        // Canceled while talking: the dialer says goodbye (BYE) and returns
+                        // the conversation, which is kept with the canceled call.
+                        hang_up.send_replace(true);
                     }
+                }
+                () = crate::telephony::stopped(&mut shutdown), if !*hang_up.borrow() => {
+                    hang_up.send_replace(true);
                 }
             }
         };
-        if status == CallStatus::Calling {
-            // An answer signalled in the same instant the dial returned.
-            if let Ok((at, sip_status)) = answer_rx.try_recv() {
-                status = self.answered(&mut call, at, sip_status).await;
-            }
+        // Progress reported in the same instant the dial returned.
+        while let Ok(progress) = progress_rx.try_recv() {
+            status = self.progressed(&mut call, status, progress).await;
         }
         self.book(&mut call, status, outcome).await;
+    }
+
+    /// Extends the lease; false when the call was canceled or another node took it over.
+    async fn still_ours(&self, call: &Call) -> bool {
+        let lease_until = to_millis(now()) + LEASE.as_millis() as i64;
+        match self.store.heartbeat(call.id, &self.node, lease_until).await {
+            Ok(ours) => ours,
+            Err(e) => {
+                tracing::warn!(error = %e, call = %call.id, "lease heartbeat failed");
+                true
+            }
+        }
+    }
+
+    async fn progressed(
+        &self,
+        call: &mut Call,
+        status: CallStatus,
+        progress: Progress,
+    ) -> CallStatus {
+        match progress {
+            Progress::Ringing(at) if status == CallStatus::Calling && call.ringing_at.is_none() => {
+                call.ringing_at = Some(at);
+                if let Err(e) = self.store.ringing(call.id, &self.node, at).await {
+                    tracing::warn!(error = %e, call = %call.id, "recording the ringing failed");
+                }
+                status
+            }
+            Progress::Answered(at, sip_status) if status == CallStatus::Calling => {
+                self.answered(call, at, sip_status).await
+            }
+            _ => status,
+        }
     }
 
     async fn answered(
@@ -242,12 +313,14 @@ impl Dispatcher {
                 end_reason,
                 transcript,
                 analysis,
+                quality,
             } => {
                 call.status = CallStatus::Completed;
+                call.quality = quality;
                 call.ended_at = Some(ended_at);
                 call.end_reason = Some(end_reason);
                 let answered = call.answered_at.unwrap_or(ended_at);
-                call.duration_seconds = Some((ended_at - answered).whole_seconds().max(0));
+                call.duration_seconds = Some(started_seconds(answered, ended_at));
                 call.transcript = transcript;
                 events.push(EventType::Ended);
                 if analysis.is_some() {
@@ -286,6 +359,12 @@ impl Dispatcher {
         };
         match self.store.transition(&t).await {
             Ok(true) => {}
+            Ok(false) if from == CallStatus::InProgress => {
+                // Canceled while talking: the cancel ended and billed it; keep what was said.
+                if let Err(e) = self.store.keep_canceled_conversation(call).await {
+                    tracing::warn!(error = %e, call = %call.id, "storing the canceled call's transcript failed");
+                }
+            }
             Ok(false) => {
                 tracing::info!(call = %call.id, "call changed during the attempt (canceled?); outcome dropped")
             }

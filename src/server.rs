@@ -28,7 +28,7 @@ pub enum ServerError {
     Webhooks(#[from] reqwest::Error),
     #[error("telephony.default_region: {0}")]
     Region(#[from] crate::phone::PhoneError),
-    #[error("telephony.enabled = true, but no dialer is available to place calls")]
+    #[error("telephony.enabled = true, but no outbound trunk is configured to place calls")]
     NoDialer,
     #[error(transparent)]
     Telephony(#[from] crate::telephony::TelephonyError),
@@ -44,7 +44,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// `dialer` places outbound calls when `[telephony] enabled = true`.
+    /// With `[telephony] enabled = true` outbound calls are placed through the outbound trunk,
+    /// or by `dialer` when one is given (tests replace telephony at this seam).
     pub async fn start(
         config: Config,
         dialer: Option<Arc<dyn Dialer>>,
@@ -57,8 +58,14 @@ impl Server {
         let mut tasks = JoinSet::new();
         let worker = DeliveryWorker::new(store.clone(), config.webhooks.clone())?;
         tasks.spawn(worker.run(stop.clone()));
+        let phones = PhoneNormalizer::new(&config.telephony.default_region)?;
+        let router = InboundRouter::new(store.clone(), config.trunks.clone(), phones);
+        let telephony =
+            crate::telephony::start(&config, router, store.clone(), stop.clone(), &mut tasks)
+                .await?;
+        let sip_addr = telephony.sip.local_addr();
         if config.telephony.enabled {
-            let dialer = dialer.ok_or(ServerError::NoDialer)?;
+            let dialer = dialer.or(telephony.dialer).ok_or(ServerError::NoDialer)?;
             let node = format!(
                 "{}-{}",
                 std::process::id(),
@@ -67,12 +74,6 @@ impl Server {
             let dispatcher = Dispatcher::new(store.clone(), dialer, config.telephony.clone(), node);
             tasks.spawn(dispatcher.run(stop.clone()));
         }
-
-        let phones = PhoneNormalizer::new(&config.telephony.default_region)?;
-        let router = InboundRouter::new(store.clone(), config.trunks.clone(), phones);
-        let sip = crate::telephony::start(&config, router, store.clone(), stop.clone(), &mut tasks)
-            .await?;
-        let sip_addr = sip.local_addr();
 
         let state = AppState {
             store: store.clone(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{Db, TestApp, ACME_KEY};
 use serde_json::Value;
-use voxbridge::dispatcher::{AnswerSignal, AttemptOutcome, Dialer};
+use voxbridge::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
 use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
 
 #[derive(Clone, Copy, Debug)]
@@ -55,7 +55,11 @@ impl ScriptedDialer {
 
 #[async_trait]
 impl Dialer for ScriptedDialer {
-    async fn dial(&self, call: &voxbridge::domain::Call, answer: AnswerSignal) -> AttemptOutcome {
+    async fn dial(
+        &self,
+        call: &voxbridge::domain::Call,
+        answer: AttemptProgress,
+    ) -> AttemptOutcome {
         let active = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_active.fetch_max(active, Ordering::SeqCst);
         let _guard = ActiveGuard(self);
@@ -102,6 +106,7 @@ impl Dialer for ScriptedDialer {
                         },
                     ],
                     analysis: Some(analysis),
+                    quality: None,
                 }
             }
             Step::Fail(reason, code) => AttemptOutcome::Failed {

@@ -11,9 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use voxbridge_sip::auth::{Algorithm, Credentials, DigestServer};
 use voxbridge_sip::driver::{start, DriverConfig, SipHandle};
-use voxbridge_sip::endpoint::{
-    AuthStatus, CallEvent, CallRef, Event, PlaceCall, ServerAuth, Transport,
-};
+use voxbridge_sip::endpoint::{AuthStatus, CallEvent, Event, PlaceCall, ServerAuth, Transport};
 use voxbridge_sip::sdp::{Codec, Direction, LocalMedia};
 
 const SIPP: &str = "/usr/bin/sipp";
@@ -188,7 +186,6 @@ async fn uas_handles_cancel_from_sipp() {
 /// final event of each call.
 async fn place_calls(
     sip: &SipHandle,
-    events: &mut mpsc::Receiver<Event>,
     port: u16,
     transport: Transport,
     n: usize,
@@ -205,12 +202,10 @@ async fn place_calls(
             credentials: creds.clone(),
             media: media(),
         };
-        let call: CallRef = sip.place_call(pc).await.expect("place");
+        let placed = sip.place_call(pc).await.expect("place");
+        let (call, mut events) = (placed.call, placed.events);
         let outcome = tokio::time::timeout(Duration::from_secs(15), async {
-            while let Some(Event::Call(c, ev)) = events.recv().await {
-                if c != call {
-                    continue;
-                }
+            while let Some(ev) = events.recv().await {
                 match ev {
                     CallEvent::Progress { .. } if hangup_on_progress => {
                         sip.hangup(call).await.expect("cancel")
@@ -242,7 +237,8 @@ async fn uac_against(
     creds: Option<Credentials>,
     hangup_on_progress: bool,
 ) -> (Vec<CallEvent>, Output) {
-    let (sip, mut events) = driver().await;
+    // Placed calls' events come on their own channels; the driver's stream stays unused.
+    let (sip, _events) = driver().await;
     let port = free_port();
     let mut args = scenario_args;
     args.extend(["-p".into(), port.to_string(), "-m".into(), n.to_string()]);
@@ -269,16 +265,7 @@ async fn uac_against(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let outcomes = place_calls(
-        &sip,
-        &mut events,
-        port,
-        transport,
-        n,
-        creds,
-        hangup_on_progress,
-    )
-    .await;
+    let outcomes = place_calls(&sip, port, transport, n, creds, hangup_on_progress).await;
     let out = sipp.await.expect("sipp task");
     (outcomes, out)
 }

@@ -116,6 +116,7 @@ pub async fn create_outbound(
         max_attempts,
         attempts: 0,
         created_at,
+        ringing_at: None,
         answered_at: None,
         ended_at: None,
         duration_seconds: None,

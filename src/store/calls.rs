@@ -1,6 +1,7 @@
 //! Calls: creation (quota-checked, idempotent), reads, cancellation and state transitions.
 
 use sqlx::{Any, Row, Transaction};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::events::insert_event;
@@ -173,8 +174,9 @@ impl Store {
         Ok((calls, more))
     }
 
-    /// Cancels a `queued` or `calling` call; a dispatcher dialling it sees the change at its
-    /// next lease heartbeat and hangs up.
+    /// Cancels a `queued` or `calling` call, or an answered outbound call (`in_progress`: its
+    /// minutes so far are charged). The dispatcher running its attempt hears of it at once on
+    /// this node, at its next lease heartbeat on another, and hangs up (CANCEL or BYE).
     pub async fn cancel_call(&self, org_id: Uuid, id: Uuid) -> Result<CancelOutcome> {
         // A concurrent transition can move the call between the read and the guarded write;
         // re-read and decide again rather than report a stale status.
@@ -183,20 +185,27 @@ impl Store {
                 return Ok(CancelOutcome::NotFound);
             };
             let from = call.status;
-            if !matches!(from, CallStatus::Queued | CallStatus::Calling) {
+            let answered_outbound =
+                from == CallStatus::InProgress && call.direction == Direction::Outbound;
+            if !matches!(from, CallStatus::Queued | CallStatus::Calling) && !answered_outbound {
                 return Ok(CancelOutcome::NotCancelable(from));
             }
+            let ended_at = now();
             call.status = CallStatus::Canceled;
             call.end_reason = Some(EndReason::Canceled);
-            call.ended_at = Some(now());
+            call.ended_at = Some(ended_at);
+            if let Some(answered_at) = call.answered_at {
+                call.duration_seconds = Some(started_seconds(answered_at, ended_at));
+            }
             let transition = Transition {
                 call: &call,
                 from,
                 lease_owner: None,
                 events: &[EventType::Ended],
-                charge_minutes: 0,
+                charge_minutes: call.billable_minutes(),
             };
             if self.transition(&transition).await? {
+                self.inner.signals.canceled.notify_waiters();
                 return Ok(CancelOutcome::Canceled(Box::new(call)));
             }
         }
@@ -204,6 +213,22 @@ impl Store {
             Some(call) => Ok(CancelOutcome::NotCancelable(call.status)),
             None => Ok(CancelOutcome::NotFound),
         }
+    }
+
+    /// Stores the conversation of an attempt whose call was canceled while it talked: the
+    /// cancel already ended and billed the call; what was said is kept with it.
+    pub async fn keep_canceled_conversation(&self, call: &Call) -> Result<()> {
+        sqlx::query(
+            "UPDATE calls SET transcript = $1, analysis = $2, quality = $3 \
+             WHERE id = $4 AND status = 'canceled'",
+        )
+        .bind(rows::to_json(&call.transcript))
+        .bind(call.analysis.as_ref().map(rows::to_json))
+        .bind(call.quality.as_ref().map(rows::to_json))
+        .bind(call.id.to_string())
+        .execute(self.write())
+        .await?;
+        Ok(())
     }
 
     /// Persists `t.call`'s new state and its events atomically. Returns false (and writes
@@ -215,14 +240,14 @@ impl Store {
         let mut sql = String::from(
             "UPDATE calls SET status = $1, agent_id = $2, attempts = $3, answered_at = $4, ended_at = $5, \
              duration_seconds = $6, end_reason = $7, sip_status = $8, transcript = $9, analysis = $10, \
-             next_attempt_at = $11, quality = $12",
+             next_attempt_at = $11, quality = $12, ringing_at = $13",
         );
         if !keeps_lease {
             sql.push_str(", lease_owner = NULL, lease_until = NULL");
         }
-        sql.push_str(" WHERE id = $13 AND status = $14");
+        sql.push_str(" WHERE id = $14 AND status = $15");
         if t.lease_owner.is_some() {
-            sql.push_str(" AND lease_owner = $15");
+            sql.push_str(" AND lease_owner = $16");
         }
         let mut query = sqlx::query(&sql)
             .bind(call.status.as_str())
@@ -237,6 +262,7 @@ impl Store {
             .bind(call.analysis.as_ref().map(rows::to_json))
             .bind(to_millis(call.next_attempt_at))
             .bind(call.quality.as_ref().map(rows::to_json))
+            .bind(call.ringing_at.map(to_millis))
             .bind(call.id.to_string())
             .bind(t.from.as_str());
         if let Some(owner) = t.lease_owner {
@@ -303,4 +329,10 @@ async fn claim_idempotency_key(
         status_code: u16::try_from(status).unwrap_or(200),
         body: row.try_get("body")?,
     }))
+}
+
+/// Whole seconds from `from` to `to`, a started second counting as one (as carriers bill).
+pub fn started_seconds(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
+    let millis = i64::try_from((to - from).whole_milliseconds().max(0)).unwrap_or(i64::MAX);
+    millis.saturating_add(999) / 1000
 }

@@ -1,12 +1,13 @@
 //! Dispatcher leases: claiming due calls, keeping the lease alive, and recovering calls whose
 //! node died mid-attempt.
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::events::insert_event;
 use super::rows::{self, CALL_COLUMNS};
 use super::{Result, Store};
-use crate::domain::{Call, EventType};
+use crate::domain::{to_millis, Call, EventType};
 
 impl Store {
     /// Moves up to `limit` due queued calls to `calling` under this node's lease, counting the
@@ -20,7 +21,7 @@ impl Store {
     ) -> Result<Vec<Call>> {
         let sql = format!(
             "UPDATE calls SET status = 'calling', attempts = attempts + 1, lease_owner = $1, lease_until = $2, \
-             end_reason = NULL, sip_status = NULL \
+             end_reason = NULL, sip_status = NULL, ringing_at = NULL \
              WHERE status = 'queued' AND id IN (SELECT id FROM calls WHERE status = 'queued' AND next_attempt_at <= $3 \
              ORDER BY next_attempt_at LIMIT $4{}) RETURNING {CALL_COLUMNS}",
             self.dialect().skip_locked()
@@ -58,6 +59,19 @@ impl Store {
         .execute(self.write())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records when the callee's phone started ringing on this node's attempt.
+    pub async fn ringing(&self, call_id: Uuid, owner: &str, at: OffsetDateTime) -> Result<()> {
+        sqlx::query(
+            "UPDATE calls SET ringing_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'calling'",
+        )
+        .bind(to_millis(at))
+        .bind(call_id.to_string())
+        .bind(owner)
+        .execute(self.write())
+        .await?;
+        Ok(())
     }
 
     /// Fails calls whose lease expired mid-attempt (their node died). They are not dialled

@@ -17,7 +17,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use tokio::sync::Notify;
 
-pub use calls::{CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord, Transition};
+pub use calls::{
+    started_seconds, CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord, Transition,
+};
 pub use events::{AttemptRecord, DeliveryResult, OutboxEvent};
 pub use orgs::ProvisionOrg;
 
@@ -82,6 +84,8 @@ struct Signals {
     outbox: Notify,
     /// Woken whenever a call becomes due for dialling.
     dispatch: Notify,
+    /// Woken (all waiters) whenever a call is canceled on this node.
+    canceled: Notify,
 }
 
 impl Store {
@@ -148,6 +152,12 @@ impl Store {
 
     pub async fn dispatch_changed(&self) {
         self.inner.signals.dispatch.notified().await
+    }
+
+    /// Resolves when a call is canceled through this node (a dispatcher then checks whether
+    /// it is one of its own).
+    pub async fn call_canceled(&self) {
+        self.inner.signals.canceled.notified().await
     }
 
     fn read(&self) -> &AnyPool {

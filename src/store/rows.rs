@@ -16,8 +16,8 @@ pub const AGENT_COLUMNS: &str =
     "id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, questions, active, is_default, turns";
 
 pub const CALL_COLUMNS: &str = "id, org_id, agent_id, direction, status, to_number, from_number, context, \
-     webhook_url, schedule_at, max_attempts, attempts, created_at, answered_at, ended_at, duration_seconds, \
-     end_reason, sip_status, transcript, analysis, quality, next_attempt_at";
+     webhook_url, schedule_at, max_attempts, attempts, created_at, ringing_at, answered_at, ended_at, \
+     duration_seconds, end_reason, sip_status, transcript, analysis, quality, next_attempt_at";
 
 fn corrupt(what: &'static str, value: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
@@ -158,6 +158,7 @@ pub fn call(row: &AnyRow) -> Result<Call> {
         max_attempts: row.try_get("max_attempts")?,
         attempts: row.try_get("attempts")?,
         created_at: from_millis(row.try_get("created_at")?),
+        ringing_at: millis("ringing_at")?,
         answered_at: millis("answered_at")?,
         ended_at: millis("ended_at")?,
         duration_seconds: row.try_get("duration_seconds")?,

@@ -11,16 +11,17 @@ use tokio::time::Instant;
 use voxbridge_media::codec::CodecKind;
 use voxbridge_media::pipeline::CallMediaConfig;
 use voxbridge_media::rtp::SourcePolicy;
-use voxbridge_sip::endpoint::{EndReason as SipEnd, IncomingCall};
+use voxbridge_media::runtime::{CallHandle, MediaPorts, RuntimeError};
+use voxbridge_sip::endpoint::{CallEvent, CallRef, EndReason as SipEnd, IncomingCall};
 use voxbridge_sip::sdp::{Codec, Direction as SdpDirection, LocalMedia, Negotiated};
 
-use super::session::{Agent, Session};
+use super::session::{Agent, Outcome, Session};
 use super::{Admission, CallServices};
 use crate::agents::conversation::{Script, DEFAULT_END_OF_TURN_MS};
 use crate::config::{MediaConfig, RtpSource};
 use crate::domain::{new_id, now, AgentKind, Call, CallStatus, Direction, EndReason, EventType};
 use crate::inbound::Route;
-use crate::store::Transition;
+use crate::store::{started_seconds, Transition};
 
 /// After this much of the caller's silence the agent starts recognizing what was said, while
 /// the end-of-turn silence runs on (see `session::Early`). Longer than most gaps between words,
@@ -41,17 +42,12 @@ pub(super) async fn run(
     admission: Admission,
 ) {
     let sip_call = incoming.call;
-    let local = LocalMedia {
-        addr: services
+    let local = offer_media(
+        services
             .media_ip
             .unwrap_or_else(|| local_ip_towards(incoming.source)),
-        port: admission.ports.pair().rtp,
-        // G.711 first: a fraction of Opus's CPU, and the audio the recognizer is tuned for.
-        codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
-        telephone_event: true,
-        ptime: 20,
-        direction: SdpDirection::SendRecv,
-    };
+        &admission,
+    );
     let mut sip_events = services.live.register(sip_call);
     let negotiated = match services.sip.answer(sip_call, local).await {
         Ok(negotiated) => negotiated,
@@ -63,23 +59,15 @@ pub(super) async fn run(
         }
     };
     let mut call = answered_call(&incoming, &route);
-    let Admission {
-        ports,
-        transcription,
-    } = admission;
-    let record = services
-        .media_config
-        .record_dir
-        .as_ref()
-        .map(|dir| dir.join(format!("{}.wav", call.id)));
-    let agent = builtin_agent(&route, &call);
-    let mut tuned = media_config(&negotiated, &services.media_config);
-    if let Some(agent) = &agent {
-        tuned.vad.hangover = agent.end_of_turn;
-        tuned.vad.pause = Some(EARLY_RECOGNITION_PAUSE);
-        tuned.vad.voiced = Some(BARGE_IN_VOICED);
-    }
-    let media = match services.media.start(ports, tuned, record) {
+    let agent = builtin_agent(&route.agent, &call);
+    let talk = Talk {
+        services: &services,
+        call_id: call.id,
+        negotiated: &negotiated,
+        agent,
+        hang_up: services.stop.clone(),
+    };
+    let media = match talk.start_media(admission.ports) {
         Ok(media) => media,
         Err(e) => return abandon(&services, &incoming, "starting media", &e).await,
     };
@@ -87,31 +75,23 @@ pub(super) async fn run(
         return abandon(&services, &incoming, "storing the answered call", &e).await;
     }
     metrics::counter!("voxbridge_sip_inbound_total", "status" => "200").increment(1);
-    metrics::gauge!("voxbridge_calls_active", "direction" => "inbound").increment(1.0);
     tracing::info!(call = %call.id, call_id = %incoming.call_id, org = %route.org.slug, agent = %route.agent.slug, codec = ?negotiated.codec, "inbound call answered");
-
-    let narrowband = matches!(negotiated.codec, Codec::Pcmu | Codec::Pcma);
-    let session = Session {
-        services: services.clone(),
-        narrowband,
-        transcribing: transcription.is_some(),
-    };
-    let outcome = session.converse(media, &mut sip_events, agent).await;
-    drop(transcription);
+    let outcome = talk
+        .converse(
+            media,
+            sip_call,
+            &mut sip_events,
+            admission.transcription,
+            "inbound",
+        )
+        .await;
     services.live.remove(sip_call);
-    if !outcome.dialog_ended {
-        let _ = services.sip.hangup(sip_call).await;
-    }
-    metrics::gauge!("voxbridge_calls_active", "direction" => "inbound").decrement(1.0);
 
     let ended_at = now();
     let answered_at = call.answered_at.unwrap_or(ended_at);
-    let millis =
-        i64::try_from((ended_at - answered_at).whole_milliseconds().max(0)).unwrap_or(i64::MAX);
     call.status = CallStatus::Completed;
     call.ended_at = Some(ended_at);
-    // Started seconds: a call of 0.2 s lasted 1 s, as carriers count.
-    call.duration_seconds = Some(millis.saturating_add(999) / 1000);
+    call.duration_seconds = Some(started_seconds(answered_at, ended_at));
     call.end_reason = Some(outcome.reason);
     call.transcript = outcome.transcript;
     call.quality = outcome.quality;
@@ -119,11 +99,23 @@ pub(super) async fn run(
     store_ended(&services, &call).await;
 }
 
+/// A call's offer or answer: our address and RTP port, the codecs we take, and DTMF events.
+pub(super) fn offer_media(addr: IpAddr, admission: &Admission) -> LocalMedia {
+    LocalMedia {
+        addr,
+        port: admission.ports.pair().rtp,
+        // G.711 first: a fraction of Opus's CPU, and the audio the recognizer is tuned for.
+        codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
+        telephone_event: true,
+        ptime: 20,
+        direction: SdpDirection::SendRecv,
+    }
+}
+
 /// The builtin agent that talks on this call. `None`, and the call is only transcribed, for an
 /// agent with nothing to say (no greeting, no questions: a line that takes messages) and for
 /// agent kinds not run here yet.
-fn builtin_agent(route: &Route, call: &Call) -> Option<Agent> {
-    let agent = &route.agent;
+pub(super) fn builtin_agent(agent: &crate::domain::Agent, call: &Call) -> Option<Agent> {
     let silent = agent
         .greeting
         .as_deref()
@@ -136,6 +128,62 @@ fn builtin_agent(route: &Route, call: &Call) -> Option<Agent> {
             agent.turns.end_of_turn_ms.unwrap_or(DEFAULT_END_OF_TURN_MS),
         ),
     })
+}
+
+/// An answered call's media and conversation, the same in both directions.
+pub(super) struct Talk<'a> {
+    pub services: &'a Arc<CallServices>,
+    pub call_id: uuid::Uuid,
+    pub negotiated: &'a Negotiated,
+    pub agent: Option<Agent>,
+    /// Turns true when our side must hang up.
+    pub hang_up: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Talk<'_> {
+    /// Starts the call's media as SDP agreed, tuned for the agent (and recorded when
+    /// `[media] record_dir` is set).
+    pub fn start_media(&self, ports: MediaPorts) -> Result<CallHandle, RuntimeError> {
+        let record = self
+            .services
+            .media_config
+            .record_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.wav", self.call_id)));
+        let mut tuned = media_config(self.negotiated, &self.services.media_config);
+        if let Some(agent) = &self.agent {
+            tuned.vad.hangover = agent.end_of_turn;
+            tuned.vad.pause = Some(EARLY_RECOGNITION_PAUSE);
+            tuned.vad.voiced = Some(BARGE_IN_VOICED);
+        }
+        self.services.media.start(ports, tuned, record)
+    }
+
+    /// Runs the conversation until either side hangs up, and ends the dialog if SIP has not.
+    pub async fn converse(
+        self,
+        media: CallHandle,
+        sip_call: CallRef,
+        sip_events: &mut tokio::sync::mpsc::UnboundedReceiver<CallEvent>,
+        transcription: Option<tokio::sync::OwnedSemaphorePermit>,
+        direction: &'static str,
+    ) -> Outcome {
+        metrics::gauge!("voxbridge_calls_active", "direction" => direction).increment(1.0);
+        let narrowband = matches!(self.negotiated.codec, Codec::Pcmu | Codec::Pcma);
+        let session = Session {
+            services: self.services.clone(),
+            narrowband,
+            transcribing: transcription.is_some(),
+            hang_up: self.hang_up,
+        };
+        let outcome = session.converse(media, sip_events, self.agent).await;
+        drop(transcription);
+        if !outcome.dialog_ended {
+            let _ = self.services.sip.hangup(sip_call).await;
+        }
+        metrics::gauge!("voxbridge_calls_active", "direction" => direction).decrement(1.0);
+        outcome
+    }
 }
 
 /// Hangs up an answered call that cannot go on (nothing was stored for it).
@@ -167,6 +215,7 @@ fn answered_call(incoming: &IncomingCall, route: &Route) -> Call {
         max_attempts: 1,
         attempts: 1,
         created_at: at,
+        ringing_at: None,
         answered_at: Some(at),
         ended_at: None,
         duration_seconds: None,
@@ -259,7 +308,7 @@ impl RtpWatch {
 
 /// The local address the kernel would use to reach `peer`: what SDP must carry when SIP listens
 /// on a wildcard address and no `public_addr` is set. Connecting a UDP socket sends nothing.
-fn local_ip_towards(peer: SocketAddr) -> IpAddr {
+pub(super) fn local_ip_towards(peer: SocketAddr) -> IpAddr {
     let unspecified: SocketAddr = if peer.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {

@@ -4,6 +4,7 @@
 //! runs as its own task ([`inbound_call`]); SIP events reach it through [`LiveCalls`].
 
 mod inbound_call;
+mod outbound_call;
 mod session;
 pub mod utterances;
 
@@ -25,6 +26,7 @@ use voxbridge_sip::message::HeaderName;
 use crate::agents::conversation::DEFAULT_CLOSING;
 use crate::agents::tts::Tts;
 use crate::config::{Config, MediaConfig};
+use crate::dispatcher::Dialer;
 use crate::inbound::{InboundRouter, Refusal};
 use crate::store::Store;
 
@@ -77,6 +79,11 @@ pub(crate) struct CallServices {
 impl CallServices {
     fn stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// Our SIP address as seen from a peer that reaches us at `local_ip` (From, Contact).
+    fn sip_host(&self, local_ip: IpAddr) -> String {
+        SocketAddr::new(local_ip, self.sip.local_addr().port()).to_string()
     }
 }
 
@@ -149,16 +156,23 @@ impl CallServices {
     }
 }
 
+/// The running SIP side.
+pub struct Telephony {
+    pub sip: SipHandle,
+    /// Places outbound calls through `[telephony] outbound_trunk` (when one is set).
+    pub dialer: Option<Arc<dyn Dialer>>,
+}
+
 /// Binds the SIP endpoint, starts the media threads (and loads the speech model when `[asr]`
 /// names one), and starts answering on a task in `tasks`. When `stop` turns true that task
-/// hangs up and stores every live call, then ends. Returns the SIP handle.
+/// hangs up and stores every live call, then ends.
 pub async fn start(
     config: &Config,
     router: InboundRouter,
     store: Store,
     stop: watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
-) -> Result<SipHandle, TelephonyError> {
+) -> Result<Telephony, TelephonyError> {
     let mut media_config = MediaRuntimeConfig::new(
         config.sip.listen.ip(),
         config.media.rtp_port_min,
@@ -233,8 +247,18 @@ pub async fn start(
         live: LiveCalls::default(),
         stop: stop.clone(),
     });
+    let outbound_trunk = config.telephony.outbound_trunk.as_ref();
+    let dialer = outbound_trunk
+        .and_then(|name| config.trunks.iter().find(|t| &t.name == name))
+        .map(|trunk| -> Arc<dyn Dialer> {
+            Arc::new(outbound_call::SipDialer::new(
+                services.clone(),
+                trunk.clone(),
+                Duration::from_secs(config.telephony.ring_timeout_seconds),
+            ))
+        });
     tasks.spawn(route_incoming(services, events, Arc::new(router), stop));
-    Ok(sip)
+    Ok(Telephony { sip, dialer })
 }
 
 /// The fixed prompts of the configured builtin agents, with their voices: what every call to
@@ -304,7 +328,7 @@ async fn route_incoming(
 }
 
 /// Resolves once `stop` is true; never if the server dropped the sender without stopping.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
     }

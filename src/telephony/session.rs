@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use voxbridge_asr::{AsrError, TranscriptionOutput};
 use voxbridge_media::pipeline::MediaEvent;
@@ -76,6 +76,9 @@ pub(super) struct Session {
     pub services: Arc<CallServices>,
     pub narrowband: bool,
     pub transcribing: bool,
+    /// Turns true when our side must hang up: the server is stopping, or (outbound) the call
+    /// was canceled.
+    pub hang_up: watch::Receiver<bool>,
 }
 
 /// A synthesized prompt, tagged with the `Say` it answers.
@@ -98,7 +101,7 @@ impl Session {
         let mut caller_offset_ms: Option<u64> = None;
         let mut pending = 0usize;
         let mut transcript: Vec<TranscriptEntry> = Vec::new();
-        let mut stop = self.services.stop.clone();
+        let mut hang_up = self.hang_up.clone();
         let timeout = self.services.media_config.rtp_timeout_seconds;
         let mut silence = RtpWatch::new((timeout > 0).then(|| Duration::from_secs(timeout)));
         let mut check = tokio::time::interval(silence.check_every());
@@ -272,8 +275,8 @@ impl Session {
                         conv.handle_timeout(now.into_std());
                     }
                 }
-                // The server is shutting down: our side hangs up.
-                () = stopped(&mut stop) => break (EndReason::AgentHangup, false),
+                // The server is shutting down (or the call was canceled): our side hangs up.
+                () = stopped(&mut hang_up) => break (EndReason::AgentHangup, false),
                 _ = check.tick(), if silence.enabled() => {
                     let received = media.quality().await.map_or(0, |q| q.packets_received);
                     if silence.timed_out(received, Instant::now()) {

@@ -4,6 +4,7 @@
 
 mod tcp;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +14,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::endpoint::{
-    CallError, CallRef, Endpoint, EndpointConfig, Event, PlaceCall, Stats, Transmit, Transport,
+    CallError, CallEvent, CallRef, Endpoint, EndpointConfig, Event, PlaceCall, Stats, Transmit,
+    Transport,
 };
 use crate::message::HeaderName;
 use crate::sdp::{LocalMedia, Negotiated};
@@ -72,8 +74,15 @@ enum Command {
     Challenge(CallRef, bool, oneshot::Sender<Result<(), CallError>>),
     Hangup(CallRef, oneshot::Sender<Result<(), CallError>>),
     UpdateMedia(CallRef, LocalMedia, oneshot::Sender<Result<(), CallError>>),
-    Place(Box<PlaceCall>, oneshot::Sender<CallRef>),
+    Place(Box<PlaceCall>, oneshot::Sender<PlacedCall>),
     Stats(oneshot::Sender<Stats>),
+}
+
+/// An outbound call just placed: its handle and its events, which go to this receiver only
+/// (never to the driver's event stream), from the first response on.
+pub struct PlacedCall {
+    pub call: CallRef,
+    pub events: mpsc::UnboundedReceiver<CallEvent>,
 }
 
 /// Cloneable handle to the running SIP endpoint. Dropping every handle stops the driver.
@@ -105,6 +114,7 @@ pub async fn start(config: DriverConfig) -> io::Result<(SipHandle, mpsc::Receive
         endpoint,
         udp,
         events: event_tx,
+        placed: HashMap::new(),
         connections: Connections::new(tcp_tx),
     };
     tokio::spawn(driver.run(cmd_rx, tcp_rx));
@@ -209,8 +219,17 @@ impl SipHandle {
         Ok(self.ask(|r| Command::UpdateMedia(call, media, r)).await??)
     }
 
-    pub async fn place_call(&self, call: PlaceCall) -> Result<CallRef, DriverError> {
+    /// INVITE with an SDP offer. The call's events arrive on the returned receiver, so not
+    /// one is missed however fast the peer answers.
+    pub async fn place_call(&self, call: PlaceCall) -> Result<PlacedCall, DriverError> {
         self.ask(|r| Command::Place(Box::new(call), r)).await
+    }
+
+    /// Like [`hangup`](Self::hangup) without waiting for the outcome: for `Drop` guards that
+    /// must end a call whose owner went away.
+    pub fn hangup_detached(&self, call: CallRef) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.commands.send(Command::Hangup(call, reply));
     }
 
     pub async fn stats(&self) -> Result<Stats, DriverError> {
@@ -222,6 +241,8 @@ struct Driver {
     endpoint: Endpoint,
     udp: UdpSocket,
     events: mpsc::Sender<Event>,
+    /// Outbound calls' own event channels, until their final event.
+    placed: HashMap<CallRef, mpsc::UnboundedSender<CallEvent>>,
     connections: Connections,
 }
 
@@ -322,7 +343,14 @@ impl Driver {
                 let _ = r.send(e.update_media(call, media, now));
             }
             Command::Place(pc, r) => {
-                let _ = r.send(e.place_call(*pc, now));
+                let call = e.place_call(*pc, now);
+                let (tx, events) = mpsc::unbounded_channel();
+                self.placed.insert(call, tx);
+                if r.send(PlacedCall { call, events }).is_err() {
+                    // Nobody will follow this call: end it now.
+                    self.placed.remove(&call);
+                    let _ = self.endpoint.hangup(call, now);
+                }
             }
             Command::Stats(r) => {
                 let _ = r.send(e.stats());
@@ -335,6 +363,9 @@ impl Driver {
             self.send(t).await;
         }
         while let Some(event) = self.endpoint.poll_event() {
+            let Some(event) = self.route_placed(event) else {
+                continue;
+            };
             match self.events.try_send(event) {
                 Ok(()) => {}
                 // Overload: refuse new calls early rather than queue them (DESIGN: 503 + Retry-After).
@@ -356,6 +387,28 @@ impl Driver {
         while let Some(t) = self.endpoint.poll_transmit() {
             self.send(t).await;
         }
+    }
+
+    /// Hands an outbound call's event to its owner; returns the others.
+    fn route_placed(&mut self, event: Event) -> Option<Event> {
+        let Event::Call(call, call_event) = event else {
+            return Some(event);
+        };
+        let Some(tx) = self.placed.get(&call) else {
+            return Some(Event::Call(call, call_event));
+        };
+        let last = matches!(
+            call_event,
+            CallEvent::Failed { .. } | CallEvent::Ended { .. }
+        );
+        if tx.send(call_event).is_err() {
+            // The owner went away without hanging up (its guard sends the hang-up).
+            tracing::debug!(call = call.0, "event for a placed call nobody follows");
+            self.placed.remove(&call);
+        } else if last {
+            self.placed.remove(&call);
+        }
+        None
     }
 
     async fn send(&mut self, t: Transmit) {

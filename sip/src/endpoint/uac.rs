@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::dialog::{Call, Outbound, Phase, Role};
-use super::{CallError, CallEvent, CallRef, Endpoint, PlaceCall, Tsx};
+use super::{CallError, CallEvent, CallRef, EndReason, Endpoint, PlaceCall, Tsx};
 use crate::auth::{authorization, pick_challenge};
 use crate::message::{new_branch, new_call_id, new_tag, HeaderName, Method, Request, Response};
 use crate::sdp::{self, LocalMedia, Negotiated, SessionDescription};
@@ -225,7 +225,15 @@ impl Endpoint {
                 self.emit(call, CallEvent::Answered { negotiated });
             }
             // Answered after we hung up, or with an unusable answer: end it right away.
-            Some(_) => self.send_bye(call, now),
+            Some(_) => {
+                self.send_bye(call, now);
+                self.emit(
+                    call,
+                    CallEvent::Ended {
+                        reason: EndReason::LocalBye,
+                    },
+                );
+            }
             None => {
                 self.send_bye(call, now);
                 self.emit(
