@@ -14,6 +14,7 @@ use crate::config::TelephonyConfig;
 use crate::domain::{
     now, to_millis, Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry,
 };
+use crate::outcome::Outcome;
 use crate::store::{started_seconds, Store, Transition};
 
 /// How long a claimed call stays ours without a heartbeat.
@@ -35,7 +36,7 @@ pub enum AttemptOutcome {
     },
     /// The attempt failed before or while connecting (busy, no answer, trunk error, …).
     Failed {
-        end_reason: EndReason,
+        outcome: Outcome,
         sip_status: Option<u16>,
     },
 }
@@ -183,7 +184,7 @@ impl Dispatcher {
         match self.store.org(call.org_id).await {
             Ok(Some(org)) if org.quota_exhausted() => {
                 let outcome = AttemptOutcome::Failed {
-                    end_reason: EndReason::QuotaExhausted,
+                    outcome: Outcome::QuotaExhausted,
                     sip_status: None,
                 };
                 self.book(&mut call, CallStatus::Calling, outcome).await;
@@ -330,12 +331,12 @@ impl Dispatcher {
                 charge = call.billable_minutes();
             }
             AttemptOutcome::Failed {
-                end_reason,
+                outcome,
                 sip_status,
             } => {
-                call.end_reason = Some(end_reason);
+                call.end_reason = Some(outcome.end_reason());
                 call.sip_status = sip_status.map(i64::from).or(call.sip_status);
-                if end_reason.is_retriable() && call.attempts < call.max_attempts {
+                if outcome.retried() && call.attempts < call.max_attempts {
                     call.status = CallStatus::Queued;
                     let backoff = Duration::from_secs(self.config.retry_backoff_seconds)
                         .saturating_mul(1 << call.attempts.clamp(1, 10).saturating_sub(1));

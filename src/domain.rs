@@ -72,21 +72,6 @@ wire_enum!(EndReason {
     Error = "error",
 });
 
-impl EndReason {
-    /// Whether a failed attempt with this reason may be dialled again (DESIGN.md: invalid
-    /// numbers and explicit rejections are final; busy, no answer and trunk trouble are not).
-    pub fn is_retriable(self) -> bool {
-        matches!(
-            self,
-            EndReason::Busy
-                | EndReason::NoAnswer
-                | EndReason::TrunkError
-                | EndReason::Timeout
-                | EndReason::Error
-        )
-    }
-}
-
 wire_enum!(
     #[derive(Default)]
     AgentKind {

@@ -1,46 +1,14 @@
 //! Inbound call routing in two plain steps (the livekit/sip shape): is the source allowed by a
-//! trunk rule, then which org owns the DID and which agent answers. Each refusal is a
-//! [`Refusal`] that maps to its SIP response in one place.
+//! trunk rule, then which org owns the DID and which agent answers. Each refusal is an
+//! [`Outcome`] of the one catalog, which says what the caller is answered.
 
 use std::net::IpAddr;
 
 use crate::config::TrunkConfig;
 use crate::domain::{Agent, Direction, Org};
+use crate::outcome::Outcome;
 use crate::phone::PhoneNormalizer;
 use crate::store::{Store, StoreError};
-
-/// Why an inbound INVITE is not answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// No trunk's `inbound_cidrs` contains the source address.
-    SourceNotAllowed,
-    /// The Request-URI user is not a number or not a DID of any org.
-    UnknownNumber,
-    /// The org has no active inbound agent.
-    NoAgent,
-    /// The org's minutes are used up.
-    QuotaExhausted,
-    /// No capacity (ports, concurrency, ASR); the caller may retry later.
-    Busy { retry_after_secs: u32 },
-    /// The store failed; the caller may retry.
-    Internal,
-}
-
-impl Refusal {
-    /// The SIP status, reason phrase and `Retry-After` (seconds) to answer with.
-    pub fn sip_response(self) -> (u16, &'static str, Option<u32>) {
-        match self {
-            Refusal::SourceNotAllowed => (403, "Forbidden", None),
-            Refusal::UnknownNumber => (404, "Not Found", None),
-            Refusal::NoAgent => (480, "Temporarily Unavailable", None),
-            Refusal::QuotaExhausted => (403, "Minutes Quota Exhausted", None),
-            Refusal::Busy { retry_after_secs } => {
-                (503, "Service Unavailable", Some(retry_after_secs))
-            }
-            Refusal::Internal => (500, "Server Internal Error", Some(5)),
-        }
-    }
-}
 
 /// Step 1: the first trunk whose rules admit `source`.
 pub fn match_trunk(source: IpAddr, trunks: &[TrunkConfig]) -> Option<&TrunkConfig> {
@@ -78,26 +46,26 @@ impl InboundRouter {
     }
 
     /// Routes an INVITE from `source` to the Request-URI user `did_user`.
-    pub async fn route(&self, source: IpAddr, did_user: &str) -> Result<Route, Refusal> {
-        let trunk = match_trunk(source, &self.trunks).ok_or(Refusal::SourceNotAllowed)?;
+    pub async fn route(&self, source: IpAddr, did_user: &str) -> Result<Route, Outcome> {
+        let trunk = match_trunk(source, &self.trunks).ok_or(Outcome::SourceNotAllowed)?;
         let did = self
             .phones
             .normalize(did_user)
-            .map_err(|_| Refusal::UnknownNumber)?;
+            .map_err(|_| Outcome::InvalidNumber)?;
         let org = self
             .store
             .org_by_number(&did)
             .await
             .map_err(internal)?
-            .ok_or(Refusal::UnknownNumber)?;
+            .ok_or(Outcome::InvalidNumber)?;
         let agent = self
             .store
             .default_agent(org.id, Direction::Inbound)
             .await
             .map_err(internal)?
-            .ok_or(Refusal::NoAgent)?;
+            .ok_or(Outcome::NoAgent)?;
         if org.quota_exhausted() {
-            return Err(Refusal::QuotaExhausted);
+            return Err(Outcome::QuotaExhausted);
         }
         Ok(Route {
             trunk: trunk.name.clone(),
@@ -108,9 +76,9 @@ impl InboundRouter {
     }
 }
 
-fn internal(e: StoreError) -> Refusal {
+fn internal(e: StoreError) -> Outcome {
     tracing::error!(error = %e, "routing an inbound call failed");
-    Refusal::Internal
+    Outcome::Internal
 }
 
 #[cfg(test)]
@@ -150,26 +118,6 @@ mod tests {
         assert_eq!(
             match_trunk("127.0.0.1".parse().unwrap(), &[trunk("none", &[])]).map(|t| &t.name),
             None
-        );
-    }
-
-    #[test]
-    fn refusals_map_to_the_contracted_sip_responses() {
-        assert_eq!(Refusal::SourceNotAllowed.sip_response().0, 403);
-        assert_eq!(Refusal::UnknownNumber.sip_response().0, 404);
-        assert_eq!(Refusal::NoAgent.sip_response().0, 480);
-        let (code, reason, _) = Refusal::QuotaExhausted.sip_response();
-        assert_eq!(code, 403);
-        assert!(
-            reason.contains("Quota"),
-            "the reason phrase names the quota"
-        );
-        assert_eq!(
-            Refusal::Busy {
-                retry_after_secs: 30
-            }
-            .sip_response(),
-            (503, "Service Unavailable", Some(30))
         );
     }
 }

@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod domain;
 pub mod inbound;
 pub mod metrics;
+pub mod outcome;
 pub mod phone;
 pub mod provision;
 pub mod server;

@@ -14,6 +14,7 @@ use common::{Db, TestApp, ACME_KEY};
 use serde_json::Value;
 use voxbridge::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
 use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
+use voxbridge::outcome::Outcome;
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -21,7 +22,7 @@ enum Step {
     Answer {
         secs: i64,
     },
-    Fail(EndReason, u16),
+    Fail(Outcome, u16),
     /// Rings until dropped.
     RingForever,
 }
@@ -109,8 +110,8 @@ impl Dialer for ScriptedDialer {
                     quality: None,
                 }
             }
-            Step::Fail(reason, code) => AttemptOutcome::Failed {
-                end_reason: reason,
+            Step::Fail(outcome, code) => AttemptOutcome::Failed {
+                outcome,
                 sip_status: Some(code),
             },
             Step::RingForever => std::future::pending().await,
@@ -193,7 +194,7 @@ async fn answered_call_completes_and_charges_minutes(db: Db) {
 
 async fn busy_is_retried_up_to_max_attempts_then_failed(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
-    let busy = Step::Fail(EndReason::Busy, 486);
+    let busy = Step::Fail(Outcome::Busy, 486);
     dialer.script("+12025550144", &[busy, busy, busy, busy]);
     dialer.script("+12025550145", &[busy, Step::Answer { secs: 5 }]);
     let app = start(db, dialer.clone(), 10).await;
@@ -236,7 +237,7 @@ async fn busy_is_retried_up_to_max_attempts_then_failed(db: Db) {
 
 async fn invalid_number_is_not_retried(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
-    dialer.script("+12025550146", &[Step::Fail(EndReason::InvalidNumber, 404)]);
+    dialer.script("+12025550146", &[Step::Fail(Outcome::InvalidNumber, 404)]);
     let app = start(db, dialer.clone(), 10).await;
     let call = app
         .queue_call(r#"{"to": "+12025550146", "max_attempts": 5}"#)

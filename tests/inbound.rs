@@ -3,7 +3,8 @@
 mod common;
 
 use common::{Db, TestApp};
-use voxbridge::inbound::{InboundRouter, Refusal};
+use voxbridge::inbound::InboundRouter;
+use voxbridge::outcome::Outcome;
 use voxbridge::phone::PhoneNormalizer;
 
 on_both_databases!(inbound_invites_route_to_the_orgs_inbound_agent);
@@ -40,19 +41,19 @@ async fn inbound_invites_route_to_the_orgs_inbound_agent(db: Db) {
             .route("203.0.113.9".parse().unwrap(), "+12025550142")
             .await
             .err(),
-        Some(Refusal::SourceNotAllowed)
+        Some(Outcome::SourceNotAllowed)
     );
     assert_eq!(
         router.route(local, "+12025550100").await.err(),
-        Some(Refusal::UnknownNumber)
+        Some(Outcome::InvalidNumber)
     );
     assert_eq!(
         router.route(local, "support").await.err(),
-        Some(Refusal::UnknownNumber)
+        Some(Outcome::InvalidNumber)
     );
     assert_eq!(
         router.route(local, "+12025550199").await.err(),
-        Some(Refusal::NoAgent),
+        Some(Outcome::NoAgent),
         "globex has no inbound agent"
     );
 
@@ -61,7 +62,7 @@ async fn inbound_invites_route_to_the_orgs_inbound_agent(db: Db) {
     app.store().charge_minutes(acme, 1000).await.unwrap();
     assert_eq!(
         router.route(local, "+12025550142").await.err(),
-        Some(Refusal::QuotaExhausted)
+        Some(Outcome::QuotaExhausted)
     );
     app.stop().await;
 }

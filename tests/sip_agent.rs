@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use common::audio::{fixture_ulaw, path, sox, ULAW_RAW};
 use common::caller_rtp::CallerRtp;
 use common::{Db, TestApp};
 use serde_json::{json, Value};
@@ -90,11 +90,9 @@ async fn start(
     .await
 }
 
-/// How long the agent's voice takes to say `text`, in ms (the server synthesizes the same).
+/// How long the agent's voice takes to say `text`, in ms.
 async fn spoken_ms(text: &str) -> u64 {
-    let tts = voxbridge::agents::tts::Tts::new(&BTreeMap::new(), None);
-    let audio = tts.speak(VOICE, text).await.expect("espeak-ng speaks");
-    audio.len() as u64 / 16
+    common::audio::spoken_ms(VOICE, text).await
 }
 
 /// Part of what the caller does once the call is answered, in order on one RTP stream.
@@ -159,11 +157,7 @@ fn scenario(dir: &Path, parts: &[Caller]) -> String {
                     &format!("{:.3}", *ms as f64 / 1000.0 * 0.8),
                 ],
             )),
-            Caller::Say { clip } => {
-                let clip = common::workspace().join("fixtures/asr").join(clip);
-                sox(&[&[path(&clip)][..], &ULAW_RAW[..], &[path(&out)]].concat());
-                rtp.audio(&std::fs::read(out).expect("sox output"));
-            }
+            Caller::Say { clip } => rtp.audio(&fixture_ulaw(clip, &out)),
             Caller::Key { after_ms, digit } => {
                 rtp.silence(*after_ms);
                 rtp.key(*digit);
@@ -188,21 +182,6 @@ fn scenario(dir: &Path, parts: &[Caller]) -> String {
         .replace("@CALLER@", &actions)
         .replace("@END@", end)
         .replace("@PORT@", "[media_port]")
-}
-
-/// sox output options for raw 8 kHz μ-law.
-const ULAW_RAW: [&str; 8] = ["-t", "raw", "-r", "8000", "-c", "1", "-e", "u-law"];
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temp path")
-}
-
-fn sox(args: &[&str]) {
-    let status = Command::new("sox")
-        .args(args)
-        .status()
-        .expect("run sox (apt-get install sox)");
-    assert!(status.success(), "sox {args:?}");
 }
 
 /// Runs one SIPp call to the demo DID; true when it passed.

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::outcome::Outcome;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -100,12 +101,18 @@ impl ApiError {
     }
 
     pub fn quota_exhausted(used: i64, included: i64) -> Self {
-        Self::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "quota-exhausted",
-            "Minutes quota exhausted",
+        Self::outcome(
+            Outcome::QuotaExhausted,
             format!("the organization has used {used} of its {included} included minutes"),
         )
+    }
+
+    /// The problem the outcome catalog names for `outcome` (500 for one the API never reports).
+    fn outcome(outcome: Outcome, detail: impl Into<String>) -> Self {
+        match outcome.problem() {
+            Some(p) => Self::new(p.status, p.slug, p.title, detail),
+            None => Self::internal(),
+        }
     }
 
     pub fn not_found(what: &str) -> Self {

@@ -27,11 +27,9 @@ use crate::agents::conversation::DEFAULT_CLOSING;
 use crate::agents::tts::Tts;
 use crate::config::{Config, MediaConfig};
 use crate::dispatcher::Dialer;
-use crate::inbound::{InboundRouter, Refusal};
+use crate::inbound::InboundRouter;
+use crate::outcome::Outcome;
 use crate::store::Store;
-
-/// How long a caller refused for lack of capacity is asked to wait.
-const BUSY_RETRY_AFTER_SECS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelephonyError {
@@ -126,15 +124,12 @@ pub(crate) struct Admission {
 }
 
 impl CallServices {
-    fn admit(&self) -> Result<Admission, Refusal> {
-        let busy = Refusal::Busy {
-            retry_after_secs: BUSY_RETRY_AFTER_SECS,
-        };
+    fn admit(&self) -> Result<Admission, Outcome> {
         let transcription = match &self.asr {
             Some(asr) => Some(asr.calls.clone().try_acquire_owned().map_err(|_| {
                 metrics::counter!("voxbridge_calls_refused_total", "reason" => "asr_capacity")
                     .increment(1);
-                busy
+                Outcome::NoCapacity
             })?),
             None => None,
         };
@@ -142,11 +137,11 @@ impl CallServices {
             RuntimeError::Ports(PortError::Exhausted { .. }) => {
                 metrics::counter!("voxbridge_calls_refused_total", "reason" => "rtp_ports")
                     .increment(1);
-                busy
+                Outcome::NoCapacity
             }
             other => {
                 tracing::error!(error = %other, "reserving RTP ports failed");
-                Refusal::Internal
+                Outcome::Internal
             }
         })?;
         Ok(Admission {
@@ -337,9 +332,7 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn answer_incoming(services: Arc<CallServices>, router: &InboundRouter, call: IncomingCall) {
     let admitted = match router.route(call.source.ip(), &call.did).await {
         // A node shutting down sends callers elsewhere.
-        Ok(_) if services.stopping() => Err(Refusal::Busy {
-            retry_after_secs: BUSY_RETRY_AFTER_SECS,
-        }),
+        Ok(_) if services.stopping() => Err(Outcome::NoCapacity),
         Ok(route) => services.admit().map(|admission| (route, admission)),
         Err(refusal) => Err(refusal),
     };
@@ -349,7 +342,7 @@ async fn answer_incoming(services: Arc<CallServices>, router: &InboundRouter, ca
     }
 }
 
-async fn reject(sip: &SipHandle, call: &IncomingCall, refusal: Refusal) {
+async fn reject(sip: &SipHandle, call: &IncomingCall, refusal: Outcome) {
     let (status, reason, retry_after) = refusal.sip_response();
     metrics::counter!("voxbridge_sip_inbound_total", "status" => status.to_string()).increment(1);
     tracing::info!(call_id = %call.call_id, did = %call.did, source = %call.source, status, reason, "inbound INVITE refused");

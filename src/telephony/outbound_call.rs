@@ -19,7 +19,8 @@ use super::inbound_call::{builtin_agent, local_ip_towards, offer_media, Talk};
 use super::{Admission, CallServices};
 use crate::config::{self, TrunkConfig};
 use crate::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
-use crate::domain::{now, Agent, Call, EndReason};
+use crate::domain::{now, Agent, Call};
+use crate::outcome::Outcome;
 
 /// How long a CANCEL may take to end the INVITE (a 487, or the INVITE's own timeout at 32 s)
 /// before the attempt is given up locally.
@@ -58,17 +59,17 @@ impl SipDialer {
 
     async fn agent(&self, call: &Call) -> Result<Agent, AttemptOutcome> {
         let Some(agent_id) = call.agent_id else {
-            return Err(failed(EndReason::Error, None));
+            return Err(failed(Outcome::Internal, None));
         };
         match self.services.store.agent(call.org_id, agent_id).await {
             Ok(Some(agent)) => Ok(agent),
             Ok(None) => {
                 tracing::warn!(call = %call.id, %agent_id, "the call's agent no longer exists");
-                Err(failed(EndReason::Error, None))
+                Err(failed(Outcome::Internal, None))
             }
             Err(e) => {
                 tracing::warn!(error = %e, call = %call.id, "reading the call's agent failed");
-                Err(failed(EndReason::Error, None))
+                Err(failed(Outcome::Internal, None))
             }
         }
     }
@@ -110,9 +111,12 @@ impl SipDialer {
             Ok(peer) => peer,
             Err(outcome) => return outcome,
         };
-        let Ok(admission) = self.services.admit() else {
-            tracing::warn!(call = %call.id, "no capacity (RTP ports or transcription) to dial");
-            return failed(EndReason::Error, None);
+        let admission = match self.services.admit() {
+            Ok(admission) => admission,
+            Err(outcome) => {
+                tracing::warn!(call = %call.id, ?outcome, "no capacity (RTP ports or transcription) to dial");
+                return failed(outcome, None);
+            }
         };
         let placed = match self
             .services
@@ -149,7 +153,7 @@ impl SipDialer {
             Ok(media) => media,
             Err(e) => {
                 tracing::error!(error = %e, call = %call.id, "starting media failed; hanging up");
-                return failed(EndReason::Error, Some(200));
+                return failed(Outcome::Internal, Some(200));
             }
         };
         let outcome = talk
@@ -201,7 +205,7 @@ impl Line<'_> {
         let ring_deadline = Instant::now() + ring_timeout;
         let mut ringing = false;
         // Set once we sent CANCEL: why, and how long we wait for the INVITE to end.
-        let mut canceled: Option<(EndReason, Instant)> = None;
+        let mut canceled: Option<(Outcome, Instant)> = None;
         loop {
             let deadline = canceled.map_or(ring_deadline, |(_, until)| until);
             tokio::select! {
@@ -213,26 +217,26 @@ impl Line<'_> {
                     Some(CallEvent::Answered { negotiated }) => return Ok(negotiated),
                     Some(CallEvent::Failed { status, reason }) => {
                         self.open = false;
-                        let end_reason = match canceled {
+                        let outcome = match canceled {
                             Some((why, _)) => why,
-                            None => failure_reason(status),
+                            None => Outcome::of_final_response(status),
                         };
-                        tracing::info!(status, reason, ?end_reason, "outbound call not answered");
-                        return Err(failed(end_reason, Some(status)));
+                        tracing::info!(status, reason, ?outcome, "outbound call not answered");
+                        return Err(failed(outcome, Some(status)));
                     }
                     // A 2xx after our CANCEL: the endpoint sent ACK and BYE.
                     Some(CallEvent::Ended { .. }) => {
                         self.open = false;
-                        let why = canceled.map_or(EndReason::Error, |(why, _)| why);
+                        let why = canceled.map_or(Outcome::Internal, |(why, _)| why);
                         return Err(failed(why, Some(200)));
                     }
                     Some(_) => {}
-                    None => return Err(failed(EndReason::Error, None)),
+                    None => return Err(failed(Outcome::Internal, None)),
                 },
                 () = tokio::time::sleep_until(deadline) => match canceled {
                     None => {
                         tracing::info!(after = ?ring_timeout, "no answer; canceling");
-                        canceled = Some((EndReason::NoAnswer, self.cancel().await));
+                        canceled = Some((Outcome::NoAnswer, self.cancel().await));
                     }
                     Some((why, _)) => {
                         tracing::warn!("the trunk never ended the canceled INVITE");
@@ -241,7 +245,7 @@ impl Line<'_> {
                 },
                 () = super::stopped(hang_up), if canceled.is_none() => {
                     // The server is stopping: the call goes back to the queue.
-                    canceled = Some((EndReason::Error, self.cancel().await));
+                    canceled = Some((Outcome::NoCapacity, self.cancel().await));
                 }
             }
         }
@@ -263,25 +267,14 @@ impl Drop for Line<'_> {
     }
 }
 
-fn failed(end_reason: EndReason, sip_status: Option<u16>) -> AttemptOutcome {
+fn failed(outcome: Outcome, sip_status: Option<u16>) -> AttemptOutcome {
     AttemptOutcome::Failed {
-        end_reason,
+        outcome,
         sip_status,
     }
 }
 
 fn trunk_trouble(what: &str) -> AttemptOutcome {
     tracing::warn!("outbound trunk: {what}");
-    failed(EndReason::TrunkError, None)
-}
-
-/// What a final failure response to our INVITE means for the call.
-fn failure_reason(status: u16) -> EndReason {
-    match status {
-        486 | 600 => EndReason::Busy,
-        603 => EndReason::Rejected,
-        408 | 480 | 487 => EndReason::NoAnswer,
-        404 | 484 | 604 => EndReason::InvalidNumber,
-        _ => EndReason::TrunkError,
-    }
+    failed(Outcome::TrunkError, None)
 }

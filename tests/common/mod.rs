@@ -2,6 +2,7 @@
 //! webhook receiver that records what arrives.
 #![allow(dead_code)]
 
+pub mod audio;
 pub mod caller_rtp;
 pub mod postgres;
 pub mod receiver;

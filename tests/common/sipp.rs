@@ -14,16 +14,28 @@ pub fn media_port() -> u16 {
 /// service, media options); true if SIPp says the call passed. On failure SIPp's error log is
 /// printed, so a failing test shows the message that broke it.
 pub fn run(server: SocketAddr, scenario: &str, args: &[&str]) -> bool {
+    sipp(Some(server), scenario, 1, args)
+}
+
+/// Runs `scenario` as a UAS (a carrier) on 127.0.0.1:`port` until it has handled `calls`
+/// calls; true if every one passed.
+pub fn serve(port: u16, scenario: &str, calls: u32, args: &[&str]) -> bool {
+    let port = port.to_string();
+    let local = [&["-i", "127.0.0.1", "-p", &port][..], args].concat();
+    sipp(None, scenario, calls, &local)
+}
+
+fn sipp(server: Option<SocketAddr>, scenario: &str, calls: u32, args: &[&str]) -> bool {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("scenario.xml");
     std::fs::write(&path, scenario).expect("write scenario");
     let errors = dir.path().join("errors.log");
     let status = Command::new("sipp")
-        .arg(server.to_string())
+        .args(server.map(|s| s.to_string()))
         .arg("-sf")
         .arg(&path)
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .args(["-recv_timeout", "10s", "-trace_err"])
+        .args(["-m", &calls.to_string(), "-nostdin", "-timeout", "60s"])
+        .args(["-timeout_error", "-recv_timeout", "10s", "-trace_err"])
         .args(args)
         .arg("-error_file")
         .arg(&errors)

@@ -1,0 +1,350 @@
+//! Outbound calls end to end: `POST /v1/calls/outbound`, the dispatcher dials through the
+//! outbound trunk, and SIPp (a separate process) plays the carrier and the phone behind it:
+//! it answers, rings without answer, refuses, challenges for digest credentials or answers
+//! with media we cannot take. The agent's conversation on an answered call runs with real
+//! RTP, espeak-ng and whisper, and the call is stored, billed and announced in order.
+
+mod common;
+
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use common::audio::{fixture_ulaw, spoken_ms};
+use common::caller_rtp::CallerRtp;
+use common::receiver::Receiver;
+use common::{Db, TestApp, ACME_KEY};
+use serde_json::{json, Value};
+use voxbridge::config::Config;
+use voxbridge::domain::{Question, QuestionType};
+
+on_both_databases!(
+    an_answered_call_talks_is_transcribed_billed_and_announced_in_order,
+    busy_is_retried_then_failed,
+);
+
+const VOICE: &str = "friendly";
+const GREETING: &str = "Hello, this is Acme Dental with a reminder of your appointment tomorrow.";
+const COMING: &str = "Will you be able to come?";
+const CLOSING: &str = "Thank you. Goodbye.";
+
+const ANSWER: &str = include_str!("sipp/carrier_answer.xml");
+const CHALLENGE: &str = include_str!("sipp/carrier_challenge.xml");
+const REFUSE: &str = include_str!("sipp/carrier_refuse.xml");
+const RING: &str = include_str!("sipp/carrier_ring.xml");
+
+/// A SIP port for each test's carrier (tests run in parallel).
+fn carrier_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(47_000);
+    NEXT.fetch_add(2, Ordering::Relaxed)
+}
+
+/// A server dialing through a trunk to SIPp on `carrier`; `tweak` adjusts the rest.
+async fn start(
+    db: Db,
+    webhook_url: Option<&str>,
+    carrier: u16,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    TestApp::start_with(
+        db,
+        webhook_url,
+        move |c: &mut Config| {
+            let mut trunk = common::loopback_trunk("127.0.0.1/32");
+            trunk.port = carrier;
+            trunk.from_number = Some("+12025550100".into());
+            c.trunks.push(trunk);
+            c.telephony.enabled = true;
+            c.telephony.outbound_trunk = Some("carrier".into());
+            c.telephony.retry_backoff_seconds = 1;
+            let agent = c.orgs[0]
+                .agents
+                .iter_mut()
+                .find(|a| a.slug == "welcome")
+                .expect("the outbound agent");
+            agent.greeting = Some(GREETING.into());
+            agent.closing = Some(CLOSING.into());
+            tweak(c);
+        },
+        None,
+    )
+    .await
+}
+
+/// Adds speech recognition (the answered calls transcribe the callee).
+fn with_asr(c: &mut Config) {
+    c.asr = Some(voxbridge::config::AsrConfig {
+        model: Some(common::asr_model()),
+        threads: 1,
+        language: "en".into(),
+        max_concurrent: 2,
+        max_calls: 4,
+    });
+}
+
+/// Runs SIPp as the carrier for `calls` calls on a thread; joins to whether all passed.
+fn carrier(port: u16, scenario: String, calls: u32) -> tokio::task::JoinHandle<bool> {
+    let media = common::sipp::media_port().to_string();
+    tokio::task::spawn_blocking(move || {
+        let args = ["-mi", "127.0.0.1", "-mp", &media];
+        common::sipp::serve(port, &scenario, calls, &args)
+    })
+}
+
+/// The carrier that answers with PCMU and then plays `callee` (a pcap, or nothing).
+fn answering(callee: Option<&std::path::Path>, challenge: Option<&str>) -> String {
+    let play = callee.map_or(String::new(), |pcap| {
+        format!(
+            "<nop><action><exec play_pcap_audio=\"{}\"/></action></nop>",
+            pcap.display()
+        )
+    });
+    let challenge = challenge.map_or(String::new(), |algorithm| {
+        CHALLENGE.replace("@ALGORITHM@", algorithm)
+    });
+    ANSWER
+        .replace("@CHALLENGE@", &challenge)
+        .replace("@CALLEE@", &play)
+        .replace("@PORT@", "[media_port]")
+        .replace("@ANSWER_PT@", "0 96")
+}
+
+async fn queue(app: &TestApp, body: Value) -> String {
+    let call = app.queue_call(&body.to_string()).await;
+    call["id"].as_str().expect("an id").to_owned()
+}
+
+/// The call once its status is `status`.
+async fn reaches(app: &TestApp, id: &str, status: &str, secs: u64) -> Value {
+    common::eventually(secs, &format!("the call to be {status}"), || async {
+        let (_, call) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+        (call["status"] == status).then_some(call)
+    })
+    .await
+}
+
+async fn minutes_used(app: &TestApp) -> i64 {
+    let (_, org) = app.get("/v1/org", ACME_KEY).await;
+    org["minutes_used"].as_i64().expect("minutes_used")
+}
+
+async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db: Db) {
+    let receiver = Receiver::start().await;
+    let port = carrier_port();
+    let app = start(db, Some(&receiver.url), port, |c| {
+        with_asr(c);
+        let agent = &mut c.orgs[0].agents[0];
+        agent.questions = vec![Question::new("coming", COMING, QuestionType::YesNo)];
+    })
+    .await;
+    let used_before = minutes_used(&app).await;
+
+    // The callee waits for the question, then says yes.
+    let dir = tempfile::tempdir().unwrap();
+    let mut callee = CallerRtp::default();
+    callee.silence(spoken_ms(VOICE, GREETING).await + spoken_ms(VOICE, COMING).await + 700);
+    callee.audio(&fixture_ulaw("yes_no_01.wav", &dir.path().join("yes.ul")));
+    let pcap = dir.path().join("callee.pcap");
+    callee.write_pcap(&pcap);
+    let sipp = carrier(port, answering(Some(&pcap), None), 1);
+
+    let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    assert!(
+        sipp.await.unwrap(),
+        "the carrier saw the call through to our BYE"
+    );
+    let call = reaches(&app, &id, "completed", 30).await;
+    assert_eq!(call["end_reason"], "agent_hangup", "{call:#}");
+    assert_eq!(call["sip_status"], 200);
+    assert_eq!(call["attempts"], 1);
+    assert!(call["ringing_at"].is_string(), "{call:#}");
+    assert!(call["answered_at"].is_string(), "{call:#}");
+    assert!(call["duration_seconds"].as_i64().unwrap() >= 3, "{call:#}");
+    assert_eq!(
+        call["analysis"]["answers"],
+        json!({"coming": true}),
+        "{call:#}"
+    );
+    let transcript = call["transcript"].as_array().unwrap();
+    let roles: Vec<&str> = transcript
+        .iter()
+        .map(|t| t["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["agent", "agent", "caller", "agent"], "{call:#}");
+    assert_eq!(transcript[0]["text"], GREETING);
+    assert!(call["quality"]["packets_received"].as_u64().unwrap() > 50);
+
+    let billed = (call["duration_seconds"].as_i64().unwrap() + 59) / 60;
+    assert_eq!(minutes_used(&app).await, used_before + billed);
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    let events = app.store().call_events(uuid).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|(kind, _, _)| kind.as_str()).collect();
+    let expected = [
+        "call.queued",
+        "call.calling",
+        "call.answered",
+        "call.ended",
+        "call.analyzed",
+    ];
+    let delivered = receiver.wait_for(5, 10).await;
+    let mut sent: Vec<String> = delivered
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    sent.sort_by_key(|t| expected.iter().position(|e| e == t));
+    assert_eq!(sent, expected, "each event delivered once");
+    assert_eq!(types, expected);
+    app.stop().await;
+}
+
+/// The carrier answers each INVITE with `status`; returns the call once final.
+async fn refused(db: Db, status: &str, max_attempts: u32) -> Value {
+    let port = carrier_port();
+    let app = start(db, None, port, |_| {}).await;
+    let scenario = REFUSE.replace("@STATUS@", status);
+    let sipp = carrier(port, scenario, max_attempts);
+    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": max_attempts});
+    let id = queue(&app, body).await;
+    let call = reaches(&app, &id, "failed", 20).await;
+    assert!(
+        sipp.await.unwrap(),
+        "the carrier saw {max_attempts} INVITEs"
+    );
+    app.stop().await;
+    call
+}
+
+async fn busy_is_retried_then_failed(db: Db) {
+    let call = refused(db, "486 Busy Here", 2).await;
+    assert_eq!(call["end_reason"], "busy", "{call:#}");
+    assert_eq!(call["sip_status"], 486);
+    assert_eq!(call["attempts"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decline_is_not_retried() {
+    // SIPp would fail waiting for a second INVITE if one came; max_attempts 3 allows it.
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |_| {}).await;
+    let sipp = carrier(port, REFUSE.replace("@STATUS@", "603 Decline"), 1);
+    let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    let call = reaches(&app, &id, "failed", 20).await;
+    assert!(sipp.await.unwrap());
+    assert_eq!(call["end_reason"], "rejected", "{call:#}");
+    assert_eq!(call["sip_status"], 603);
+    assert_eq!(call["attempts"], 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_number_is_not_retried() {
+    let call = refused(Db::Sqlite, "404 Not Found", 1).await;
+    assert_eq!(call["end_reason"], "invalid_number", "{call:#}");
+    assert_eq!(call["sip_status"], 404);
+    assert_eq!(call["attempts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ringing_without_answer_is_canceled_at_the_ring_timeout() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |c| {
+        c.telephony.ring_timeout_seconds = 2;
+    })
+    .await;
+    let sipp = carrier(port, RING.to_owned(), 1);
+    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
+    let id = queue(&app, body).await;
+    let call = reaches(&app, &id, "failed", 20).await;
+    assert!(sipp.await.unwrap(), "the carrier got our CANCEL");
+    assert_eq!(call["end_reason"], "no_answer", "{call:#}");
+    assert_eq!(call["sip_status"], 487);
+    assert!(call["ringing_at"].is_string(), "{call:#}");
+    assert!(call["answered_at"].is_null());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_challenge_is_answered_with_the_trunk_credentials() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |c| {
+        c.trunks[0].username = Some("voxbridge".into());
+        c.trunks[0].password = Some("s3cret-42".into());
+    })
+    .await;
+    let sipp = carrier(port, answering(None, Some("MD5")), 1);
+    let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    assert!(sipp.await.unwrap(), "the carrier accepted our credentials");
+    let call = reaches(&app, &id, "completed", 30).await;
+    assert_eq!(call["end_reason"], "agent_hangup", "{call:#}");
+    assert_eq!(call["transcript"][0]["text"], GREETING);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_canceled_while_ringing_sends_cancel() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |_| {}).await;
+    let sipp = carrier(port, RING.to_owned(), 1);
+    let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    common::eventually(10, "the phone to ring", || async {
+        let (_, call) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+        call["ringing_at"].is_string().then_some(())
+    })
+    .await;
+    let (status, call) = app
+        .post(&format!("/v1/calls/{id}/cancel"), ACME_KEY, "")
+        .await;
+    assert_eq!(status, 200, "{call}");
+    assert!(sipp.await.unwrap(), "the carrier got our CANCEL");
+    let call = reaches(&app, &id, "canceled", 5).await;
+    assert_eq!(call["end_reason"], "canceled");
+    assert_eq!(call["attempts"], 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_canceled_while_talking_is_hung_up_billed_and_keeps_its_transcript() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |c| {
+        let agent = &mut c.orgs[0].agents[0];
+        agent.questions = vec![Question::new("coming", COMING, QuestionType::YesNo)];
+    })
+    .await;
+    let used_before = minutes_used(&app).await;
+    // The callee says nothing: the agent greets, asks and waits.
+    let sipp = carrier(port, answering(None, None), 1);
+    let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    reaches(&app, &id, "in_progress", 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, call) = app
+        .post(&format!("/v1/calls/{id}/cancel"), ACME_KEY, "")
+        .await;
+    assert_eq!(status, 200, "{call}");
+    assert!(sipp.await.unwrap(), "the carrier got our BYE");
+    let call = common::eventually(10, "the transcript", || async {
+        let (_, call) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+        (!call["transcript"].as_array()?.is_empty()).then_some(call)
+    })
+    .await;
+    assert_eq!(call["status"], "canceled", "{call:#}");
+    assert_eq!(call["end_reason"], "canceled");
+    assert!(call["duration_seconds"].as_i64().unwrap() >= 1, "{call:#}");
+    assert_eq!(call["transcript"][0]["text"], GREETING);
+    assert_eq!(minutes_used(&app).await, used_before + 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_with_unusable_media_is_hung_up_as_a_trunk_error() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |_| {}).await;
+    // G.729 only: nothing we offered.
+    let scenario = answering(None, None).replace("RTP/AVP 0 96", "RTP/AVP 18");
+    let sipp = carrier(port, scenario, 1);
+    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
+    let id = queue(&app, body).await;
+    assert!(sipp.await.unwrap(), "the carrier got ACK then BYE");
+    let call = reaches(&app, &id, "failed", 10).await;
+    assert_eq!(call["end_reason"], "trunk_error", "{call:#}");
+    assert_eq!(call["sip_status"], 488);
+    assert!(call["answered_at"].is_null());
+    app.stop().await;
+}
