@@ -6,11 +6,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::backoff::Backoff;
 use crate::domain::{AgentKind, Direction, FirstSpeaker, Question};
+use crate::outcome::RetryWait;
 use crate::phone::PhoneNormalizer;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/voxbridge.toml";
@@ -237,10 +240,48 @@ pub struct TelephonyConfig {
     pub default_region: String,
     pub max_concurrent_calls: usize,
     pub calls_per_second: u32,
-    /// Wait before a retriable failed attempt is dialled again; doubles per attempt.
-    pub retry_backoff_seconds: u64,
     /// How long an outbound call may ring before it is canceled as `no_answer`.
     pub ring_timeout_seconds: u64,
+    pub retry: RetryConfig,
+}
+
+/// `[telephony.retry]`: the wait before a failed attempt is dialed again, by why it failed.
+/// Each doubles with every further failure of the call (up to a day), spread by 20 % either way.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// After busy (486, 600).
+    pub busy_seconds: u64,
+    /// After no answer (ring timeout, 408, 480).
+    pub no_answer_seconds: u64,
+    /// After carrier trouble (403, 5xx, no response) or a failure here.
+    pub trunk_error_seconds: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            busy_seconds: 300,
+            no_answer_seconds: 900,
+            trunk_error_seconds: 60,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// How long before retry number `failures` of a call that failed with `wait`.
+    pub fn backoff(&self, wait: RetryWait) -> Backoff {
+        let seconds = match wait {
+            RetryWait::Busy => self.busy_seconds,
+            RetryWait::NoAnswer => self.no_answer_seconds,
+            RetryWait::Trouble => self.trunk_error_seconds,
+        };
+        Backoff {
+            first: Duration::from_secs(seconds),
+            max: Duration::from_secs(24 * 3600),
+            jitter: 0.2,
+        }
+    }
 }
 
 impl Default for TelephonyConfig {
@@ -251,8 +292,8 @@ impl Default for TelephonyConfig {
             default_region: "US".into(),
             max_concurrent_calls: 100,
             calls_per_second: 10,
-            retry_backoff_seconds: 60,
             ring_timeout_seconds: 30,
+            retry: RetryConfig::default(),
         }
     }
 }

@@ -336,11 +336,13 @@ impl Dispatcher {
             } => {
                 call.end_reason = Some(outcome.end_reason());
                 call.sip_status = sip_status.map(i64::from).or(call.sip_status);
-                if outcome.retried() && call.attempts < call.max_attempts {
+                let retry = outcome
+                    .retry()
+                    .filter(|_| call.attempts < call.max_attempts);
+                if let Some(wait) = retry {
                     call.status = CallStatus::Queued;
-                    let backoff = Duration::from_secs(self.config.retry_backoff_seconds)
-                        .saturating_mul(1 << call.attempts.clamp(1, 10).saturating_sub(1));
-                    call.next_attempt_at = now() + backoff;
+                    let backoff = self.config.retry.backoff(wait);
+                    call.next_attempt_at = now() + backoff.delay(call.attempts, rand::random());
                     events.push(EventType::Queued);
                 } else {
                     call.status = CallStatus::Failed;

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod dispatcher;
 pub mod domain;

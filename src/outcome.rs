@@ -35,13 +35,25 @@ pub enum Outcome {
     Internal,
 }
 
+/// Outbound: which wait (`[telephony.retry]`) comes before a failed attempt is dialed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryWait {
+    /// `busy_seconds`: the callee is on another call.
+    Busy,
+    /// `no_answer_seconds`: the callee is away.
+    NoAnswer,
+    /// `trunk_error_seconds`: the carrier or this node had trouble.
+    Trouble,
+}
+
 /// What one outcome means everywhere.
 struct Entry {
     /// Inbound: the final response the caller gets.
     sip: (u16, &'static str),
     end_reason: EndReason,
-    /// Outbound: whether the attempt is dialed again (while attempts remain).
-    retried: bool,
+    /// Outbound: whether (and after which wait) the attempt is dialed again while attempts
+    /// remain.
+    retry: Option<RetryWait>,
 }
 
 /// A problem+json type the API answers with: HTTP status, type slug, title.
@@ -58,23 +70,28 @@ const RETRY_AFTER_SECS: u32 = 5;
 impl Outcome {
     fn entry(self) -> Entry {
         use EndReason as R;
-        let (sip, end_reason, retried) = match self {
-            Outcome::SourceNotAllowed => ((403, "Forbidden"), R::Rejected, false),
-            Outcome::InvalidNumber => ((404, "Not Found"), R::InvalidNumber, false),
-            Outcome::NoAgent => ((480, "Temporarily Unavailable"), R::Error, false),
-            Outcome::QuotaExhausted => ((403, "Minutes Quota Exhausted"), R::QuotaExhausted, false),
-            Outcome::NoCapacity => ((503, "Service Unavailable"), R::Error, true),
-            Outcome::Busy => ((486, "Busy Here"), R::Busy, true),
-            Outcome::Rejected => ((603, "Decline"), R::Rejected, false),
-            Outcome::NoAnswer => ((480, "Temporarily Unavailable"), R::NoAnswer, true),
-            Outcome::TrunkAuth => ((403, "Forbidden"), R::TrunkError, false),
-            Outcome::TrunkError => ((502, "Bad Gateway"), R::TrunkError, true),
-            Outcome::Internal => ((500, "Server Internal Error"), R::Error, true),
+        use RetryWait::{Busy, NoAnswer, Trouble};
+        let (sip, end_reason, retry) = match self {
+            Outcome::SourceNotAllowed => ((403, "Forbidden"), R::Rejected, None),
+            Outcome::InvalidNumber => ((404, "Not Found"), R::InvalidNumber, None),
+            Outcome::NoAgent => ((480, "Temporarily Unavailable"), R::Error, None),
+            Outcome::QuotaExhausted => ((403, "Minutes Quota Exhausted"), R::QuotaExhausted, None),
+            Outcome::NoCapacity => ((503, "Service Unavailable"), R::Error, Some(Trouble)),
+            Outcome::Busy => ((486, "Busy Here"), R::Busy, Some(Busy)),
+            Outcome::Rejected => ((603, "Decline"), R::Rejected, None),
+            Outcome::NoAnswer => (
+                (480, "Temporarily Unavailable"),
+                R::NoAnswer,
+                Some(NoAnswer),
+            ),
+            Outcome::TrunkAuth => ((403, "Forbidden"), R::TrunkError, None),
+            Outcome::TrunkError => ((502, "Bad Gateway"), R::TrunkError, Some(Trouble)),
+            Outcome::Internal => ((500, "Server Internal Error"), R::Error, Some(Trouble)),
         };
         Entry {
             sip,
             end_reason,
-            retried,
+            retry,
         }
     }
 
@@ -102,9 +119,10 @@ impl Outcome {
         self.entry().end_reason
     }
 
-    /// Outbound: whether a failed attempt is dialed again while attempts remain.
-    pub fn retried(self) -> bool {
-        self.entry().retried
+    /// Outbound: whether (after which wait) a failed attempt is dialed again while attempts
+    /// remain.
+    pub fn retry(self) -> Option<RetryWait> {
+        self.entry().retry
     }
 
     /// The API's problem type for this outcome, where the API reports it.
@@ -126,27 +144,28 @@ mod tests {
 
     #[test]
     fn carrier_responses_map_to_the_documented_outcomes() {
+        use RetryWait::{Busy, NoAnswer, Trouble};
         let cases = [
-            (486, EndReason::Busy, true),
-            (600, EndReason::Busy, true),
-            (603, EndReason::Rejected, false),
-            (408, EndReason::NoAnswer, true),
-            (480, EndReason::NoAnswer, true),
-            (487, EndReason::NoAnswer, true),
-            (404, EndReason::InvalidNumber, false),
-            (484, EndReason::InvalidNumber, false),
-            (604, EndReason::InvalidNumber, false),
-            (401, EndReason::TrunkError, false),
-            (407, EndReason::TrunkError, false),
-            (403, EndReason::TrunkError, true),
-            (488, EndReason::TrunkError, true),
-            (500, EndReason::TrunkError, true),
-            (503, EndReason::TrunkError, true),
+            (486, EndReason::Busy, Some(Busy)),
+            (600, EndReason::Busy, Some(Busy)),
+            (603, EndReason::Rejected, None),
+            (408, EndReason::NoAnswer, Some(NoAnswer)),
+            (480, EndReason::NoAnswer, Some(NoAnswer)),
+            (487, EndReason::NoAnswer, Some(NoAnswer)),
+            (404, EndReason::InvalidNumber, None),
+            (484, EndReason::InvalidNumber, None),
+            (604, EndReason::InvalidNumber, None),
+            (401, EndReason::TrunkError, None),
+            (407, EndReason::TrunkError, None),
+            (403, EndReason::TrunkError, Some(Trouble)),
+            (488, EndReason::TrunkError, Some(Trouble)),
+            (500, EndReason::TrunkError, Some(Trouble)),
+            (503, EndReason::TrunkError, Some(Trouble)),
         ];
-        for (status, reason, retried) in cases {
+        for (status, reason, retry) in cases {
             let outcome = Outcome::of_final_response(status);
             assert_eq!(outcome.end_reason(), reason, "{status}");
-            assert_eq!(outcome.retried(), retried, "{status}");
+            assert_eq!(outcome.retry(), retry, "{status}");
         }
     }
 

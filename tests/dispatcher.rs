@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{Db, TestApp, ACME_KEY};
 use serde_json::Value;
+use voxbridge::config::RetryConfig;
 use voxbridge::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
 use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
 use voxbridge::outcome::Outcome;
@@ -120,13 +121,27 @@ impl Dialer for ScriptedDialer {
 }
 
 async fn start(db: Db, dialer: Arc<ScriptedDialer>, max_concurrent: usize) -> TestApp {
+    let retry_at_once = RetryConfig {
+        busy_seconds: 0,
+        no_answer_seconds: 0,
+        trunk_error_seconds: 0,
+    };
+    start_retrying(db, dialer, max_concurrent, retry_at_once).await
+}
+
+async fn start_retrying(
+    db: Db,
+    dialer: Arc<ScriptedDialer>,
+    max_concurrent: usize,
+    retry: RetryConfig,
+) -> TestApp {
     TestApp::start_with(
         db,
         None,
         |c| {
             c.telephony.enabled = true;
             c.telephony.outbound_trunk = Some("carrier".into());
-            c.telephony.retry_backoff_seconds = 0;
+            c.telephony.retry = retry;
             c.telephony.calls_per_second = 50;
             c.telephony.max_concurrent_calls = max_concurrent;
             c.trunks.push(common::loopback_trunk("127.0.0.0/8"));
@@ -232,6 +247,40 @@ async fn busy_is_retried_up_to_max_attempts_then_failed(db: Db) {
             "call.ended"
         ]
     );
+    app.stop().await;
+}
+
+/// Busy is retried after `busy_seconds`, no answer only after `no_answer_seconds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
+    let dialer = Arc::new(ScriptedDialer::default());
+    let busy = Step::Fail(Outcome::Busy, 486);
+    let away = Step::Fail(Outcome::NoAnswer, 480);
+    dialer.script("+12025550144", &[busy, Step::Answer { secs: 5 }]);
+    dialer.script("+12025550145", &[away, Step::Answer { secs: 5 }]);
+    let retry = RetryConfig {
+        busy_seconds: 0,
+        no_answer_seconds: 3600,
+        trunk_error_seconds: 0,
+    };
+    let app = start_retrying(Db::Sqlite, dialer.clone(), 10, retry).await;
+    let was_busy = app.queue_call(r#"{"to": "+12025550144"}"#).await;
+    let was_away = app.queue_call(r#"{"to": "+12025550145"}"#).await;
+    let completed = wait_status(&app, was_busy["id"].as_str().unwrap(), "completed").await;
+    assert_eq!(completed["attempts"], 2);
+    let waiting = wait_status(&app, was_away["id"].as_str().unwrap(), "queued").await;
+    assert_eq!(waiting["end_reason"], "no_answer");
+    assert_eq!(waiting["attempts"], 1);
+    let id = uuid::Uuid::parse_str(was_away["id"].as_str().unwrap()).unwrap();
+    let org = app
+        .store()
+        .org_by_number("+12025550142")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = app.store().call(org.id, id).await.unwrap().unwrap();
+    let wait = (stored.next_attempt_at - voxbridge::domain::now()).whole_seconds();
+    assert!((2800..=4400).contains(&wait), "an hour ± 20 %: {wait} s");
     app.stop().await;
 }
 

@@ -54,7 +54,7 @@ async fn start(
             c.trunks.push(trunk);
             c.telephony.enabled = true;
             c.telephony.outbound_trunk = Some("carrier".into());
-            c.telephony.retry_backoff_seconds = 1;
+            c.telephony.retry.busy_seconds = 1;
             let agent = c.orgs[0]
                 .agents
                 .iter_mut()

@@ -5,4 +5,4 @@ pub mod signing;
 pub mod target;
 mod worker;
 
-pub use worker::{retry_delay, DeliveryWorker};
+pub use worker::DeliveryWorker;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::signing::SigningKey;
 use super::target::{self, GuardedResolver};
+use crate::backoff::Backoff;
 use crate::config::WebhooksConfig;
 use crate::domain::{now, to_millis};
 use crate::store::{AttemptRecord, DeliveryResult, OutboxEvent, Store};
@@ -19,16 +20,10 @@ use crate::store::{AttemptRecord, DeliveryResult, OutboxEvent, Store};
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Polling interval for events this process was not told about (other nodes, retries).
 const POLL: Duration = Duration::from_millis(500);
+/// Failed deliveries are retried after waits that double from `first_retry_seconds`, capped
+/// at an hour, spread by 10 % either way.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
-
-/// Wait before retry number `failed_attempts` (1 = after the first failure): doubles from
-/// `first`, capped at an hour.
-pub fn retry_delay(first: Duration, failed_attempts: i64) -> Duration {
-    let doublings = u32::try_from(failed_attempts.saturating_sub(1))
-        .unwrap_or(u32::MAX)
-        .min(20);
-    first.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
-}
+const RETRY_JITTER: f64 = 0.1;
 
 pub struct DeliveryWorker {
     store: Store,
@@ -232,10 +227,12 @@ fn failed(
     status: Option<u16>,
     error: String,
 ) -> DeliveryResult {
-    let delay = retry_delay(
-        Duration::from_secs(config.first_retry_seconds),
-        event.attempts + 1,
-    );
+    let backoff = Backoff {
+        first: Duration::from_secs(config.first_retry_seconds),
+        max: MAX_RETRY_DELAY,
+        jitter: RETRY_JITTER,
+    };
+    let delay = backoff.delay(event.attempts + 1, rand::random::<f64>());
     let next = at + delay.as_millis() as i64;
     let give_up_at = event.created_at + (config.retry_for_hours * 3_600_000) as i64;
     if next > give_up_at {
@@ -249,22 +246,5 @@ fn failed(
             error,
             next_attempt_at: next,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::retry_delay;
-    use std::time::Duration;
-
-    #[test]
-    fn retries_double_from_the_first_delay_and_cap_at_an_hour() {
-        let first = Duration::from_secs(5);
-        let delays: Vec<u64> = (1..=12).map(|n| retry_delay(first, n).as_secs()).collect();
-        assert_eq!(
-            delays,
-            [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
-        );
-        assert_eq!(retry_delay(first, i64::MAX), Duration::from_secs(3600));
     }
 }
