@@ -66,6 +66,36 @@ pub struct Config {
     pub voices: BTreeMap<String, VoiceConfig>,
     /// Remote neural text-to-speech for voices with `engine = "remote"`.
     pub tts: Option<TtsConfig>,
+    #[serde(default)]
+    pub billing: BillingConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    pub rounding: Rounding,
+}
+
+/// How a call's talk time (answer to hang-up) is drawn from the org's minutes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rounding {
+    /// Each started minute counts whole, as most carriers bill.
+    #[default]
+    Minute,
+    /// By the second; the pool's minutes used are the started minutes of all the seconds.
+    Second,
+}
+
+impl Rounding {
+    /// The seconds billed for a call that talked `seconds`.
+    pub fn billed_seconds(self, seconds: i64) -> i64 {
+        let seconds = seconds.max(0);
+        match self {
+            Rounding::Minute => (seconds + 59) / 60 * 60,
+            Rounding::Second => seconds,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -918,4 +948,16 @@ fn parse_env_value(value: &str) -> toml::Value {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rounding;
+
+    #[test]
+    fn talk_time_is_billed_by_the_started_minute_or_by_the_second() {
+        let by_minute = [0, 1, 59, 60, 61, 125, -3].map(|s| Rounding::Minute.billed_seconds(s));
+        assert_eq!(by_minute, [0, 60, 60, 60, 120, 180, 0]);
+        assert_eq!(Rounding::Second.billed_seconds(61), 61);
+    }
 }

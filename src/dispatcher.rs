@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::config::TelephonyConfig;
+use crate::config::{Rounding, TelephonyConfig};
 use crate::domain::{
     now, to_millis, Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry,
 };
@@ -84,6 +84,8 @@ pub struct Dispatcher {
     store: Store,
     dialer: Arc<dyn Dialer>,
     config: TelephonyConfig,
+    /// How answered calls are billed (`[billing] rounding`).
+    rounding: Rounding,
     node: String,
 }
 
@@ -92,12 +94,14 @@ impl Dispatcher {
         store: Store,
         dialer: Arc<dyn Dialer>,
         config: TelephonyConfig,
+        rounding: Rounding,
         node: String,
     ) -> Self {
         Self {
             store,
             dialer,
             config,
+            rounding,
             node,
         }
     }
@@ -291,7 +295,7 @@ impl Dispatcher {
             from: CallStatus::Calling,
             lease_owner: Some(&self.node),
             events: &[EventType::Answered],
-            charge_minutes: 0,
+            charge_seconds: 0,
         };
         match self.store.transition(&t).await {
             Ok(true) => CallStatus::InProgress,
@@ -328,7 +332,7 @@ impl Dispatcher {
                     call.analysis = analysis;
                     events.push(EventType::Analyzed);
                 }
-                charge = call.billable_minutes();
+                charge = call.billed_seconds(self.rounding);
             }
             AttemptOutcome::Failed {
                 outcome,
@@ -358,7 +362,7 @@ impl Dispatcher {
             from,
             lease_owner: Some(&self.node),
             events: &events,
-            charge_minutes: charge,
+            charge_seconds: charge,
         };
         match self.store.transition(&t).await {
             Ok(true) => {}

@@ -238,7 +238,10 @@ pub struct Org {
     pub slug: String,
     pub name: String,
     pub minutes_included: i64,
+    /// Started minutes of `seconds_used`: what the quota counts.
     pub minutes_used: i64,
+    /// Talk time billed so far, in seconds (whole minutes each call with `rounding = "minute"`).
+    pub seconds_used: i64,
     #[serde(skip)]
     pub webhook_url: Option<String>,
     #[serde(skip)]
@@ -373,9 +376,10 @@ pub struct Call {
 }
 
 impl Call {
-    /// Minutes this call draws from the org's pool: started minutes, as carriers bill.
-    pub fn billable_minutes(&self) -> i64 {
-        self.duration_seconds.map_or(0, |s| (s.max(0) + 59) / 60)
+    /// Seconds this call draws from the org's pool: its talk time, rounded as configured.
+    pub fn billed_seconds(&self, rounding: crate::config::Rounding) -> i64 {
+        self.duration_seconds
+            .map_or(0, |s| rounding.billed_seconds(s))
     }
 }
 

@@ -71,7 +71,13 @@ impl Server {
                 std::process::id(),
                 &uuid::Uuid::now_v7().simple().to_string()[24..]
             );
-            let dispatcher = Dispatcher::new(store.clone(), dialer, config.telephony.clone(), node);
+            let dispatcher = Dispatcher::new(
+                store.clone(),
+                dialer,
+                config.telephony.clone(),
+                config.billing.rounding,
+                node,
+            );
             tasks.spawn(dispatcher.run(stop.clone()));
         }
 
@@ -80,6 +86,7 @@ impl Server {
             phones,
             allow_private_webhooks: config.webhooks.allow_private_targets,
             telephony_enabled: config.telephony.enabled,
+            rounding: config.billing.rounding,
             metrics: crate::metrics::install(),
             caches: Default::default(),
             tts: crate::agents::tts::Tts::new(&config.voices, config.tts.as_ref()),

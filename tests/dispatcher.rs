@@ -284,6 +284,34 @@ async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
     app.stop().await;
 }
 
+/// Minutes used up between queueing and the due time: the call ends without a dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_due_after_the_minutes_ran_out_is_not_dialed() {
+    let dialer = Arc::new(ScriptedDialer::default());
+    let app = start(Db::Sqlite, dialer.clone(), 10).await;
+    let at = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body = format!(r#"{{"to": "+12025550148", "schedule_at": "{at}"}}"#);
+    let id = app.queue_call(&body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org = app
+        .store()
+        .org_by_number("+12025550142")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store().charge_minutes(org.id, 1000).await.unwrap();
+    let failed = wait_status(&app, &id, "failed").await;
+    assert_eq!(failed["end_reason"], "quota_exhausted");
+    assert!(dialer.dials.lock().unwrap().is_empty(), "never dialed");
+    app.stop().await;
+}
+
 async fn invalid_number_is_not_retried(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     dialer.script("+12025550146", &[Step::Fail(Outcome::InvalidNumber, 404)]);

@@ -13,7 +13,7 @@ use common::caller_rtp::CallerRtp;
 use common::receiver::Receiver;
 use common::{Db, TestApp, ACME_KEY};
 use serde_json::{json, Value};
-use voxbridge::config::Config;
+use voxbridge::config::{Config, Rounding};
 use voxbridge::domain::{Question, QuestionType};
 
 on_both_databases!(
@@ -121,9 +121,11 @@ async fn reaches(app: &TestApp, id: &str, status: &str, secs: u64) -> Value {
     .await
 }
 
-async fn minutes_used(app: &TestApp) -> i64 {
+/// The org's minutes and seconds used.
+async fn used(app: &TestApp) -> (i64, i64) {
     let (_, org) = app.get("/v1/org", ACME_KEY).await;
-    org["minutes_used"].as_i64().expect("minutes_used")
+    let minutes = org["minutes_used"].as_i64().expect("minutes_used");
+    (minutes, org["seconds_used"].as_i64().expect("seconds_used"))
 }
 
 async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db: Db) {
@@ -135,7 +137,7 @@ async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db:
         agent.questions = vec![Question::new("coming", COMING, QuestionType::YesNo)];
     })
     .await;
-    let used_before = minutes_used(&app).await;
+    let used_before = used(&app).await;
 
     // The callee waits for the question, then says yes.
     let dir = tempfile::tempdir().unwrap();
@@ -172,8 +174,10 @@ async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db:
     assert_eq!(transcript[0]["text"], GREETING);
     assert!(call["quality"]["packets_received"].as_u64().unwrap() > 50);
 
+    // Billed by the started minute (the default rounding).
     let billed = (call["duration_seconds"].as_i64().unwrap() + 59) / 60;
-    assert_eq!(minutes_used(&app).await, used_before + billed);
+    let (minutes, seconds) = used_before;
+    assert_eq!(used(&app).await, (minutes + billed, seconds + billed * 60));
     let uuid = uuid::Uuid::parse_str(&id).unwrap();
     let events = app.store().call_events(uuid).await.unwrap();
     let types: Vec<&str> = events.iter().map(|(kind, _, _)| kind.as_str()).collect();
@@ -184,14 +188,29 @@ async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db:
         "call.ended",
         "call.analyzed",
     ];
-    let delivered = receiver.wait_for(5, 10).await;
-    let mut sent: Vec<String> = delivered
-        .iter()
-        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
-        .collect();
-    sent.sort_by_key(|t| expected.iter().position(|e| e == t));
-    assert_eq!(sent, expected, "each event delivered once");
     assert_eq!(types, expected);
+    // Delivered in that order, each showing the call as it was then.
+    let delivered: Vec<Value> = receiver
+        .wait_for(5, 10)
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    let sent: Vec<&str> = delivered
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent, expected);
+    let data = |i: usize| &delivered[i]["data"];
+    assert_eq!(data(1)["status"], "calling");
+    assert_eq!(data(1)["attempts"], 1);
+    assert!(data(1)["sip_status"].is_null() && data(1)["answered_at"].is_null());
+    assert_eq!(data(2)["status"], "in_progress");
+    assert_eq!(data(2)["sip_status"], 200);
+    assert_eq!(data(2)["answered_at"], call["answered_at"]);
+    assert_eq!(data(3)["status"], "completed");
+    assert_eq!(data(3)["duration_seconds"], call["duration_seconds"]);
+    assert_eq!(data(4)["analysis"], call["analysis"]);
     app.stop().await;
 }
 
@@ -304,11 +323,12 @@ async fn a_call_canceled_while_ringing_sends_cancel() {
 async fn a_call_canceled_while_talking_is_hung_up_billed_and_keeps_its_transcript() {
     let port = carrier_port();
     let app = start(Db::Sqlite, None, port, |c| {
+        c.billing.rounding = Rounding::Second;
         let agent = &mut c.orgs[0].agents[0];
         agent.questions = vec![Question::new("coming", COMING, QuestionType::YesNo)];
     })
     .await;
-    let used_before = minutes_used(&app).await;
+    let used_before = used(&app).await;
     // The callee says nothing: the agent greets, asks and waits.
     let sipp = carrier(port, answering(None, None), 1);
     let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
@@ -328,7 +348,10 @@ async fn a_call_canceled_while_talking_is_hung_up_billed_and_keeps_its_transcrip
     assert_eq!(call["end_reason"], "canceled");
     assert!(call["duration_seconds"].as_i64().unwrap() >= 1, "{call:#}");
     assert_eq!(call["transcript"][0]["text"], GREETING);
-    assert_eq!(minutes_used(&app).await, used_before + 1);
+    // Billed by the second: the pool's minutes are the started minutes of its seconds.
+    let talked = call["duration_seconds"].as_i64().unwrap();
+    let (minutes, seconds) = used_before;
+    assert_eq!(used(&app).await, (minutes + 1, seconds + talked));
     app.stop().await;
 }
 

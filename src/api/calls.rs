@@ -355,7 +355,7 @@ pub async fn cancel_call(
     Path(id): Path<String>,
 ) -> Result<Json<Call>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("call"))?;
-    match state.store.cancel_call(org.id, id).await? {
+    match state.store.cancel_call(org.id, id, state.rounding).await? {
         CancelOutcome::Canceled(call) => Ok(Json(*call)),
         CancelOutcome::NotFound => Err(ApiError::not_found("call")),
         CancelOutcome::NotCancelable(status) => Err(ApiError::conflict(format!(

@@ -30,6 +30,8 @@ pub struct AppState {
     pub phones: PhoneNormalizer,
     pub allow_private_webhooks: bool,
     pub telephony_enabled: bool,
+    /// How talk time is billed (a call canceled while talking is billed at the cancel).
+    pub rounding: crate::config::Rounding,
     pub metrics: Option<PrometheusHandle>,
     pub caches: Arc<Caches>,
     /// The voices agents may use (`POST`/`PATCH /v1/agents` check `voice` against it).

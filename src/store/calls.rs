@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::events::insert_event;
 use super::rows::{self, CALL_COLUMNS, NEW_CALL_COLUMNS};
 use super::{Result, Store};
+use crate::config::Rounding;
 use crate::domain::{now, to_millis, Call, CallStatus, Direction, EndReason, EventType};
 
 /// The response a first request with an `Idempotency-Key` produced, kept so retries replay it.
@@ -53,7 +54,7 @@ pub struct Transition<'a> {
     pub lease_owner: Option<&'a str>,
     pub events: &'a [EventType],
     /// Minutes drawn from the org's pool in the same transaction.
-    pub charge_minutes: i64,
+    pub charge_seconds: i64,
 }
 
 impl Store {
@@ -177,7 +178,12 @@ impl Store {
     /// Cancels a `queued` or `calling` call, or an answered outbound call (`in_progress`: its
     /// minutes so far are charged). The dispatcher running its attempt hears of it at once on
     /// this node, at its next lease heartbeat on another, and hangs up (CANCEL or BYE).
-    pub async fn cancel_call(&self, org_id: Uuid, id: Uuid) -> Result<CancelOutcome> {
+    pub async fn cancel_call(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        rounding: Rounding,
+    ) -> Result<CancelOutcome> {
         // A concurrent transition can move the call between the read and the guarded write;
         // re-read and decide again rather than report a stale status.
         for _ in 0..3 {
@@ -202,7 +208,7 @@ impl Store {
                 from,
                 lease_owner: None,
                 events: &[EventType::Ended],
-                charge_minutes: call.billable_minutes(),
+                charge_seconds: call.billed_seconds(rounding),
             };
             if self.transition(&transition).await? {
                 self.inner.signals.canceled.notify_waiters();
@@ -276,12 +282,8 @@ impl Store {
         for event in t.events {
             outbox |= insert_event(&mut tx, call, *event).await?;
         }
-        if t.charge_minutes > 0 {
-            sqlx::query("UPDATE orgs SET minutes_used = minutes_used + $1 WHERE id = $2")
-                .bind(t.charge_minutes)
-                .bind(call.org_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+        if t.charge_seconds > 0 {
+            charge_seconds(&mut tx, call.org_id, t.charge_seconds).await?;
         }
         tx.commit().await?;
         if outbox {
@@ -292,6 +294,24 @@ impl Store {
         }
         Ok(true)
     }
+}
+
+/// Adds used seconds to the org's pool, keeping `minutes_used` the started minutes of
+/// `seconds_used` (both expressions read the row as it was, in SQLite and PostgreSQL alike).
+pub(super) async fn charge_seconds(
+    tx: &mut Transaction<'_, Any>,
+    org_id: Uuid,
+    seconds: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE orgs SET seconds_used = seconds_used + $1, \
+         minutes_used = (seconds_used + $1 + 59) / 60 WHERE id = $2",
+    )
+    .bind(seconds)
+    .bind(org_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Records the key; if it exists already, says what to answer instead of creating a call.

@@ -43,11 +43,9 @@ impl Store {
 
     /// Adds used minutes to the org's pool (atomic; concurrent charges never lose an update).
     pub async fn charge_minutes(&self, org_id: Uuid, minutes: i64) -> Result<()> {
-        sqlx::query("UPDATE orgs SET minutes_used = minutes_used + $1 WHERE id = $2")
-            .bind(minutes)
-            .bind(org_id.to_string())
-            .execute(self.write())
-            .await?;
+        let mut tx = self.write().begin().await?;
+        super::calls::charge_seconds(&mut tx, org_id, minutes.saturating_mul(60)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use crate::domain::{
 };
 
 pub const ORG_COLUMNS: &str =
-    "id, slug, name, minutes_included, minutes_used, webhook_url, webhook_secret";
+    "id, slug, name, minutes_included, minutes_used, seconds_used, webhook_url, webhook_secret";
 
 pub const AGENT_COLUMNS: &str =
     "id, org_id, slug, name, direction, voice, prompt, kind, url, protocol, greeting, questions, active, is_default, turns";
@@ -115,6 +115,7 @@ pub fn org(row: &AnyRow) -> Result<Org> {
         name: row.try_get("name")?,
         minutes_included: row.try_get("minutes_included")?,
         minutes_used: row.try_get("minutes_used")?,
+        seconds_used: row.try_get("seconds_used")?,
         webhook_url: row.try_get("webhook_url")?,
         webhook_secret: row.try_get("webhook_secret")?,
     })

@@ -349,7 +349,7 @@ async fn store_ended(services: &CallServices, call: &Call) {
         from: CallStatus::InProgress,
         lease_owner: None,
         events,
-        charge_minutes: call.billable_minutes(),
+        charge_seconds: call.billed_seconds(services.rounding),
     };
     for attempt in 1..=STORE_ATTEMPTS {
         match services.store.transition(&transition).await {

@@ -25,7 +25,7 @@ use voxbridge_sip::message::HeaderName;
 
 use crate::agents::conversation::DEFAULT_CLOSING;
 use crate::agents::tts::Tts;
-use crate::config::{Config, MediaConfig};
+use crate::config::{Config, MediaConfig, Rounding};
 use crate::dispatcher::Dialer;
 use crate::inbound::InboundRouter;
 use crate::outcome::Outcome;
@@ -68,6 +68,8 @@ pub(crate) struct CallServices {
     media_ip: Option<IpAddr>,
     /// `[media]`: per-call tuning, recording, RTP timeout.
     media_config: MediaConfig,
+    /// `[billing] rounding`: how talk time is drawn from the org's minutes.
+    rounding: Rounding,
     live: LiveCalls,
     /// Turns true when the server shuts down: live calls are hung up and stored, new ones
     /// refused with 503 (another node takes them).
@@ -239,6 +241,7 @@ pub async fn start(
             .public_addr
             .or((!listen_ip.is_unspecified()).then_some(listen_ip)),
         media_config: config.media.clone(),
+        rounding: config.billing.rounding,
         live: LiveCalls::default(),
         stop: stop.clone(),
     });
