@@ -90,15 +90,18 @@ fn carrier(port: u16, scenario: String, calls: u32) -> tokio::task::JoinHandle<b
 }
 
 /// The carrier that answers with PCMU and then plays `callee` (a pcap, or nothing).
-fn answering(callee: Option<&std::path::Path>, challenge: Option<&str>) -> String {
+/// `challenge`: digest algorithm and the password the carrier expects of user `voxbridge`.
+fn answering(callee: Option<&std::path::Path>, challenge: Option<(&str, &str)>) -> String {
     let play = callee.map_or(String::new(), |pcap| {
         format!(
             "<nop><action><exec play_pcap_audio=\"{}\"/></action></nop>",
             pcap.display()
         )
     });
-    let challenge = challenge.map_or(String::new(), |algorithm| {
-        CHALLENGE.replace("@ALGORITHM@", algorithm)
+    let challenge = challenge.map_or(String::new(), |(algorithm, password)| {
+        CHALLENGE
+            .replace("@ALGORITHM@", algorithm)
+            .replace("@PASSWORD@", password)
     });
     ANSWER
         .replace("@CHALLENGE@", &challenge)
@@ -288,7 +291,7 @@ async fn a_digest_challenge_is_answered_with_the_trunk_credentials() {
         c.trunks[0].password = Some("s3cret-42".into());
     })
     .await;
-    let sipp = carrier(port, answering(None, Some("MD5")), 1);
+    let sipp = carrier(port, answering(None, Some(("MD5", "s3cret-42"))), 1);
     let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
     assert!(sipp.await.unwrap(), "the carrier accepted our credentials");
     let call = reaches(&app, &id, "completed", 30).await;
@@ -370,4 +373,102 @@ async fn an_answer_with_unusable_media_is_hung_up_as_a_trunk_error() {
     assert_eq!(call["sip_status"], 488);
     assert!(call["answered_at"].is_null());
     app.stop().await;
+}
+
+/// A free TCP port on loopback for the server's HTTP listener.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// `voxbridge serve` on the repository's demo config, with telephony, the trunk and its
+/// credentials set by environment variables alone. The password and numbers look like numbers
+/// and must stay strings; the carrier checks the credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_alone_configures_dialing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (carrier_port, http, sip) = (carrier_port(), free_port(), carrier_port() + 1);
+    let db = format!("sqlite://{}", dir.path().join("env.db").display());
+    let (http_listen, sip_listen) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{sip}"));
+    let env = [
+        ("VOXBRIDGE__DATABASE__URL", db.as_str()),
+        ("VOXBRIDGE__HTTP__LISTEN", &http_listen),
+        ("VOXBRIDGE__SIP__LISTEN", &sip_listen),
+        ("VOXBRIDGE__TELEPHONY__ENABLED", "true"),
+        ("VOXBRIDGE__TELEPHONY__OUTBOUND_TRUNK", "carrier"),
+        ("VOXBRIDGE__TRUNKS__0__HOST", "127.0.0.1"),
+        ("VOXBRIDGE__TRUNKS__0__PORT", &carrier_port.to_string()),
+        ("VOXBRIDGE__TRUNKS__0__USERNAME", "voxbridge"),
+        ("VOXBRIDGE__TRUNKS__0__PASSWORD", "12345678"),
+        ("VOXBRIDGE__TRUNKS__0__FROM_NUMBER", "+12025550100"),
+        ("VOXBRIDGE__ORGS__0__NUMBERS__0", "+12025550177"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+        .args(["serve", "--config", "config/voxbridge.toml"])
+        .current_dir(common::workspace())
+        .envs(env)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("run voxbridge serve");
+    let base = format!("http://{http_listen}");
+    let client = reqwest::Client::new();
+    let up = common::eventually(30, "the server to start", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .map(|_| ())
+    });
+    let started = tokio::time::timeout(std::time::Duration::from_secs(40), up).await;
+    let log = || std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+    assert!(started.is_ok(), "the server did not start:\n{}", log());
+
+    let sipp = carrier(carrier_port, answering(None, Some(("MD5", "12345678"))), 1);
+    let key = "vbk_demo_0123456789abcdef";
+    let queued = client
+        .post(format!("{base}/v1/calls/outbound"))
+        .bearer_auth(key)
+        .json(&json!({"to": "+12025550199"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 201, "{}", log());
+    let id = queued.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{base}/v1/calls/{id}");
+    common::eventually(15, "the callee to answer", || async {
+        let call: Value = client
+            .get(&url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (call["status"] == "in_progress").then_some(())
+    })
+    .await;
+    // Hang up from our side; the carrier sees the BYE.
+    let canceled = client
+        .post(format!("{url}/cancel"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(canceled.status(), 200);
+    assert!(
+        sipp.await.unwrap(),
+        "the carrier took our credentials:\n{}",
+        log()
+    );
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert!(server.wait().unwrap().success(), "{}", log());
 }

@@ -129,7 +129,7 @@ pub fn loopback_trunk(cidr: &str) -> voxbridge::config::TrunkConfig {
         username: None,
         password: None,
         inbound_cidrs: vec![cidr.parse().expect("cidr")],
-        from_number: None,
+        from_number: Some("+12025550100".into()),
     }
 }
 

@@ -16,6 +16,8 @@ use crate::domain::{AgentKind, Direction, FirstSpeaker, Question};
 use crate::outcome::RetryWait;
 use crate::phone::PhoneNormalizer;
 
+mod env;
+
 pub const DEFAULT_CONFIG_PATH: &str = "config/voxbridge.toml";
 const ENV_PREFIX: &str = "VOXBRIDGE__";
 
@@ -481,10 +483,11 @@ impl Config {
                     path: origin.to_owned(),
                     message: e.to_string(),
                 })?;
-        let mut root = toml::Value::Table(table);
+        let mut root = env::Node::from(toml::Value::Table(table));
         for (var, value) in env {
             if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
-                apply_override(&mut root, &var, rest, &value)?;
+                root.set(rest, value)
+                    .map_err(|message| ConfigError::Env { var, message })?;
             }
         }
         let config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
@@ -610,6 +613,12 @@ impl Config {
                 return Err(invalid(
                     format!("trunks[{i}].host"),
                     "the outbound trunk needs a host to send INVITEs to",
+                ));
+            }
+            if t.enabled && trunk.from_number.is_none() {
+                return Err(invalid(
+                    format!("trunks[{i}].from_number"),
+                    "the outbound trunk needs the number calls come from (carriers refuse anonymous callers)",
                 ));
             }
         } else if t.enabled {
@@ -877,77 +886,6 @@ pub fn is_slug(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// Sets `SECTION__KEY[__KEY…]` (numeric segments index arrays) to `value`, read as a TOML
-/// value when it parses as one (`true`, `42`, `"x"`, `["a"]`) and as a plain string otherwise.
-fn apply_override(
-    root: &mut toml::Value,
-    var: &str,
-    path: &str,
-    value: &str,
-) -> Result<(), ConfigError> {
-    let env_err = |message: String| ConfigError::Env {
-        var: var.to_owned(),
-        message,
-    };
-    let segments: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
-    if segments.iter().any(String::is_empty) {
-        return Err(env_err("empty key segment".into()));
-    }
-    let parsed = parse_env_value(value);
-    let (last, parents) = segments
-        .split_last()
-        .ok_or_else(|| env_err("no key".into()))?;
-    let mut node = root;
-    for seg in parents {
-        node = match node {
-            toml::Value::Table(t) => t
-                .entry(seg.clone())
-                .or_insert_with(|| toml::Value::Table(Default::default())),
-            toml::Value::Array(items) => {
-                let idx: usize = seg
-                    .parse()
-                    .map_err(|_| env_err(format!("{seg:?} is not an array index")))?;
-                items
-                    .get_mut(idx)
-                    .ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?
-            }
-            _ => {
-                return Err(env_err(format!(
-                    "{seg:?} is inside a value that is not a table"
-                )))
-            }
-        };
-    }
-    match node {
-        toml::Value::Table(t) => {
-            t.insert(last.clone(), parsed);
-        }
-        toml::Value::Array(items) => {
-            let idx: usize = last
-                .parse()
-                .map_err(|_| env_err(format!("{last:?} is not an array index")))?;
-            let slot = items
-                .get_mut(idx)
-                .ok_or_else(|| env_err(format!("index {idx} is past the array's end")))?;
-            *slot = parsed;
-        }
-        _ => {
-            return Err(env_err(format!(
-                "{last:?} is inside a value that is not a table"
-            )))
-        }
-    }
-    Ok(())
-}
-
-fn parse_env_value(value: &str) -> toml::Value {
-    format!("v = {value}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
 }
 
 #[cfg(test)]
