@@ -472,3 +472,62 @@ async fn the_environment_alone_configures_dialing() {
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     assert!(server.wait().unwrap().success(), "{}", log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_sdp_is_hung_up_as_a_trunk_error() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |_| {}).await;
+    let answer = answering(None, None);
+    let sdp_start = answer.find("Content-Type: application/sdp").unwrap();
+    let sdp_end = answer.find("a=ptime:20\n").unwrap() + "a=ptime:20\n".len();
+    let scenario = format!(
+        "{}Content-Length: 0\n\n{}",
+        &answer[..sdp_start],
+        &answer[sdp_end..]
+    );
+    let sipp = carrier(port, scenario, 1);
+    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
+    let id = queue(&app, body).await;
+    assert!(sipp.await.unwrap(), "the carrier got ACK then BYE");
+    let call = reaches(&app, &id, "failed", 10).await;
+    assert_eq!(call["end_reason"], "trunk_error", "{call:#}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_racing_our_cancel_is_acked_and_hung_up() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |c| {
+        c.telephony.ring_timeout_seconds = 1;
+    })
+    .await;
+    let scenario = include_str!("sipp/carrier_answer_after_cancel.xml").to_owned();
+    let sipp = carrier(port, scenario, 1);
+    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
+    let id = queue(&app, body).await;
+    assert!(sipp.await.unwrap(), "the carrier got ACK then BYE");
+    let call = reaches(&app, &id, "failed", 10).await;
+    assert_eq!(call["end_reason"], "no_answer", "{call:#}");
+    assert!(call["answered_at"].is_null(), "{call:#}");
+    app.stop().await;
+}
+
+/// No response at all: the INVITE times out (64 × T1 = 32 s) even after the ring timeout, when
+/// no CANCEL may be sent yet; the call is not left `calling`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_that_never_answers_ends_the_attempt_at_the_invite_timeout() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |c| {
+        c.telephony.ring_timeout_seconds = 2;
+    })
+    .await;
+    let sipp = carrier(port, include_str!("sipp/carrier_silent.xml").to_owned(), 1);
+    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
+    let id = queue(&app, body).await;
+    let call = reaches(&app, &id, "failed", 45).await;
+    assert_eq!(call["end_reason"], "no_answer", "{call:#}");
+    assert_eq!(call["sip_status"], 408);
+    assert!(call["ringing_at"].is_null());
+    assert!(sipp.await.unwrap());
+    app.stop().await;
+}

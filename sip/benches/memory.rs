@@ -129,6 +129,7 @@ fn main() {
             from: "sip:+12025550100@127.0.0.1:5070".into(),
             credentials: None,
             media: media(40000),
+            headers: Vec::new(),
         };
         let call = p.a.place_call(pc, p.now);
         calls.push(call);

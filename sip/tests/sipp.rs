@@ -201,6 +201,7 @@ async fn place_calls(
             from: format!("sip:+12025550100@{}", sip.local_addr()),
             credentials: creds.clone(),
             media: media(),
+            headers: Vec::new(),
         };
         let placed = sip.place_call(pc).await.expect("place");
         let (call, mut events) = (placed.call, placed.events);

@@ -124,6 +124,7 @@ impl Pair {
             from: "sip:+12025550100@127.0.0.1:5070".into(),
             credentials: creds,
             media: media(40000, vec![Codec::Pcmu, Codec::Pcma]),
+            headers: Vec::new(),
         };
         let call = self.a.place_call(pc, self.now);
         self.deliver();

@@ -116,6 +116,8 @@ pub struct PlaceCall {
     pub from: String,
     pub credentials: Option<Credentials>,
     pub media: LocalMedia,
+    /// Extra headers for the INVITE (e.g. the application's call id, for the carrier's logs).
+    pub headers: Vec<(crate::message::HeaderName, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

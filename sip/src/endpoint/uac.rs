@@ -49,6 +49,9 @@ impl Endpoint {
         invite
             .headers
             .push(HeaderName::Allow, super::incoming::ALLOW);
+        for (name, value) in pc.headers {
+            invite.headers.push(name, value);
+        }
         invite.headers.push(
             HeaderName::ContentType,
             Bytes::from_static(b"application/sdp"),
