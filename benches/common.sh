@@ -41,8 +41,9 @@ inbound_calls() {
 }
 
 # bench_config FILE CALLS: a config for live calls on $HTTP_PORT / $SIP_PORT (both free ports),
-# SQLite in $WORK, tiny.en with `max_calls = CALLS` and `threads = ${ASR_THREADS:-1}`, a loopback
-# trunk and the org "bench" (API key $KEY) that owns +12025550142. Append its agents.
+# SQLite in $WORK, tiny.en with `max_calls = CALLS` and `threads = ${ASR_THREADS:-1}` (no speech
+# recognition with CALLS = 0), a loopback trunk and the org "bench" (API key $KEY) that owns
+# +12025550142. Append its agents.
 bench_config() {
     cat >"$1" <<TOML
 [http]
@@ -51,11 +52,17 @@ listen = "127.0.0.1:$HTTP_PORT"
 listen = "127.0.0.1:$SIP_PORT"
 [database]
 url = "sqlite://$WORK/voxbridge.db"
+TOML
+    if (( $2 > 0 )); then
+        cat >>"$1" <<TOML
 [asr]
 model = "$ROOT/models/ggml-tiny.en.bin"
 threads = ${ASR_THREADS:-1}
 max_concurrent = 2
 max_calls = $2
+TOML
+    fi
+    cat >>"$1" <<TOML
 [[trunks]]
 name = "local"
 host = "127.0.0.1"

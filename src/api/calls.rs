@@ -344,10 +344,11 @@ pub async fn list_calls(
     Ok(Json(CallPage { data, next_cursor }))
 }
 
-/// Cancel a `queued` or `calling` call.
+/// Cancel a `queued` or `calling` call (CANCEL while it rings), or hang up an answered outbound
+/// call (BYE; the talk so far is billed and its transcript kept).
 #[utoipa::path(post, path = "/v1/calls/{id}/cancel", tag = "calls", params(("id" = String, Path)),
     responses((status = 200, body = Call), (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not queued or calling", body = Problem, content_type = "application/problem+json")),
+        (status = 409, description = "Already ended, or an inbound call", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn cancel_call(
     State(state): State<AppState>,
@@ -359,7 +360,7 @@ pub async fn cancel_call(
         CancelOutcome::Canceled(call) => Ok(Json(*call)),
         CancelOutcome::NotFound => Err(ApiError::not_found("call")),
         CancelOutcome::NotCancelable(status) => Err(ApiError::conflict(format!(
-            "the call is {status}; only queued or calling calls can be canceled"
+            "the call is {status}; only queued, calling or answered outbound calls can be canceled"
         ))),
     }
 }
