@@ -86,6 +86,7 @@ impl Server {
             phones,
             allow_private_webhooks: config.webhooks.allow_private_targets,
             telephony_enabled: config.telephony.enabled,
+            capacity: telephony.capacity.clone(),
             rounding: config.billing.rounding,
             metrics: crate::metrics::install(),
             caches: Default::default(),

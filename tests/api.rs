@@ -522,7 +522,17 @@ async fn operational_endpoints_answer(db: Db) {
     let ready: Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(
         ready,
-        json!({"status": "ready", "database": "ok", "telephony": "disabled"})
+        json!({
+            "status": "ready",
+            "database": "ok",
+            "telephony": "disabled",
+            "capacity": {
+                "rtp_port_pairs_in_use": 0,
+                "rtp_port_pairs": 5000,
+                "transcribed_calls": 0,
+                "transcription_slots": 0
+            }
+        })
     );
     app.queue_call(r#"{"to": "+12025550143"}"#).await;
     let (status, metrics) = text("/metrics").await;

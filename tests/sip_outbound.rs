@@ -124,6 +124,15 @@ async fn reaches(app: &TestApp, id: &str, status: &str, secs: u64) -> Value {
     .await
 }
 
+/// Waits until no call holds an RTP port pair (the attempt gave back what it reserved).
+async fn ports_released(app: &TestApp) {
+    common::eventually(5, "the RTP ports to be released", || async {
+        let (_, ready) = app.get("/readyz", ACME_KEY).await;
+        (ready["capacity"]["rtp_port_pairs_in_use"] == 0).then_some(())
+    })
+    .await;
+}
+
 /// The org's minutes and seconds used.
 async fn used(app: &TestApp) -> (i64, i64) {
     let (_, org) = app.get("/v1/org", ACME_KEY).await;
@@ -214,6 +223,7 @@ async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db:
     assert_eq!(data(3)["status"], "completed");
     assert_eq!(data(3)["duration_seconds"], call["duration_seconds"]);
     assert_eq!(data(4)["analysis"], call["analysis"]);
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -230,6 +240,7 @@ async fn refused(db: Db, status: &str, max_attempts: u32) -> Value {
         sipp.await.unwrap(),
         "the carrier saw {max_attempts} INVITEs"
     );
+    ports_released(&app).await;
     app.stop().await;
     call
 }
@@ -253,6 +264,7 @@ async fn a_decline_is_not_retried() {
     assert_eq!(call["end_reason"], "rejected", "{call:#}");
     assert_eq!(call["sip_status"], 603);
     assert_eq!(call["attempts"], 1);
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -280,6 +292,7 @@ async fn ringing_without_answer_is_canceled_at_the_ring_timeout() {
     assert_eq!(call["sip_status"], 487);
     assert!(call["ringing_at"].is_string(), "{call:#}");
     assert!(call["answered_at"].is_null());
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -319,6 +332,7 @@ async fn a_call_canceled_while_ringing_sends_cancel() {
     let call = reaches(&app, &id, "canceled", 5).await;
     assert_eq!(call["end_reason"], "canceled");
     assert_eq!(call["attempts"], 1);
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -336,6 +350,8 @@ async fn a_call_canceled_while_talking_is_hung_up_billed_and_keeps_its_transcrip
     let sipp = carrier(port, answering(None, None), 1);
     let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
     reaches(&app, &id, "in_progress", 10).await;
+    let (_, ready) = app.get("/readyz", ACME_KEY).await;
+    assert_eq!(ready["capacity"]["rtp_port_pairs_in_use"], 1, "{ready}");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (status, call) = app
         .post(&format!("/v1/calls/{id}/cancel"), ACME_KEY, "")
@@ -355,6 +371,7 @@ async fn a_call_canceled_while_talking_is_hung_up_billed_and_keeps_its_transcrip
     let talked = call["duration_seconds"].as_i64().unwrap();
     let (minutes, seconds) = used_before;
     assert_eq!(used(&app).await, (minutes + 1, seconds + talked));
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -372,6 +389,7 @@ async fn an_answer_with_unusable_media_is_hung_up_as_a_trunk_error() {
     assert_eq!(call["end_reason"], "trunk_error", "{call:#}");
     assert_eq!(call["sip_status"], 488);
     assert!(call["answered_at"].is_null());
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -491,6 +509,7 @@ async fn an_answer_without_sdp_is_hung_up_as_a_trunk_error() {
     assert!(sipp.await.unwrap(), "the carrier got ACK then BYE");
     let call = reaches(&app, &id, "failed", 10).await;
     assert_eq!(call["end_reason"], "trunk_error", "{call:#}");
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -509,6 +528,7 @@ async fn an_answer_racing_our_cancel_is_acked_and_hung_up() {
     let call = reaches(&app, &id, "failed", 10).await;
     assert_eq!(call["end_reason"], "no_answer", "{call:#}");
     assert!(call["answered_at"].is_null(), "{call:#}");
+    ports_released(&app).await;
     app.stop().await;
 }
 
@@ -529,5 +549,6 @@ async fn a_carrier_that_never_answers_ends_the_attempt_at_the_invite_timeout() {
     assert_eq!(call["sip_status"], 408);
     assert!(call["ringing_at"].is_null());
     assert!(sipp.await.unwrap());
+    ports_released(&app).await;
     app.stop().await;
 }

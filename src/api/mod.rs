@@ -30,6 +30,8 @@ pub struct AppState {
     pub phones: PhoneNormalizer,
     pub allow_private_webhooks: bool,
     pub telephony_enabled: bool,
+    /// RTP ports and transcription slots in use, for `/readyz`.
+    pub capacity: crate::telephony::Capacity,
     /// How talk time is billed (a call canceled while talking is billed at the cancel).
     pub rounding: crate::config::Rounding,
     pub metrics: Option<PrometheusHandle>,

@@ -1,5 +1,6 @@
 //! The org endpoint and operational endpoints: health, readiness, metrics.
 
+use crate::telephony::CapacityReport;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -39,9 +40,11 @@ pub struct Readiness {
     pub database: &'static str,
     /// `enabled`, or `disabled` when outbound calls stay queued.
     pub telephony: &'static str,
+    /// What live calls hold: RTP port pairs and transcription slots, each with its total.
+    pub capacity: CapacityReport,
 }
 
-/// Readiness: the database answers. Also says whether telephony is on.
+/// Readiness: the database answers. Also says whether telephony is on and what calls hold.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database_ok = state.store.ping().await.is_ok();
@@ -54,6 +57,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         status: if database_ok { "ready" } else { "unavailable" },
         database: if database_ok { "ok" } else { "unreachable" },
         telephony,
+        capacity: state.capacity.report(),
     };
     let status = if database_ok {
         StatusCode::OK

@@ -53,6 +53,36 @@ pub enum TelephonyError {
 pub(crate) struct Transcription {
     engine: SpeechEngine,
     calls: Arc<Semaphore>,
+    max_calls: usize,
+}
+
+/// What this node's calls hold of its capacity, for `/readyz`.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct CapacityReport {
+    pub rtp_port_pairs_in_use: usize,
+    pub rtp_port_pairs: usize,
+    /// Calls holding an `[asr] max_calls` slot, and the slots (0 without transcription).
+    pub transcribed_calls: usize,
+    pub transcription_slots: usize,
+}
+
+/// A view of the running telephony's capacity.
+#[derive(Clone)]
+pub struct Capacity(Arc<CallServices>);
+
+impl Capacity {
+    pub fn report(&self) -> CapacityReport {
+        let (in_use, pairs) = self.0.media.port_usage();
+        let (transcribed_calls, transcription_slots) = self.0.asr.as_ref().map_or((0, 0), |asr| {
+            (asr.max_calls - asr.calls.available_permits(), asr.max_calls)
+        });
+        CapacityReport {
+            rtp_port_pairs_in_use: in_use,
+            rtp_port_pairs: pairs,
+            transcribed_calls,
+            transcription_slots,
+        }
+    }
 }
 
 /// What answering a call needs, shared by the call tasks.
@@ -158,6 +188,7 @@ pub struct Telephony {
     pub sip: SipHandle,
     /// Places outbound calls through `[telephony] outbound_trunk` (when one is set).
     pub dialer: Option<Arc<dyn Dialer>>,
+    pub capacity: Capacity,
 }
 
 /// Binds the SIP endpoint, starts the media threads (and loads the speech model when `[asr]`
@@ -197,6 +228,7 @@ pub async fn start(
                     ..voxbridge_asr::AsrConfig::new(model)
                 })?,
                 calls: Arc::new(Semaphore::new(asr.max_calls)),
+                max_calls: asr.max_calls,
             }),
             None => None,
         },
@@ -255,8 +287,13 @@ pub async fn start(
                 Duration::from_secs(config.telephony.ring_timeout_seconds),
             ))
         });
+    let capacity = Capacity(services.clone());
     tasks.spawn(route_incoming(services, events, Arc::new(router), stop));
-    Ok(Telephony { sip, dialer })
+    Ok(Telephony {
+        sip,
+        dialer,
+        capacity,
+    })
 }
 
 /// The fixed prompts of the configured builtin agents, with their voices: what every call to
