@@ -552,3 +552,29 @@ async fn a_carrier_that_never_answers_ends_the_attempt_at_the_invite_timeout() {
     ports_released(&app).await;
     app.stop().await;
 }
+
+/// The callee hangs up after the greeting has started: the call completes as the callee's
+/// hang-up, billed. (A BYE that overtakes our ACK is a sans-IO test in voxbridge-sip: SIPp
+/// cannot be made to send it before our ACK arrives.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callee_hanging_up_completes_the_call() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |_| {}).await;
+    let scenario = include_str!("sipp/carrier_hangup.xml");
+    let sipp = carrier(port, scenario.to_owned(), 1);
+    let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    assert!(sipp.await.unwrap(), "our 200 answered the callee's BYE");
+    let call = reaches(&app, &id, "completed", 10).await;
+    assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+    assert!(call["answered_at"].is_string(), "{call:#}");
+    assert!(call["duration_seconds"].as_i64().unwrap() >= 1, "{call:#}");
+    assert_eq!(used(&app).await.0, 1, "a started minute billed");
+    let greeting = &call["transcript"][0];
+    assert_eq!(greeting["text"], GREETING);
+    assert_eq!(
+        greeting["interrupted"], true,
+        "cut off by the hang-up: {call:#}"
+    );
+    ports_released(&app).await;
+    app.stop().await;
+}

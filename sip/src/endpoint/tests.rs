@@ -211,6 +211,39 @@ fn call_answer_confirm_hangup_and_everything_is_released() {
     }
 }
 
+/// The callee answers and hangs up at once: its BYE reaches us before our ACK reaches it.
+#[test]
+fn a_bye_overtaking_our_ack_ends_the_answered_call() {
+    let mut p = Pair::new(|c| c);
+    let a_call = p.place(None);
+    let inc = p.take_incoming();
+    p.b.answer(inc.call, media(30000, vec![Codec::Pcmu]), p.now)
+        .unwrap();
+    let ok = p.b.poll_transmit().expect("the 200");
+    p.a.handle_datagram(p.now, ok.transport, p.b_addr, ok.payload);
+    let ack = p.a.poll_transmit().expect("our ACK");
+    // The callee hangs up before our ACK arrives (an answered, unconfirmed call ends with BYE).
+    p.b.hangup(inc.call, p.now).unwrap();
+    while let Some(t) = p.b.poll_transmit() {
+        p.a.handle_datagram(p.now, t.transport, p.b_addr, t.payload);
+    }
+    p.b.handle_datagram(p.now, ack.transport, p.a_addr, ack.payload);
+    p.run_for(Duration::from_secs(40));
+    let events = call_events(&p.a_events, a_call);
+    assert!(
+        matches!(events[0], CallEvent::Answered { .. }),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&CallEvent::Ended {
+            reason: EndReason::RemoteBye
+        }),
+        "{events:?}"
+    );
+    assert!(p.idle(), "{:?} {:?}", p.a.stats(), p.b.stats());
+}
+
 #[test]
 fn cancel_before_answer_gets_487_and_cancelled_event() {
     let mut p = Pair::new(|c| c);
