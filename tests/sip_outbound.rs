@@ -82,15 +82,36 @@ fn with_asr(c: &mut Config) {
 
 /// Runs SIPp as the carrier for `calls` calls on a thread; joins to whether all passed.
 fn carrier(port: u16, scenario: String, calls: u32) -> tokio::task::JoinHandle<bool> {
+    carrier_logging(port, scenario, calls, None)
+}
+
+/// Like [`carrier`], writing the scenario's `<log>` lines to `log`.
+fn carrier_logging(
+    port: u16,
+    scenario: String,
+    calls: u32,
+    log: Option<std::path::PathBuf>,
+) -> tokio::task::JoinHandle<bool> {
     let media = common::sipp::media_port().to_string();
     tokio::task::spawn_blocking(move || {
-        let args = ["-mi", "127.0.0.1", "-mp", &media];
+        let mut args = vec!["-mi", "127.0.0.1", "-mp", &media];
+        let log = log.map(|p| p.display().to_string());
+        if let Some(log) = &log {
+            args.extend(["-trace_logs", "-log_file", log]);
+        }
         common::sipp::serve(port, &scenario, calls, &args)
     })
 }
 
-/// The carrier that answers with PCMU and then plays `callee` (a pcap, or nothing).
-/// `challenge`: digest algorithm and the password the carrier expects of user `voxbridge`.
+/// SIPp's own check of an MD5 digest answer: the action, then the branch on its result.
+const VERIFY_MD5: &str =
+    r#"<verifyauth assign_to="authvalid" username="voxbridge" password="@PASSWORD@"/>"#;
+const VERIFIED_MD5: &str = r#"<nop hide="true" test="authvalid" next="authorized"/>
+<nop><action><error message="wrong digest credentials"/></action></nop>
+<label id="authorized"/>"#;
+
+/// `challenge`: digest algorithm and the password the carrier expects of user `voxbridge`
+/// (checked by SIPp for MD5; for SHA-256 the test checks the logged Authorization).
 fn answering(callee: Option<&std::path::Path>, challenge: Option<(&str, &str)>) -> String {
     let play = callee.map_or(String::new(), |pcap| {
         format!(
@@ -99,7 +120,13 @@ fn answering(callee: Option<&std::path::Path>, challenge: Option<(&str, &str)>) 
         )
     });
     let challenge = challenge.map_or(String::new(), |(algorithm, password)| {
+        let (verify, verified) = match algorithm {
+            "MD5" => (VERIFY_MD5, VERIFIED_MD5),
+            _ => ("", ""),
+        };
         CHALLENGE
+            .replace("@VERIFY@", verify)
+            .replace("@VERIFIED@", verified)
             .replace("@ALGORITHM@", algorithm)
             .replace("@PASSWORD@", password)
     });
@@ -296,21 +323,81 @@ async fn ringing_without_answer_is_canceled_at_the_ring_timeout() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_digest_challenge_is_answered_with_the_trunk_credentials() {
+/// A carrier that challenges with `algorithm`; returns the Authorization our INVITE came back
+/// with, once the call completed.
+async fn digest_answered(algorithm: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("carrier.log");
     let port = carrier_port();
     let app = start(Db::Sqlite, None, port, |c| {
         c.trunks[0].username = Some("voxbridge".into());
         c.trunks[0].password = Some("s3cret-42".into());
     })
     .await;
-    let sipp = carrier(port, answering(None, Some(("MD5", "s3cret-42"))), 1);
+    let scenario = answering(None, Some((algorithm, "s3cret-42")));
+    let sipp = carrier_logging(port, scenario, 1, Some(log.clone()));
     let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
-    assert!(sipp.await.unwrap(), "the carrier accepted our credentials");
+    assert!(
+        sipp.await.unwrap(),
+        "the carrier accepted our {algorithm} answer"
+    );
     let call = reaches(&app, &id, "completed", 30).await;
     assert_eq!(call["end_reason"], "agent_hangup", "{call:#}");
     assert_eq!(call["transcript"][0]["text"], GREETING);
     app.stop().await;
+    let logged = std::fs::read_to_string(&log).expect("the carrier's log");
+    let line = logged
+        .lines()
+        .find_map(|l| l.strip_prefix("Authorization:"));
+    line.expect("the Authorization header was logged")
+        .trim()
+        .to_owned()
+}
+
+/// The digest parameters of an Authorization header value.
+fn digest_params(header: &str) -> std::collections::HashMap<String, String> {
+    let params = header
+        .trim()
+        .strip_prefix("Digest")
+        .expect("a Digest answer");
+    params
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_md5_digest_challenge_is_answered_with_the_trunk_credentials() {
+    let header = digest_answered("MD5").await;
+    assert_eq!(digest_params(&header)["algorithm"], "MD5", "{header}");
+}
+
+/// SIPp cannot check SHA-256 (RFC 8760): the test computes the expected response itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sha256_digest_challenge_is_answered_with_the_trunk_credentials() {
+    use sha2::{Digest, Sha256};
+    let header = digest_answered("SHA-256").await;
+    let p = digest_params(&header);
+    assert_eq!(p["algorithm"], "SHA-256", "{header}");
+    assert_eq!(
+        (p["username"].as_str(), p["realm"].as_str()),
+        ("voxbridge", "carrier.test")
+    );
+    let h = |text: String| {
+        let digest = Sha256::digest(text.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let ha1 = h("voxbridge:carrier.test:s3cret-42".to_owned());
+    let ha2 = h(format!("INVITE:{}", p["uri"]));
+    let expected = h(format!(
+        "{ha1}:{}:{}:{}:{}:{ha2}",
+        p["nonce"], p["nc"], p["cnonce"], p["qop"]
+    ));
+    assert_eq!(p["response"], expected, "{header}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
