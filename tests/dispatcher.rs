@@ -159,6 +159,12 @@ async fn wait_status(app: &TestApp, id: &str, status: &str) -> Value {
     .await
 }
 
+/// The org "acme" as stored.
+async fn acme(app: &TestApp) -> voxbridge::domain::Org {
+    let org = app.store().org_by_number("+12025550142").await.unwrap();
+    org.expect("acme owns the demo DID")
+}
+
 fn event_types(events: &[(String, String, i64)]) -> Vec<&str> {
     events.iter().map(|e| e.0.as_str()).collect()
 }
@@ -272,12 +278,7 @@ async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
     assert_eq!(waiting["end_reason"], "no_answer");
     assert_eq!(waiting["attempts"], 1);
     let id = uuid::Uuid::parse_str(was_away["id"].as_str().unwrap()).unwrap();
-    let org = app
-        .store()
-        .org_by_number("+12025550142")
-        .await
-        .unwrap()
-        .unwrap();
+    let org = acme(&app).await;
     let stored = app.store().call(org.id, id).await.unwrap().unwrap();
     let wait = (stored.next_attempt_at - voxbridge::domain::now()).whole_seconds();
     assert!((2800..=4400).contains(&wait), "an hour ± 20 %: {wait} s");
@@ -299,12 +300,7 @@ async fn a_call_due_after_the_minutes_ran_out_is_not_dialed() {
         .as_str()
         .unwrap()
         .to_owned();
-    let org = app
-        .store()
-        .org_by_number("+12025550142")
-        .await
-        .unwrap()
-        .unwrap();
+    let org = acme(&app).await;
     app.store().charge_minutes(org.id, 1000).await.unwrap();
     let failed = wait_status(&app, &id, "failed").await;
     assert_eq!(failed["end_reason"], "quota_exhausted");

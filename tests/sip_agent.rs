@@ -67,13 +67,7 @@ async fn start(
         webhook_url,
         move |c: &mut Config| {
             c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
-            c.asr = Some(voxbridge::config::AsrConfig {
-                model: Some(common::asr_model()),
-                threads: 1,
-                language: "en".into(),
-                max_concurrent: 2,
-                max_calls: 4,
-            });
+            common::transcribe(c);
             (c.media.rtp_port_min, c.media.rtp_port_max) = ports;
             let agent = c.orgs[0]
                 .agents

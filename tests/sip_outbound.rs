@@ -69,17 +69,6 @@ async fn start(
     .await
 }
 
-/// Adds speech recognition (the answered calls transcribe the callee).
-fn with_asr(c: &mut Config) {
-    c.asr = Some(voxbridge::config::AsrConfig {
-        model: Some(common::asr_model()),
-        threads: 1,
-        language: "en".into(),
-        max_concurrent: 2,
-        max_calls: 4,
-    });
-}
-
 /// Runs SIPp as the carrier for `calls` calls on a thread; joins to whether all passed.
 fn carrier(port: u16, scenario: String, calls: u32) -> tokio::task::JoinHandle<bool> {
     carrier_logging(port, scenario, calls, None)
@@ -171,7 +160,7 @@ async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db:
     let receiver = Receiver::start().await;
     let port = carrier_port();
     let app = start(db, Some(&receiver.url), port, |c| {
-        with_asr(c);
+        common::transcribe(c);
         let agent = &mut c.orgs[0].agents[0];
         agent.questions = vec![Question::new("coming", COMING, QuestionType::YesNo)];
     })
@@ -254,22 +243,34 @@ async fn an_answered_call_talks_is_transcribed_billed_and_announced_in_order(db:
     app.stop().await;
 }
 
-/// The carrier answers each INVITE with `status`; returns the call once final.
-async fn refused(db: Db, status: &str, max_attempts: u32) -> Value {
+/// One call with `max_attempts` against the carrier `scenario` (SIPp, which must pass: it saw
+/// what it expected for `max_attempts` attempts); the call once `failed`, after every attempt
+/// gave its RTP ports back.
+async fn failed_against(
+    db: Db,
+    scenario: String,
+    max_attempts: u32,
+    tweak: impl FnOnce(&mut Config),
+) -> Value {
     let port = carrier_port();
-    let app = start(db, None, port, |_| {}).await;
-    let scenario = REFUSE.replace("@STATUS@", status);
+    let app = start(db, None, port, tweak).await;
     let sipp = carrier(port, scenario, max_attempts);
     let body = json!({"to": "+12025550199", "context": {}, "max_attempts": max_attempts});
     let id = queue(&app, body).await;
-    let call = reaches(&app, &id, "failed", 20).await;
+    let call = reaches(&app, &id, "failed", 45).await;
     assert!(
         sipp.await.unwrap(),
-        "the carrier saw {max_attempts} INVITEs"
+        "the carrier saw what it expected: {call:#}"
     );
     ports_released(&app).await;
     app.stop().await;
     call
+}
+
+/// The carrier answers each INVITE with `status`.
+async fn refused(db: Db, status: &str, max_attempts: u32) -> Value {
+    let scenario = REFUSE.replace("@STATUS@", status);
+    failed_against(db, scenario, max_attempts, |_| {}).await
 }
 
 async fn busy_is_retried_then_failed(db: Db) {
@@ -281,7 +282,7 @@ async fn busy_is_retried_then_failed(db: Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decline_is_not_retried() {
-    // SIPp would fail waiting for a second INVITE if one came; max_attempts 3 allows it.
+    // max_attempts 3 would allow more; SIPp would fail waiting for a second INVITE if one came.
     let port = carrier_port();
     let app = start(Db::Sqlite, None, port, |_| {}).await;
     let sipp = carrier(port, REFUSE.replace("@STATUS@", "603 Decline"), 1);
@@ -305,22 +306,14 @@ async fn an_unknown_number_is_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ringing_without_answer_is_canceled_at_the_ring_timeout() {
-    let port = carrier_port();
-    let app = start(Db::Sqlite, None, port, |c| {
+    let call = failed_against(Db::Sqlite, RING.to_owned(), 1, |c| {
         c.telephony.ring_timeout_seconds = 2;
     })
     .await;
-    let sipp = carrier(port, RING.to_owned(), 1);
-    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
-    let id = queue(&app, body).await;
-    let call = reaches(&app, &id, "failed", 20).await;
-    assert!(sipp.await.unwrap(), "the carrier got our CANCEL");
     assert_eq!(call["end_reason"], "no_answer", "{call:#}");
     assert_eq!(call["sip_status"], 487);
     assert!(call["ringing_at"].is_string(), "{call:#}");
     assert!(call["answered_at"].is_null());
-    ports_released(&app).await;
-    app.stop().await;
 }
 
 /// A carrier that challenges with `algorithm`; returns the Authorization our INVITE came back
@@ -464,20 +457,12 @@ async fn a_call_canceled_while_talking_is_hung_up_billed_and_keeps_its_transcrip
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_with_unusable_media_is_hung_up_as_a_trunk_error() {
-    let port = carrier_port();
-    let app = start(Db::Sqlite, None, port, |_| {}).await;
-    // G.729 only: nothing we offered.
+    // G.729 only: nothing we offered. The carrier must get ACK, then BYE.
     let scenario = answering(None, None).replace("RTP/AVP 0 96", "RTP/AVP 18");
-    let sipp = carrier(port, scenario, 1);
-    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
-    let id = queue(&app, body).await;
-    assert!(sipp.await.unwrap(), "the carrier got ACK then BYE");
-    let call = reaches(&app, &id, "failed", 10).await;
+    let call = failed_against(Db::Sqlite, scenario, 1, |_| {}).await;
     assert_eq!(call["end_reason"], "trunk_error", "{call:#}");
     assert_eq!(call["sip_status"], 488);
     assert!(call["answered_at"].is_null());
-    ports_released(&app).await;
-    app.stop().await;
 }
 
 /// A free TCP port on loopback for the server's HTTP listener.
@@ -580,8 +565,6 @@ async fn the_environment_alone_configures_dialing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_without_sdp_is_hung_up_as_a_trunk_error() {
-    let port = carrier_port();
-    let app = start(Db::Sqlite, None, port, |_| {}).await;
     let answer = answering(None, None);
     let sdp_start = answer.find("Content-Type: application/sdp").unwrap();
     let sdp_end = answer.find("a=ptime:20\n").unwrap() + "a=ptime:20\n".len();
@@ -590,54 +573,33 @@ async fn an_answer_without_sdp_is_hung_up_as_a_trunk_error() {
         &answer[..sdp_start],
         &answer[sdp_end..]
     );
-    let sipp = carrier(port, scenario, 1);
-    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
-    let id = queue(&app, body).await;
-    assert!(sipp.await.unwrap(), "the carrier got ACK then BYE");
-    let call = reaches(&app, &id, "failed", 10).await;
+    let call = failed_against(Db::Sqlite, scenario, 1, |_| {}).await;
     assert_eq!(call["end_reason"], "trunk_error", "{call:#}");
-    ports_released(&app).await;
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_racing_our_cancel_is_acked_and_hung_up() {
-    let port = carrier_port();
-    let app = start(Db::Sqlite, None, port, |c| {
+    let scenario = include_str!("sipp/carrier_answer_after_cancel.xml").to_owned();
+    let call = failed_against(Db::Sqlite, scenario, 1, |c| {
         c.telephony.ring_timeout_seconds = 1;
     })
     .await;
-    let scenario = include_str!("sipp/carrier_answer_after_cancel.xml").to_owned();
-    let sipp = carrier(port, scenario, 1);
-    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
-    let id = queue(&app, body).await;
-    assert!(sipp.await.unwrap(), "the carrier got ACK then BYE");
-    let call = reaches(&app, &id, "failed", 10).await;
     assert_eq!(call["end_reason"], "no_answer", "{call:#}");
     assert!(call["answered_at"].is_null(), "{call:#}");
-    ports_released(&app).await;
-    app.stop().await;
 }
 
 /// No response at all: the INVITE times out (64 × T1 = 32 s) even after the ring timeout, when
 /// no CANCEL may be sent yet; the call is not left `calling`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_carrier_that_never_answers_ends_the_attempt_at_the_invite_timeout() {
-    let port = carrier_port();
-    let app = start(Db::Sqlite, None, port, |c| {
+    let scenario = include_str!("sipp/carrier_silent.xml").to_owned();
+    let call = failed_against(Db::Sqlite, scenario, 1, |c| {
         c.telephony.ring_timeout_seconds = 2;
     })
     .await;
-    let sipp = carrier(port, include_str!("sipp/carrier_silent.xml").to_owned(), 1);
-    let body = json!({"to": "+12025550199", "context": {}, "max_attempts": 1});
-    let id = queue(&app, body).await;
-    let call = reaches(&app, &id, "failed", 45).await;
     assert_eq!(call["end_reason"], "no_answer", "{call:#}");
     assert_eq!(call["sip_status"], 408);
     assert!(call["ringing_at"].is_null());
-    assert!(sipp.await.unwrap());
-    ports_released(&app).await;
-    app.stop().await;
 }
 
 /// The callee hangs up after the greeting has started: the call completes as the callee's

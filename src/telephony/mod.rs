@@ -6,6 +6,7 @@
 mod inbound_call;
 mod outbound_call;
 mod session;
+mod talk;
 pub mod utterances;
 
 use std::collections::HashMap;

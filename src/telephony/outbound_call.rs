@@ -16,7 +16,7 @@ use voxbridge_sip::endpoint::{CallEvent, CallRef, PlaceCall, Transport};
 use voxbridge_sip::message::HeaderName;
 use voxbridge_sip::sdp::Negotiated;
 
-use super::inbound_call::{builtin_agent, local_ip_towards, offer_media, Talk};
+use super::talk::{builtin_agent, local_ip_towards, offer_media, Talk};
 use super::{Admission, CallServices};
 use crate::config::{self, TrunkConfig};
 use crate::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};

@@ -14,7 +14,7 @@ use voxbridge_media::runtime::{CallEvent as MediaCallEvent, CallHandle};
 use voxbridge_media::vad::VadEvent;
 use voxbridge_sip::endpoint::CallEvent;
 
-use super::inbound_call::{end_reason, receives, sends, RtpWatch};
+use super::talk::{end_reason, receives, sends, RtpWatch};
 use super::utterances::{Utterance, UtteranceCutter};
 use super::{stopped, CallServices};
 use crate::agents::answers;

@@ -144,6 +144,17 @@ pub fn asr_model() -> PathBuf {
         .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
 }
 
+/// Turns on speech recognition with the test model (up to 4 calls transcribed at once).
+pub fn transcribe(c: &mut Config) {
+    c.asr = Some(voxbridge::config::AsrConfig {
+        model: Some(asr_model()),
+        threads: 1,
+        language: "en".into(),
+        max_concurrent: 2,
+        max_calls: 4,
+    });
+}
+
 pub fn parse_config(toml: &str) -> Config {
     Config::from_toml_str(toml, &PathBuf::from("test.toml"), std::iter::empty())
         .expect("test config is valid")
