@@ -10,10 +10,14 @@ use serde::Serialize;
 use crate::answers::{candidates, format_hint, interpret, AnswerType, AnswerValue};
 use crate::error::AsrError;
 use crate::frontend::{to_model_input, Upsampler};
-use crate::pool::{PoolConfig, RecognizerPool};
+use crate::pool::{Completion, PoolConfig, Priority, RecognizerPool};
 use crate::transcriber::{DecodeSettings, Recognition, Request, Segment, MODEL_RATE};
 use crate::vad;
 use crate::wav::{parse_wav, Pcm};
+
+/// Utterances that may wait for a recognizer: minutes of speech at the rates one node takes,
+/// so a full queue means the node is far past its capacity, not a busy moment.
+pub const DEFAULT_MAX_QUEUED: usize = 256;
 
 /// `[asr]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +26,10 @@ pub struct AsrConfig {
     pub model: PathBuf,
     /// Decoder threads per job.
     pub threads: usize,
-    /// Jobs that may run at once; more are refused ([`AsrError::Busy`]).
+    /// Jobs that may run at once; more wait in the queue.
     pub max_concurrent: usize,
+    /// Jobs that may wait for a worker; more are refused ([`AsrError::Busy`]).
+    pub max_queued: usize,
     /// Language for multilingual models ("en").
     pub language: String,
     /// A job running longer than this is aborted.
@@ -41,6 +47,7 @@ impl AsrConfig {
             model: model.into(),
             threads: 1,
             max_concurrent: 1,
+            max_queued: DEFAULT_MAX_QUEUED,
             language: "en".into(),
             timeout: Duration::from_secs(10),
         }
@@ -132,6 +139,7 @@ impl SpeechEngine {
             PoolConfig {
                 max_concurrent: config.max_concurrent,
                 timeout: config.timeout,
+                max_queued: config.max_queued,
             },
         )?;
         let idle_threads = config.threads.max(idle_threads());
@@ -157,30 +165,52 @@ impl SpeechEngine {
         request
     }
 
-    /// Non-blocking: recognizes one utterance (16 kHz samples, ≤ 30 s, as cut by the VAD) and
-    /// calls `done` on a worker thread. [`AsrError::Busy`] at once when the pool is full.
+    /// Non-blocking: queues one utterance (16 kHz samples, ≤ 30 s, as cut by the VAD) at
+    /// `priority` and calls `done` on a worker thread. [`AsrError::Busy`] only when the queue
+    /// is full.
+    pub fn transcribe_utterance(
+        &self,
+        audio: Vec<f32>,
+        question: &Question,
+        priority: Priority,
+        done: impl FnOnce(Result<TranscriptionOutput, AsrError>) + Send + 'static,
+    ) -> Result<(), AsrError> {
+        let (request, completion) = self.utterance_job(&audio, question, done);
+        self.pool.submit(audio, request, priority, completion)
+    }
+
+    /// Like [`transcribe_utterance`](Self::transcribe_utterance), but only on a recognizer
+    /// that is free now ([`AsrError::Busy`] at once otherwise): for early recognitions, which
+    /// must not delay anyone's utterance.
     pub fn try_transcribe_utterance(
         &self,
         audio: Vec<f32>,
         question: &Question,
         done: impl FnOnce(Result<TranscriptionOutput, AsrError>) + Send + 'static,
     ) -> Result<(), AsrError> {
+        let (request, completion) = self.utterance_job(&audio, question, done);
+        self.pool.try_submit(audio, request, completion)
+    }
+
+    fn utterance_job(
+        &self,
+        audio: &[f32],
+        question: &Question,
+        done: impl FnOnce(Result<TranscriptionOutput, AsrError>) + Send + 'static,
+    ) -> (Request, Completion) {
         let answer_type = question.answer_type.clone();
         let duration = ms(audio.len());
         let mut request = self.request(question);
         // A lone utterance gets every core: a caller waiting on a 2-core machine hears the
-        // agent ~2× sooner. With other jobs running it keeps `threads`, since ggml's
-        // spin-waiting threads starve each other once they outnumber the cores.
-        if self.pool.in_flight() == 0 {
+        // agent ~2× sooner. With other jobs running or waiting it keeps `threads`, since
+        // ggml's spin-waiting threads starve each other once they outnumber the cores.
+        if self.pool.in_flight() == 0 && self.pool.queued() == 0 {
             request.threads = self.idle_threads;
         }
-        self.pool.try_submit(
-            audio,
-            request,
-            Box::new(move |result| {
-                done(result.map(|r| output(&answer_type, r, 0, duration)));
-            }),
-        )
+        let completion: Completion = Box::new(move |result| {
+            done(result.map(|r| output(&answer_type, r, 0, duration)));
+        });
+        (request, completion)
     }
 
     /// Blocking: recognizes decoded audio of any length (split by the VAD into ≤ 30 s windows).

@@ -28,6 +28,7 @@ pub use engine::{
     transcribe_wav, AsrConfig, Question, SpeechEngine, TranscribeOptions, TranscriptionOutput,
 };
 pub use error::{AsrError, WavError};
+pub use pool::Priority;
 pub use transcriber::{
     AudioContext, DecodeSettings, Recognition, Request, Segment, Session, Transcriber,
 };

@@ -1,11 +1,17 @@
-//! A bounded pool of recognition workers. Each worker owns one decoding session (its own
-//! whisper state) for its whole life; the model itself is shared. Submitting never blocks or
-//! queues: when every worker is busy the caller gets [`AsrError::Busy`] at once, so the media
-//! path can refuse or drop work instead of absorbing latency.
+//! A bounded pool of recognition workers behind a priority queue. Each worker owns one
+//! decoding session (its own whisper state) for its whole life; the model itself is shared.
+//!
+//! A job waits in the queue for a free worker instead of being refused: an utterance dropped
+//! for lack of a free recognizer is a lost answer. The queue takes the answer an agent is
+//! waiting on first, then free-form turns, then listen-only transcription, each in the order
+//! they came. It is bounded (`max_queued`); only a full queue or a closed pool refuses work.
+//! [`RecognizerPool::try_submit`] is for work worth doing only on a worker that is free now
+//! (early recognitions): it never queues behind other jobs.
 
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +21,17 @@ use crate::transcriber::{Recognition, Request, Session, Transcriber};
 /// Called on the worker thread with the job's outcome.
 pub type Completion = Box<dyn FnOnce(Result<Recognition, AsrError>) + Send>;
 
+/// Who is waiting for a recognition, highest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Transcription only: nobody waits for it during the call.
+    Listen,
+    /// A free-form turn the agent will reply to.
+    Turn,
+    /// The answer to the question the agent is waiting on.
+    Answer,
+}
+
 /// Pool sizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -22,48 +39,102 @@ pub struct PoolConfig {
     pub max_concurrent: usize,
     /// A job running longer than this is aborted with [`AsrError::Timeout`].
     pub timeout: Duration,
+    /// Jobs that may wait for a worker; more are refused ([`AsrError::Busy`]).
+    pub max_queued: usize,
 }
 
 struct Job {
     audio: Vec<f32>,
     request: Request,
-    deadline: Instant,
+    priority: Priority,
+    /// Arrival order, for first come first served within a priority.
+    seq: u64,
     done: Completion,
 }
 
-/// Fixed set of workers with non-blocking admission.
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+
+impl Eq for Job {}
+
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Job {
+    /// The heap's greatest is the next to run: highest priority, then the earliest.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+struct Queue {
+    waiting: BinaryHeap<Job>,
+    next_seq: u64,
+    open: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    /// Jobs a worker is recognizing now.
+    running: AtomicUsize,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // A completion that panicked cannot leave the queue half-changed: keep going.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Fixed set of workers fed from a bounded priority queue.
 pub struct RecognizerPool {
-    jobs: Option<Sender<Job>>,
-    in_flight: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     config: PoolConfig,
     workers: Vec<JoinHandle<()>>,
 }
 
-/// Releases the job's slot when dropped, even if the completion panics.
-struct Slot(Arc<AtomicUsize>);
+/// Counts the job as running while it lives, even if the recognition panics.
+struct Running<'a>(&'a AtomicUsize);
 
-impl Drop for Slot {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-fn work(
-    mut session: Box<dyn Session>,
-    jobs: Arc<Mutex<Receiver<Job>>>,
-    in_flight: Arc<AtomicUsize>,
-) {
+fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, timeout: Duration) {
     loop {
-        // The lock is held only while waiting for the next job, never while recognizing.
-        let next = match jobs.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
+        let job = {
+            let mut queue = shared.queue();
+            loop {
+                if let Some(job) = queue.waiting.pop() {
+                    // Counted under the lock, so `try_submit` never sees a taken job as free.
+                    shared.running.fetch_add(1, Ordering::AcqRel);
+                    break job;
+                }
+                if !queue.open {
+                    return;
+                }
+                queue = shared
+                    .ready
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
         };
-        let Ok(job) = next else { return };
-        let slot = Slot(Arc::clone(&in_flight));
-        let result = session.recognize(&job.audio, &job.request, Some(job.deadline));
-        // Free the slot before reporting, so the callback may submit follow-up work.
-        drop(slot);
+        let running = Running(&shared.running);
+        let deadline = Instant::now() + timeout;
+        let result = session.recognize(&job.audio, &job.request, Some(deadline));
+        // Free the worker before reporting, so the callback may submit follow-up work.
+        drop(running);
         (job.done)(result);
     }
 }
@@ -72,23 +143,28 @@ impl RecognizerPool {
     /// Creates every session up front: a model that cannot make a session fails here, at
     /// start-up, not on the first call.
     pub fn new(model: &dyn Transcriber, config: PoolConfig) -> Result<Self, AsrError> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let in_flight = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                waiting: BinaryHeap::new(),
+                next_seq: 0,
+                open: true,
+            }),
+            ready: Condvar::new(),
+            running: AtomicUsize::new(0),
+        });
         let size = config.max_concurrent.max(1);
         let mut workers = Vec::with_capacity(size);
         for i in 0..size {
             let session = model.session()?;
-            let (rx, in_flight) = (Arc::clone(&rx), Arc::clone(&in_flight));
+            let shared = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("asr-{i}"))
-                .spawn(move || work(session, rx, in_flight))
+                .spawn(move || work(session, shared, config.timeout))
                 .map_err(AsrError::WorkerSpawn)?;
             workers.push(handle);
         }
         Ok(RecognizerPool {
-            jobs: Some(tx),
-            in_flight,
+            shared,
             config: PoolConfig {
                 max_concurrent: size,
                 ..config
@@ -101,12 +177,33 @@ impl RecognizerPool {
         self.config.max_concurrent
     }
 
+    /// Jobs being recognized now.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.shared.running.load(Ordering::Acquire)
     }
 
-    /// Starts a job if a worker is free; `done` runs on the worker with the outcome.
-    /// Returns [`AsrError::Busy`] immediately when all workers are taken.
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.shared.queue().waiting.len()
+    }
+
+    /// Queues a job; the first free worker takes the highest-priority, earliest one and
+    /// `done` runs on it with the outcome. [`AsrError::Busy`] only when the queue is full.
+    pub fn submit(
+        &self,
+        audio: Vec<f32>,
+        request: Request,
+        priority: Priority,
+        done: Completion,
+    ) -> Result<(), AsrError> {
+        let max_queued = self.config.max_queued;
+        self.enqueue(audio, request, priority, done, |queue, _| {
+            queue.waiting.len() < max_queued
+        })
+    }
+
+    /// Starts a job only if a worker is free for it now (for work that is worth doing only at
+    /// once, like an early recognition); [`AsrError::Busy`] otherwise.
     pub fn try_submit(
         &self,
         audio: Vec<f32>,
@@ -114,31 +211,48 @@ impl RecognizerPool {
         done: Completion,
     ) -> Result<(), AsrError> {
         let max = self.config.max_concurrent;
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .map_err(|_| AsrError::Busy(max))?;
-        let job = Job {
-            audio,
-            request,
-            deadline: Instant::now() + self.config.timeout,
-            done,
-        };
-        let sent = self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
-        if !sent {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Jobs waiting now are about to be taken by idle workers: one must be left for this.
+        self.enqueue(audio, request, Priority::Turn, done, |queue, running| {
+            running + queue.waiting.len() < max
+        })
+    }
+
+    fn enqueue(
+        &self,
+        audio: Vec<f32>,
+        request: Request,
+        priority: Priority,
+        done: Completion,
+        admit: impl FnOnce(&Queue, usize) -> bool,
+    ) -> Result<(), AsrError> {
+        let mut queue = self.shared.queue();
+        if !queue.open {
             return Err(AsrError::PoolClosed);
         }
+        if !admit(&queue, self.in_flight()) {
+            return Err(AsrError::Busy(self.config.max_concurrent));
+        }
+        let seq = queue.next_seq;
+        queue.next_seq += 1;
+        queue.waiting.push(Job {
+            audio,
+            request,
+            priority,
+            seq,
+            done,
+        });
+        drop(queue);
+        self.shared.ready.notify_one();
         Ok(())
     }
 
-    /// Submits and waits for the outcome (for the CLI, tests and benches; not the media path).
+    /// Queues and waits for the outcome (for the CLI, tests and benches; not the media path).
     pub fn recognize(&self, audio: Vec<f32>, request: Request) -> Result<Recognition, AsrError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.try_submit(
+        self.submit(
             audio,
             request,
+            Priority::Answer,
             Box::new(move |result| {
                 // The waiter may have gone away; nothing else needs the result.
                 let _ = tx.send(result);
@@ -150,8 +264,17 @@ impl RecognizerPool {
 
 impl Drop for RecognizerPool {
     fn drop(&mut self) {
-        // Closing the channel ends every worker after its current job.
-        self.jobs = None;
+        // Workers finish their current job and stop; jobs still waiting are told the pool
+        // closed (only at shutdown is recognition work dropped).
+        let waiting = {
+            let mut queue = self.shared.queue();
+            queue.open = false;
+            std::mem::take(&mut queue.waiting)
+        };
+        self.shared.ready.notify_all();
+        for job in waiting {
+            (job.done)(Err(AsrError::PoolClosed));
+        }
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }

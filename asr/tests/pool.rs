@@ -1,5 +1,6 @@
-//! The worker pool: concurrent jobs give the same text as sequential ones, a full pool is
-//! refused at once, and an over-long job is aborted.
+//! The worker pool: concurrent jobs give the same text as sequential ones, waiting jobs run by
+//! priority then arrival, a full queue (or, for try-now work, a busy pool) is refused at once,
+//! and an over-long job is aborted.
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use voxbridge_asr::frontend::{to_model_input, Upsampler};
-use voxbridge_asr::{parse_wav, AsrConfig, AsrError, Question, SpeechEngine};
+use voxbridge_asr::{parse_wav, AsrConfig, AsrError, Priority, Question, SpeechEngine};
 
 fn clip(name: &str) -> Vec<f32> {
     let bytes = std::fs::read(common::fixtures().join(name)).unwrap();
@@ -15,16 +16,84 @@ fn clip(name: &str) -> Vec<f32> {
 }
 
 fn engine(max_concurrent: usize, threads: usize, timeout: Duration) -> SpeechEngine {
+    engine_queueing(max_concurrent, threads, timeout, 256)
+}
+
+fn engine_queueing(
+    max_concurrent: usize,
+    threads: usize,
+    timeout: Duration,
+    max_queued: usize,
+) -> SpeechEngine {
     SpeechEngine::with_model(
         common::model(),
         AsrConfig {
             max_concurrent,
             threads,
             timeout,
+            max_queued,
             ..AsrConfig::new(common::model_path())
         },
     )
     .unwrap()
+}
+
+/// Until the pool's one worker has taken the job submitted last.
+fn wait_running(engine: &SpeechEngine) {
+    let start = Instant::now();
+    while engine.pool().queued() > 0 || engine.pool().in_flight() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the worker never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn waiting_jobs_run_by_priority_then_arrival_and_none_is_refused() {
+    let engine = engine(1, 1, Duration::from_secs(60));
+    let (tx, rx) = mpsc::channel();
+    let submit = |label: &'static str, priority: Priority| {
+        let tx = tx.clone();
+        let req = engine.request(&Question::free());
+        let audio = clip("yes_no_01.wav");
+        let done = Box::new(move |r: Result<_, AsrError>| tx.send((label, r.is_ok())).unwrap());
+        engine.pool().submit(audio, req, priority, done).unwrap();
+    };
+    submit("running", Priority::Listen);
+    wait_running(&engine);
+    submit("listen 1", Priority::Listen);
+    submit("turn 1", Priority::Turn);
+    submit("listen 2", Priority::Listen);
+    submit("answer", Priority::Answer);
+    submit("turn 2", Priority::Turn);
+    assert_eq!(engine.pool().queued(), 5);
+    let order: Vec<(&str, bool)> = (0..6).map(|_| rx.recv().unwrap()).collect();
+    let expected = [
+        "running", "answer", "turn 1", "turn 2", "listen 1", "listen 2",
+    ];
+    assert_eq!(order, expected.map(|label| (label, true)));
+}
+
+#[test]
+fn a_full_queue_refuses_immediately() {
+    let engine = engine_queueing(1, 1, Duration::from_secs(60), 1);
+    let (tx, rx) = mpsc::channel();
+    let submit = |priority| {
+        let tx = tx.clone();
+        let done = Box::new(move |r: Result<_, AsrError>| tx.send(r.is_ok()).unwrap());
+        let req = engine.request(&Question::free());
+        engine
+            .pool()
+            .submit(clip("yes_no_01.wav"), req, priority, done)
+    };
+    submit(Priority::Turn).unwrap();
+    wait_running(&engine);
+    submit(Priority::Turn).unwrap();
+    let refused = submit(Priority::Answer);
+    assert!(matches!(refused, Err(AsrError::Busy(1))), "{refused:?}");
+    assert_eq!((rx.recv().unwrap(), rx.recv().unwrap()), (true, true));
 }
 
 #[test]
@@ -75,8 +144,9 @@ fn four_concurrent_transcriptions_equal_sequential_ones() {
     assert!(sequential.iter().all(|t| !t.is_empty()), "{sequential:?}");
 }
 
+/// Work worth doing only at once (an early recognition) does not queue behind a busy worker.
 #[test]
-fn a_full_pool_refuses_immediately() {
+fn try_now_work_is_refused_immediately_by_a_busy_pool() {
     let engine = engine(1, 1, Duration::from_secs(60));
     let audio = clip("free_11.wav");
     let (tx, rx) = mpsc::channel();

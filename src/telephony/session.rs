@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use voxbridge_asr::{AsrError, TranscriptionOutput};
+use voxbridge_asr::{AsrError, Priority, TranscriptionOutput};
 use voxbridge_media::pipeline::MediaEvent;
 use voxbridge_media::runtime::{CallEvent as MediaCallEvent, CallHandle};
 use voxbridge_media::vad::VadEvent;
@@ -21,9 +21,9 @@ use crate::agents::answers;
 use crate::agents::conversation::{Action, Conversation, Heard, Script};
 use crate::domain::{Analysis, EndReason, Question, Speaker, TranscriptEntry};
 
-/// How long an utterance waits for a free recognizer before it is given up.
-const RECOGNIZER_PATIENCE: Duration = Duration::from_secs(10);
-const RECOGNIZER_RETRY: Duration = Duration::from_millis(100);
+/// How long a call that has ended waits for the recognitions of its last utterances (queued
+/// behind other calls' work) before it is stored without them.
+const LAST_WORDS_PATIENCE: Duration = Duration::from_secs(20);
 
 pub(super) struct Outcome {
     pub reason: EndReason,
@@ -204,7 +204,7 @@ impl Session {
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechPause))) => {
                             if let (Some(conv), Some(so_far)) = (conversation.as_ref(), cutter.so_far()) {
                                 let job = early.paused();
-                                pending += self.submit(&so_far, offset, conv.listening(), Some(job), &done);
+                                pending += self.submit(&so_far, offset, conv.listening(), Submission::Early(job), &done);
                             }
                             None
                         }
@@ -304,7 +304,7 @@ impl Session {
         // bounded.
         let offset = caller_offset_ms.unwrap_or(0);
         let mut next = cutter.finish().and_then(|u| early.speech_ended(u, offset));
-        let give_up = Instant::now() + RECOGNIZER_PATIENCE * 2;
+        let give_up = Instant::now() + LAST_WORDS_PATIENCE;
         loop {
             // The agent has stopped listening: what is heard now only goes into the transcript.
             pending += self.follow(next.take(), offset, &mut transcript, None, &done);
@@ -349,8 +349,21 @@ impl Session {
                 0
             }
             Some(Next::Recognize(utterance)) => {
-                let listening = conversation.map_or_else(Default::default, |c| c.listening());
-                self.submit(&utterance, offset_ms, listening, None, done)
+                // Nobody waits on a call's words once its agent stopped listening (or on a
+                // call without one): they only go into the transcript.
+                let (listening, priority) = match conversation {
+                    Some(conv) => {
+                        let (turn, question) = conv.listening();
+                        let priority = match question {
+                            Some(_) => Priority::Answer,
+                            None => Priority::Turn,
+                        };
+                        ((turn, question), priority)
+                    }
+                    None => (Default::default(), Priority::Listen),
+                };
+                let how = Submission::Queued(priority);
+                self.submit(&utterance, offset_ms, listening, how, done)
             }
             None => 0,
         }
@@ -358,15 +371,13 @@ impl Session {
 
     /// Starts recognizing `utterance` as the answer to `question` (free speech without one);
     /// the result arrives on `done`. Returns how many results to expect: 1, since even a call
-    /// without transcription reports the turn (as unheard) so the agent can move on. `early`
-    /// is the job number of an early recognition, which only runs on a recognizer that is free
-    /// now (it must not delay the utterances of other calls).
+    /// without transcription reports the turn (as unheard) so the agent can move on.
     fn submit(
         &self,
         utterance: &Utterance,
         offset_ms: u64,
         (turn, question): (u64, Option<Question>),
-        early: Option<u64>,
+        how: Submission,
         done: &mpsc::UnboundedSender<Recognized>,
     ) -> usize {
         let (services, done) = (self.services.clone(), done.clone());
@@ -374,15 +385,14 @@ impl Session {
         let transcribing = self.transcribing;
         let end_of_speech = Instant::now();
         let span = (utterance.start_ms + offset_ms, utterance.end_ms + offset_ms);
-        let patience = if early.is_some() {
-            Duration::ZERO
-        } else {
-            RECOGNIZER_PATIENCE
+        let (early, priority) = match how {
+            Submission::Early(job) => (Some(job), None),
+            Submission::Queued(priority) => (None, Some(priority)),
         };
         tokio::spawn(async move {
             let question = answers::recognizer_question(question.as_ref());
             let (output, skipped) = match transcribing {
-                true => match recognize(&services, audio, question, patience).await {
+                true => match recognize(&services, audio, question, priority).await {
                     Ok(output) => (output, false),
                     Err(Busy) => (None, true),
                 },
@@ -402,6 +412,16 @@ impl Session {
         });
         1
     }
+}
+
+/// How an utterance is recognized.
+#[derive(Debug, Clone, Copy)]
+enum Submission {
+    /// An early recognition (its job number): only on a recognizer free now, since it must
+    /// not delay the utterances of other calls.
+    Early(u64),
+    /// In the recognizers' queue, at this priority.
+    Queued(Priority),
 }
 
 /// What to do with an utterance or a recognition.
@@ -509,47 +529,44 @@ fn caller_entry(result: &Recognized) -> Option<TranscriptEntry> {
     })
 }
 
-/// Every recognizer stayed busy for as long as the caller would wait.
+/// No recognizer was free for an early recognition (it runs only on a free one).
 struct Busy;
 
-/// The recognition of one utterance, waiting (not queueing inside the pool) up to `patience`
-/// while every recognizer is busy. `Ok(None)` for errors.
+/// The recognition of one utterance: queued at `priority` behind other calls' utterances, or
+/// for an early recognition (`priority` `None`) only on a recognizer that is free now.
+/// `Ok(None)` for errors.
 async fn recognize(
     services: &CallServices,
     audio: Vec<f32>,
     question: voxbridge_asr::Question,
-    patience: Duration,
+    priority: Option<Priority>,
 ) -> Result<Option<TranscriptionOutput>, Busy> {
     let Some(asr) = services.asr.as_ref() else {
         return Ok(None);
     };
     let engine = &asr.engine;
-    let give_up = Instant::now() + patience;
-    loop {
-        let (tx, rx) = oneshot::channel();
-        let submitted = engine.try_transcribe_utterance(audio.clone(), &question, move |result| {
-            let _ = tx.send(result);
-        });
-        match submitted {
-            Ok(()) => {
-                return Ok(match rx.await {
-                    Ok(Ok(output)) => Some(output),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "recognizing an utterance failed");
-                        None
-                    }
-                    Err(_) => None,
-                });
+    let (tx, rx) = oneshot::channel();
+    let done = move |result| {
+        let _ = tx.send(result);
+    };
+    let submitted = match priority {
+        Some(priority) => engine.transcribe_utterance(audio, &question, priority, done),
+        None => engine.try_transcribe_utterance(audio, &question, done),
+    };
+    match submitted {
+        Ok(()) => Ok(match rx.await {
+            Ok(Ok(output)) => Some(output),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "recognizing an utterance failed");
+                None
             }
-            Err(AsrError::Busy(_)) if patience.is_zero() => return Err(Busy),
-            Err(AsrError::Busy(_)) if Instant::now() < give_up => {
-                tokio::time::sleep(RECOGNIZER_RETRY).await;
-            }
-            Err(e) => {
-                metrics::counter!("voxbridge_asr_utterances_dropped_total").increment(1);
-                tracing::warn!(error = %e, "utterance not recognized");
-                return Ok(None);
-            }
+            Err(_) => None,
+        }),
+        Err(AsrError::Busy(_)) if priority.is_none() => Err(Busy),
+        Err(e) => {
+            metrics::counter!("voxbridge_asr_utterances_dropped_total").increment(1);
+            tracing::warn!(error = %e, "utterance not recognized");
+            Ok(None)
         }
     }
 }
