@@ -37,7 +37,7 @@ sed -e "s|@AUDIO@|$WORK/caller.ul|" -e "s|@HOLD_MS@|$(( SECONDS_OF_AUDIO * 1000 
 
 start_server "$WORK/voxbridge.toml"
 
-TICKS0="$(cpu_ticks)"
+TICKS0="$(cpu_ticks)"; STEAL0="$(steal)"; LOAD0="$(cut -d' ' -f1 /proc/loadavg)"
 START="$(date +%s.%N)"
 echo "$CALLS calls, ${SECONDS_OF_AUDIO} s each, $UTTERANCES utterances per call, 2 new calls per second"
 ( cd "$WORK" && sipp "127.0.0.1:$SIP_PORT" -sf "$WORK/call.xml" -s +12025550142 -i 127.0.0.1 \
@@ -46,7 +46,7 @@ echo "$CALLS calls, ${SECONDS_OF_AUDIO} s each, $UTTERANCES utterances per call,
     || { echo "SIPp reported failed calls:"; tail -20 "$WORK/sipp-errors.log"; }
 # Let the last utterances finish recognizing and the calls be stored.
 sleep 3
-TICKS1="$(cpu_ticks)"
+TICKS1="$(cpu_ticks)"; STEAL1="$(steal)"; LOAD1="$(cut -d' ' -f1 /proc/loadavg)"
 WALL="$(python3 -c "import time; print(time.time() - $START)")"
 HZ="$(getconf CLK_TCK)"
 
@@ -58,6 +58,7 @@ cpu = (t1 - t0) / hz
 print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core "
       f"({cpu / wall * 100 / calls:.2f} % per call)")
 PY
+echo "load average $LOAD0 -> $LOAD1; CPU steal $(( (STEAL1 - STEAL0) / $(getconf CLK_TCK) )) s"
 server_metrics 'asr_utterance_seconds|asr_utterances_dropped_total|calls_refused_total|sip_inbound_total'
 echo "--- calls"
 inbound_calls | python3 -c "
