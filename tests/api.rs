@@ -530,7 +530,10 @@ async fn operational_endpoints_answer(db: Db) {
                 "rtp_port_pairs_in_use": 0,
                 "rtp_port_pairs": 5000,
                 "transcribed_calls": 0,
-                "transcription_slots": 0
+                "transcription_slots": 0,
+                "recognizing": 0,
+                "recognition_queue": 0,
+                "recognition_wait_p95_ms": 0
             }
         })
     );

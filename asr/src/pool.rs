@@ -9,7 +9,7 @@
 //! (early recognitions): it never queues behind other jobs.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -47,6 +47,7 @@ struct Job {
     audio: Vec<f32>,
     request: Request,
     priority: Priority,
+    queued_at: Instant,
     /// Arrival order, for first come first served within a priority.
     seq: u64,
     done: Completion,
@@ -79,7 +80,12 @@ struct Queue {
     waiting: BinaryHeap<Job>,
     next_seq: u64,
     open: bool,
+    /// How long the latest jobs waited for a worker, oldest first.
+    recent_waits: VecDeque<Duration>,
 }
+
+/// Jobs whose queue wait [`RecognizerPool::recent_wait`] looks at.
+const RECENT_JOBS: usize = 64;
 
 struct Shared {
     queue: Mutex<Queue>,
@@ -119,6 +125,10 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, timeout: Duration) {
                 if let Some(job) = queue.waiting.pop() {
                     // Counted under the lock, so `try_submit` never sees a taken job as free.
                     shared.running.fetch_add(1, Ordering::AcqRel);
+                    if queue.recent_waits.len() == RECENT_JOBS {
+                        queue.recent_waits.pop_front();
+                    }
+                    queue.recent_waits.push_back(job.queued_at.elapsed());
                     break job;
                 }
                 if !queue.open {
@@ -148,6 +158,7 @@ impl RecognizerPool {
                 waiting: BinaryHeap::new(),
                 next_seq: 0,
                 open: true,
+                recent_waits: VecDeque::with_capacity(RECENT_JOBS),
             }),
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
@@ -185,6 +196,16 @@ impl RecognizerPool {
     /// Jobs waiting for a worker.
     pub fn queued(&self) -> usize {
         self.shared.queue().waiting.len()
+    }
+
+    /// The `quantile` (0–1) of how long the latest jobs (up to 64) waited for a worker; zero
+    /// before any job ran.
+    pub fn recent_wait(&self, quantile: f64) -> Duration {
+        let mut waits: Vec<Duration> = self.shared.queue().recent_waits.iter().copied().collect();
+        waits.sort_unstable();
+        let last = waits.len().saturating_sub(1);
+        let at = (quantile.clamp(0.0, 1.0) * last as f64).round() as usize;
+        waits.get(at).copied().unwrap_or_default()
     }
 
     /// Queues a job; the first free worker takes the highest-priority, earliest one and
@@ -238,6 +259,7 @@ impl RecognizerPool {
             audio,
             request,
             priority,
+            queued_at: Instant::now(),
             seq,
             done,
         });

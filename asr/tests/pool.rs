@@ -74,6 +74,16 @@ fn waiting_jobs_run_by_priority_then_arrival_and_none_is_refused() {
         "running", "answer", "turn 1", "turn 2", "listen 1", "listen 2",
     ];
     assert_eq!(order, expected.map(|label| (label, true)));
+    // The last ones waited behind four recognitions; the first did not wait.
+    let (p0, p95) = (
+        engine.pool().recent_wait(0.0),
+        engine.pool().recent_wait(0.95),
+    );
+    assert!(p0 < Duration::from_millis(50), "{p0:?}");
+    assert!(
+        p95 > Duration::from_millis(50) && p95 > p0 * 4,
+        "{p0:?} {p95:?}"
+    );
 }
 
 #[test]

@@ -65,6 +65,12 @@ pub struct CapacityReport {
     /// Calls holding an `[asr] max_calls` slot, and the slots (0 without transcription).
     pub transcribed_calls: usize,
     pub transcription_slots: usize,
+    /// Utterances being recognized and waiting for a recognizer.
+    pub recognizing: usize,
+    pub recognition_queue: usize,
+    /// The 95th percentile of how long the latest (up to 64) utterances waited for a
+    /// recognizer, in ms.
+    pub recognition_wait_p95_ms: u64,
 }
 
 /// A view of the running telephony's capacity.
@@ -74,14 +80,19 @@ pub struct Capacity(Arc<CallServices>);
 impl Capacity {
     pub fn report(&self) -> CapacityReport {
         let (in_use, pairs) = self.0.media.port_usage();
-        let (transcribed_calls, transcription_slots) = self.0.asr.as_ref().map_or((0, 0), |asr| {
+        let asr = self.0.asr.as_ref();
+        let (transcribed_calls, transcription_slots) = asr.map_or((0, 0), |asr| {
             (asr.max_calls - asr.calls.available_permits(), asr.max_calls)
         });
+        let pool = asr.map(|asr| asr.engine.pool());
         CapacityReport {
             rtp_port_pairs_in_use: in_use,
             rtp_port_pairs: pairs,
             transcribed_calls,
             transcription_slots,
+            recognizing: pool.map_or(0, |p| p.in_flight()),
+            recognition_queue: pool.map_or(0, |p| p.queued()),
+            recognition_wait_p95_ms: pool.map_or(0, |p| p.recent_wait(0.95).as_millis() as u64),
         }
     }
 }
