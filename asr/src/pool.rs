@@ -80,8 +80,8 @@ struct Queue {
     waiting: BinaryHeap<Job>,
     next_seq: u64,
     open: bool,
-    /// How long the latest jobs waited for a worker, oldest first.
-    recent_waits: VecDeque<Duration>,
+    /// When the latest jobs were taken by a worker and how long each had waited, oldest first.
+    recent_waits: VecDeque<(Instant, Duration)>,
 }
 
 /// Jobs whose queue wait [`RecognizerPool::recent_wait`] looks at.
@@ -128,7 +128,9 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, timeout: Duration) {
                     if queue.recent_waits.len() == RECENT_JOBS {
                         queue.recent_waits.pop_front();
                     }
-                    queue.recent_waits.push_back(job.queued_at.elapsed());
+                    queue
+                        .recent_waits
+                        .push_back((Instant::now(), job.queued_at.elapsed()));
                     break job;
                 }
                 if !queue.open {
@@ -198,10 +200,23 @@ impl RecognizerPool {
         self.shared.queue().waiting.len()
     }
 
-    /// The `quantile` (0–1) of how long the latest jobs (up to 64) waited for a worker; zero
-    /// before any job ran.
-    pub fn recent_wait(&self, quantile: f64) -> Duration {
-        let mut waits: Vec<Duration> = self.shared.queue().recent_waits.iter().copied().collect();
+    /// The `quantile` (0–1) of how long jobs waited for a worker: the latest (up to 64) taken
+    /// in the last `within`, and those still waiting, so far. Zero when there are none: an idle
+    /// pool does not keep reporting the wait of its last busy minute.
+    pub fn recent_wait(&self, quantile: f64, within: Duration) -> Duration {
+        let now = Instant::now();
+        let queue = self.shared.queue();
+        let taken = queue
+            .recent_waits
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) <= within)
+            .map(|(_, wait)| *wait);
+        let waiting = queue
+            .waiting
+            .iter()
+            .map(|job| now.duration_since(job.queued_at));
+        let mut waits: Vec<Duration> = taken.chain(waiting).collect();
+        drop(queue);
         waits.sort_unstable();
         let last = waits.len().saturating_sub(1);
         let at = (quantile.clamp(0.0, 1.0) * last as f64).round() as usize;

@@ -75,15 +75,18 @@ fn waiting_jobs_run_by_priority_then_arrival_and_none_is_refused() {
     ];
     assert_eq!(order, expected.map(|label| (label, true)));
     // The last ones waited behind four recognitions; the first did not wait.
-    let (p0, p95) = (
-        engine.pool().recent_wait(0.0),
-        engine.pool().recent_wait(0.95),
-    );
+    let minute = Duration::from_secs(60);
+    let p0 = engine.pool().recent_wait(0.0, minute);
+    let p95 = engine.pool().recent_wait(0.95, minute);
     assert!(p0 < Duration::from_millis(50), "{p0:?}");
     assert!(
         p95 > Duration::from_millis(50) && p95 > p0 * 4,
         "{p0:?} {p95:?}"
     );
+    // Waits taken longer ago than the window, and nothing waiting now: no wait.
+    std::thread::sleep(Duration::from_millis(20));
+    let stale = engine.pool().recent_wait(0.95, Duration::from_millis(10));
+    assert_eq!(stale, Duration::ZERO);
 }
 
 #[test]

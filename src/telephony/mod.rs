@@ -57,6 +57,9 @@ pub(crate) struct Transcription {
     max_calls: usize,
 }
 
+/// The window of recognition queue waits `/readyz` reports.
+const RECENT_WAITS: Duration = Duration::from_secs(30);
+
 /// What this node's calls hold of its capacity, for `/readyz`.
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct CapacityReport {
@@ -68,8 +71,8 @@ pub struct CapacityReport {
     /// Utterances being recognized and waiting for a recognizer.
     pub recognizing: usize,
     pub recognition_queue: usize,
-    /// The 95th percentile of how long the latest (up to 64) utterances waited for a
-    /// recognizer, in ms.
+    /// The 95th percentile of how long utterances waited for a recognizer, in ms: the latest
+    /// (up to 64) taken in the last 30 s and those waiting now.
     pub recognition_wait_p95_ms: u64,
 }
 
@@ -92,7 +95,8 @@ impl Capacity {
             transcription_slots,
             recognizing: pool.map_or(0, |p| p.in_flight()),
             recognition_queue: pool.map_or(0, |p| p.queued()),
-            recognition_wait_p95_ms: pool.map_or(0, |p| p.recent_wait(0.95).as_millis() as u64),
+            recognition_wait_p95_ms: pool
+                .map_or(0, |p| p.recent_wait(0.95, RECENT_WAITS).as_millis() as u64),
         }
     }
 }
