@@ -69,7 +69,7 @@ pub(super) async fn run(
         .await;
     services.live.remove(sip_call);
 
-    let ended_at = now();
+    let ended_at = outcome.ended_at;
     let answered_at = call.answered_at.unwrap_or(ended_at);
     call.status = CallStatus::Completed;
     call.ended_at = Some(ended_at);

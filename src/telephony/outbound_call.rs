@@ -174,7 +174,7 @@ impl SipDialer {
         // The conversation ended the dialog (BYE sent or received).
         line.open = false;
         AttemptOutcome::Completed {
-            ended_at: now(),
+            ended_at: outcome.ended_at,
             end_reason: outcome.reason,
             transcript: outcome.transcript,
             analysis: outcome.analysis,

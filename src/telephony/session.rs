@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use voxbridge_asr::{AsrError, Priority, TranscriptionOutput};
@@ -19,7 +20,7 @@ use super::utterances::{Utterance, UtteranceCutter};
 use super::{stopped, CallServices};
 use crate::agents::answers;
 use crate::agents::conversation::{Action, Conversation, Heard, Script};
-use crate::domain::{Analysis, EndReason, Question, Speaker, TranscriptEntry};
+use crate::domain::{now, Analysis, EndReason, Question, Speaker, TranscriptEntry};
 
 /// How long a call that has ended waits for the recognitions of its last utterances (queued
 /// behind other calls' work) before it is stored without them.
@@ -27,6 +28,9 @@ const LAST_WORDS_PATIENCE: Duration = Duration::from_secs(20);
 
 pub(super) struct Outcome {
     pub reason: EndReason,
+    /// When the call ended (hang-up either way): its talk time ends here, not when the
+    /// recognitions of its last words came back.
+    pub ended_at: OffsetDateTime,
     /// SIP already ended the dialog (BYE either way, max duration); otherwise we must hang up.
     pub dialog_ended: bool,
     pub transcript: Vec<TranscriptEntry>,
@@ -286,6 +290,7 @@ impl Session {
                 }
             }
         };
+        let ended_at = now();
         if let Some(p) = playing {
             // Hung up by the caller (or the server) mid-prompt.
             if let Some(entry) = transcript.get_mut(p.entry) {
@@ -322,6 +327,7 @@ impl Session {
         transcript.sort_by_key(|entry: &TranscriptEntry| entry.start_ms);
         Outcome {
             reason,
+            ended_at,
             dialog_ended,
             transcript,
             quality,
