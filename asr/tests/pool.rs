@@ -172,7 +172,7 @@ fn try_now_work_is_refused_immediately_by_a_busy_pool() {
             Box::new(move |r| tx.send(r).unwrap()),
         )
         .unwrap();
-    assert_eq!(engine.pool().in_flight(), 1);
+    wait_running(&engine);
     let start = Instant::now();
     let refused = engine
         .pool()
