@@ -4,7 +4,9 @@
 # streaming telephone speech as PCMU RTP: 8 utterances with 4.5 s pauses (41 % talk time,
 # 62 s). Reports end of utterance → text (p50/p99 from the server's own summary), utterances
 # transcribed vs spoken, dropped utterances, refused calls, and server CPU.
-#   benches/asr_calls.sh [CALLS]      (default 20, the default [asr] max_calls)
+#   benches/asr_calls.sh [CALLS]      (default 20)
+# MAX_CALLS=auto sizes admission by start-up calibration (otherwise max_calls = CALLS);
+# SERVER_CPUS=0 runs the server on one core (taskset).
 # SIPp, the server and the recognizer share this machine's cores; loopback only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +38,12 @@ sed -e "s|@AUDIO@|$WORK/caller.ul|" -e "s|@HOLD_MS@|$(( SECONDS_OF_AUDIO * 1000 
     "$ROOT/tests/sipp/talking_call.xml" >"$WORK/call.xml"
 
 start_server "$WORK/voxbridge.toml"
+curl -s "http://127.0.0.1:$HTTP_PORT/readyz" | python3 -c "
+import json, sys
+c = json.load(sys.stdin)['capacity']
+print(f\"admission: {c['transcription_slots']} calls ({c['transcription_sizing']}; 3.4 s utterance \"
+      f\"recognized in {c['calibrated_utterance_ms']} ms), refused above a p95 queue wait of \"
+      f\"{c['recognition_wait_limit_ms']} ms\")"
 
 TICKS0="$(cpu_ticks)"; STEAL0="$(steal)"; LOAD0="$(cut -d' ' -f1 /proc/loadavg)"
 START="$(date +%s.%N)"

@@ -1,6 +1,7 @@
 # Shared by the load scripts: `. "$ROOT/benches/common.sh"` after setting ROOT.
 # Gives WORK (a temp dir removed on exit), PIDS (processes killed on exit), free_port,
-# start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT; sets SERVER),
+# start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT, on the cores in
+# SERVER_CPUS if set; sets SERVER),
 # cpu_ticks (the server's CPU time so far, in clock ticks), steal (the machine's CPU steal so
 # far, in ticks), server_metrics REGEX (its Prometheus lines for voxbridge_REGEX),
 # inbound_calls (up to 100, as JSON), bench_config, agent_scenario and start_capture /
@@ -18,7 +19,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 start_server() {
     cargo build --release --quiet --bin voxbridge --manifest-path "$ROOT/Cargo.toml"
-    RUST_LOG=warn "$ROOT/target/release/voxbridge" serve --config "$1" &
+    # SERVER_CPUS (a taskset CPU list) restricts the server to those cores.
+    RUST_LOG=warn ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$ROOT/target/release/voxbridge" \
+        serve --config "$1" &
     SERVER=$!
     PIDS+=("$SERVER")
     for _ in $(seq 1 300); do
@@ -41,9 +44,9 @@ inbound_calls() {
 }
 
 # bench_config FILE CALLS: a config for live calls on $HTTP_PORT / $SIP_PORT (both free ports),
-# SQLite in $WORK, tiny.en with `max_calls = CALLS` and `threads = ${ASR_THREADS:-1}` (no speech
-# recognition with CALLS = 0), a loopback trunk and the org "bench" (API key $KEY) that owns
-# +12025550142. Append its agents.
+# SQLite in $WORK, tiny.en with `max_calls = ${MAX_CALLS:-CALLS}` (MAX_CALLS=auto calibrates) and
+# `threads = ${ASR_THREADS:-1}` (no speech recognition with CALLS = 0), a loopback trunk and the
+# org "bench" (API key $KEY) that owns +12025550142. Append its agents.
 bench_config() {
     cat >"$1" <<TOML
 [http]
@@ -59,7 +62,7 @@ TOML
 model = "$ROOT/models/ggml-tiny.en.bin"
 threads = ${ASR_THREADS:-1}
 max_concurrent = 2
-max_calls = $2
+max_calls = $([[ "${MAX_CALLS:-}" == auto ]] && echo '"auto"' || echo "${MAX_CALLS:-$2}")
 TOML
     fi
     cat >>"$1" <<TOML

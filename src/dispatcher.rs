@@ -21,6 +21,7 @@ use crate::store::{started_seconds, Store, Transition};
 const LEASE: Duration = Duration::from_secs(30);
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(500);
+const RETRY_CLAIM: Duration = Duration::from_millis(50);
 
 /// What one dial attempt came to.
 #[derive(Debug, Clone)]
@@ -78,6 +79,12 @@ pub trait Dialer: Send + Sync + 'static {
     /// Dials `call.to` for `call` and returns when the attempt is over. Dropping the future
     /// hangs up (used when the call is canceled before it is answered).
     async fn dial(&self, call: &Call, progress: AttemptProgress) -> AttemptOutcome;
+
+    /// How many more calls could be dialed now (media ports, speech recognition). Due calls
+    /// beyond it stay queued, not claimed, so a busy node makes them wait rather than fail.
+    fn room(&self) -> usize {
+        usize::MAX
+    }
 }
 
 pub struct Dispatcher {
@@ -121,7 +128,11 @@ impl Dispatcher {
                 last_recovery = tokio::time::Instant::now();
                 this.recover_expired().await;
             }
-            let budget = pacer.available().min(slots.available_permits() as u32);
+            let room = u32::try_from(this.dialer.room()).unwrap_or(u32::MAX);
+            let budget = pacer
+                .available()
+                .min(slots.available_permits() as u32)
+                .min(room);
             let claimed = if budget > 0 {
                 this.claim(budget).await
             } else {
@@ -143,14 +154,40 @@ impl Dispatcher {
             if claimed_any && pacer.available() > 0 && slots.available_permits() > 0 {
                 continue;
             }
+            let wait = if pacer.available() == 0 {
+                pacer.until_next()
+            } else if budget > 0 {
+                // Nothing due now: sleep until the next scheduled call (a new one, or one
+                // queued by another node, wakes us or is seen at the poll).
+                this.until_next_due().await
+            } else {
+                // Every slot taken (a finished attempt wakes us) or no room on the node.
+                POLL
+            };
             tokio::select! {
                 _ = this.store.dispatch_changed() => {}
-                _ = tokio::time::sleep(pacer.until_next().max(Duration::from_millis(1)).min(POLL)) => {}
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(1)).min(POLL)) => {}
                 Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
                 _ = shutdown.changed() => {}
             }
         }
         while attempts.join_next().await.is_some() {}
+    }
+
+    /// How long until the next queued call comes due. One already due that the claim just
+    /// did not get (it failed, or another node holds the row) is retried shortly, not in a spin.
+    async fn until_next_due(&self) -> Duration {
+        match self.store.next_due_ms().await {
+            Ok(Some(due)) => match u64::try_from(due - to_millis(now())) {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => RETRY_CLAIM,
+            },
+            Ok(None) => POLL,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the next due call failed");
+                POLL
+            }
+        }
     }
 
     async fn claim(&self, budget: u32) -> Vec<Call> {

@@ -59,6 +59,9 @@ fn check_config_names_the_bad_key() {
         ("[media]\nsource = \"loose\"\n", &[], "media.source"),
         ("[media]\nrealtime_priority = 120\n", &[], "media.realtime_priority"),
         ("[asr]\nmax_calls = 0\n", &[], "asr.max_calls"),
+        ("[asr]\nmax_calls = \"lots\"\n", &[], "asr.max_calls"),
+        ("", &[("VOXBRIDGE__ASR__MAX_CALLS", "-3")], "asr.max_calls"),
+        ("[asr]\nlatency_target_ms = 5\n", &[], "asr.latency_target_ms"),
         ("[asr]\nmodel = \"/nonexistent/model.bin\"\n", &[], "asr.model"),
         ("", &[("VOXBRIDGE__HTTP__LISTEN", "not-an-address")], "http.listen"),
         ("", &[("VOXBRIDGE__TELEPHONY__ENABLED", "true")], "telephony.outbound_trunk"),
@@ -71,15 +74,21 @@ fn check_config_names_the_bad_key() {
         assert!(stderr(&out).contains(key), "{key}: {}", stderr(&out));
     }
     let config = write_config(dir.path(), "");
-    let out = voxbridge(
-        &["check-config", "--config", config.to_str().unwrap()],
-        &[("VOXBRIDGE__HTTP__LISTEN", "127.0.0.1:9999")],
-    );
-    assert!(
-        out.status.success(),
-        "a valid override is accepted: {}",
-        stderr(&out)
-    );
+    for valid in [
+        ("VOXBRIDGE__HTTP__LISTEN", "127.0.0.1:9999"),
+        ("VOXBRIDGE__ASR__MAX_CALLS", "auto"),
+        ("VOXBRIDGE__ASR__MAX_CALLS", "12"),
+    ] {
+        let out = voxbridge(
+            &["check-config", "--config", config.to_str().unwrap()],
+            &[valid],
+        );
+        assert!(
+            out.status.success(),
+            "a valid override {valid:?} is accepted: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

@@ -35,6 +35,8 @@ struct ScriptedDialer {
     active: AtomicUsize,
     max_active: AtomicUsize,
     dropped: AtomicUsize,
+    /// Calls the node has room for; `None`: unlimited.
+    room: Mutex<Option<usize>>,
 }
 
 struct ActiveGuard<'a>(&'a ScriptedDialer);
@@ -118,6 +120,10 @@ impl Dialer for ScriptedDialer {
             Step::RingForever => std::future::pending().await,
         }
     }
+
+    fn room(&self) -> usize {
+        self.room.lock().unwrap().unwrap_or(usize::MAX)
+    }
 }
 
 async fn start(db: Db, dialer: Arc<ScriptedDialer>, max_concurrent: usize) -> TestApp {
@@ -176,6 +182,7 @@ on_both_databases!(
     schedule_at_is_honoured,
     cancel_during_calling_hangs_up,
     concurrency_limit_is_respected,
+    a_node_without_room_leaves_due_calls_queued,
     expired_leases_fail_without_redialling,
 );
 
@@ -404,6 +411,27 @@ async fn concurrency_limit_is_respected(db: Db) {
         6,
         "each call dialled once"
     );
+    app.stop().await;
+}
+
+async fn a_node_without_room_leaves_due_calls_queued(db: Db) {
+    let dialer = Arc::new(ScriptedDialer::default());
+    *dialer.room.lock().unwrap() = Some(0);
+    let app = start(db, dialer.clone(), 10).await;
+    let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
+    let id = call["id"].as_str().unwrap();
+    // Several dispatcher polls while the node has no room (media ports, recognition).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (_, waiting) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    assert_eq!(
+        waiting["attempts"], 0,
+        "waiting spends no attempt: {waiting}"
+    );
+    assert!(dialer.dials.lock().unwrap().is_empty());
+    *dialer.room.lock().unwrap() = Some(1);
+    let done = wait_status(&app, id, "completed").await;
+    assert_eq!(done["attempts"], 1);
     app.stop().await;
 }
 

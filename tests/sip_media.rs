@@ -92,7 +92,8 @@ fn asr_config(max_calls: usize) -> voxbridge::config::AsrConfig {
         threads: 1,
         language: "en".into(),
         max_concurrent: 2,
-        max_calls,
+        max_calls: voxbridge::config::MaxCalls::Fixed(max_calls),
+        latency_target_ms: 1_000,
     }
 }
 
@@ -305,6 +306,92 @@ async fn calls_beyond_capacity_get_503_with_retry_after() {
     )
     .await;
     second_call_is_busy(&app, &audio).await;
+    app.stop().await;
+}
+
+/// `max_calls = "auto"` times the engine at start-up; a node whose recognizers fall behind
+/// (two callers talking at once to one recognizer, with a 100 ms target) refuses the next
+/// caller with 503 + Retry-After although call slots are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_follows_measured_recognition_capacity() {
+    let app = TestApp::start_with(
+        Db::Sqlite,
+        None,
+        |c| {
+            let mut asr = asr_config(1);
+            asr.max_calls = voxbridge::config::MaxCalls::Auto;
+            c.asr = Some(asr);
+        },
+        None,
+    )
+    .await;
+    let (_, ready) = app.get("/readyz", "").await;
+    let capacity = &ready["capacity"];
+    assert_eq!(capacity["transcription_sizing"], "calibrated", "{ready}");
+    assert!(
+        capacity["transcription_slots"].as_u64() >= Some(1),
+        "{ready}"
+    );
+    assert!(
+        capacity["calibrated_utterance_ms"].as_u64() > Some(0),
+        "{ready}"
+    );
+    app.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let audio = caller_audio(dir.path());
+    let app = TestApp::start_with(
+        Db::Sqlite,
+        None,
+        |c| {
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+            let mut asr = asr_config(4);
+            asr.max_concurrent = 1;
+            asr.latency_target_ms = 100;
+            c.asr = Some(asr);
+        },
+        None,
+    )
+    .await;
+    let sip = app.server.as_ref().unwrap().sip_addr;
+    // Both callers' utterances end together: one waits for the other's recognition.
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let talk = talking_call(&audio, 9_000);
+            tokio::task::spawn_blocking(move || sipp(sip, &talk))
+        })
+        .collect();
+    let ready = common::eventually(20, "a recognition queue wait above the limit", || async {
+        let (_, ready) = app.get("/readyz", "").await;
+        let capacity = &ready["capacity"];
+        (capacity["recognition_wait_p95_ms"].as_u64()
+            > capacity["recognition_wait_limit_ms"].as_u64())
+        .then_some(ready)
+    })
+    .await;
+    assert_eq!(
+        ready["capacity"]["recognition_wait_limit_ms"], 50,
+        "{ready}"
+    );
+    assert!(
+        ready["capacity"]["transcribed_calls"].as_u64() < Some(4),
+        "slots were free: {ready}"
+    );
+    let refused = tokio::task::spawn_blocking(move || sipp(sip, &refused_busy()))
+        .await
+        .unwrap();
+    assert!(refused, "a new call is refused with 503 + Retry-After");
+    let (_, metrics) = app.get("/metrics", "").await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains(r#"voxbridge_calls_refused_total{reason="asr_queue_wait"} 1"#),
+        "{metrics}"
+    );
+    for caller in callers {
+        assert!(caller.await.unwrap(), "the calls already up went on");
+    }
     app.stop().await;
 }
 

@@ -6,6 +6,7 @@
 //! [`engine`] entry points on top.
 
 pub mod answers;
+pub mod capacity;
 pub mod engine;
 pub mod error;
 pub mod frontend;
@@ -24,6 +25,7 @@ pub mod wer;
 pub mod whisper;
 
 pub use answers::{Answer, AnswerType, AnswerValue};
+pub use capacity::Calibration;
 pub use engine::{
     transcribe_wav, AsrConfig, Question, SpeechEngine, TranscribeOptions, TranscriptionOutput,
 };

@@ -76,3 +76,40 @@ fn audio_longer_than_a_window_is_split_with_segment_times() {
         "{text}"
     );
 }
+
+#[test]
+fn calibration_times_the_engine_and_derives_calls_that_shrink_with_the_target() {
+    let engine = SpeechEngine::with_model(
+        common::model(),
+        AsrConfig {
+            max_concurrent: 64,
+            timeout: Duration::from_secs(60),
+            ..AsrConfig::new(common::model_path())
+        },
+    )
+    .unwrap();
+    let calibration = engine.calibrate(Duration::from_secs(1)).unwrap();
+    assert!(
+        calibration.utterance > Duration::from_secs(3)
+            && calibration.service > Duration::from_millis(10)
+            && calibration.service < Duration::from_secs(30),
+        "{calibration:?}"
+    );
+    // 64 workers, but only as many recognize at once as this process has cores.
+    assert_eq!(
+        calibration.recognizers,
+        voxbridge_asr::capacity::usable_cores(),
+        "{calibration:?}"
+    );
+    assert!(calibration.calls >= 1, "{calibration:?}");
+    let relaxed = voxbridge_asr::capacity::talking_calls(
+        calibration.service,
+        calibration.recognizers,
+        calibration
+            .utterance
+            .div_f64(voxbridge_asr::capacity::TALK_SHARE),
+        Duration::from_secs(10),
+    );
+    assert!(relaxed > calibration.calls, "{relaxed} vs {calibration:?}");
+    eprintln!("{calibration:?}");
+}

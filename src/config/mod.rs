@@ -211,14 +211,69 @@ pub struct AsrConfig {
     pub threads: usize,
     #[serde(default = "default_language")]
     pub language: String,
-    /// Transcriptions running at once; more are refused (back-pressure), never queued behind media.
+    /// Recognitions running at once (one whisper state each); more utterances wait in a
+    /// priority queue.
     #[serde(default = "default_asr_concurrency")]
     pub max_concurrent: usize,
-    /// Calls transcribed at once; an INVITE beyond it is answered 503 + Retry-After. The
-    /// default is what 2 cores transcribe in real time with headroom (docs/asr.md: 41 calls at
-    /// 40 % talk time from the CPU bound, halved for the media, SIP and bursts).
-    #[serde(default = "default_asr_calls")]
-    pub max_calls: usize,
+    /// Calls transcribed at once; an INVITE beyond it is answered 503 + Retry-After. `"auto"`
+    /// (the default) times the engine at start-up and takes the talking calls this machine
+    /// recognizes within `latency_target_ms`; a number pins it.
+    #[serde(default)]
+    pub max_calls: MaxCalls,
+    /// End of utterance → text, p95, in ms. `max_calls = "auto"` is sized for it, and while
+    /// the recognizers' recent queue wait puts it out of reach, new calls are refused.
+    #[serde(default = "default_latency_target_ms")]
+    pub latency_target_ms: u64,
+}
+
+/// `[asr] max_calls`: measured at start-up, or fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxCalls {
+    #[default]
+    Auto,
+    Fixed(usize),
+}
+
+impl Serialize for MaxCalls {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MaxCalls::Auto => serializer.serialize_str("auto"),
+            MaxCalls::Fixed(n) => serializer.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxCalls {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = MaxCalls;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"auto\" or a number of calls")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<MaxCalls, E> {
+                usize::try_from(n)
+                    .map(MaxCalls::Fixed)
+                    .map_err(|_| E::custom("too many calls"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<MaxCalls, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom("a number of calls cannot be negative"))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            // Environment values arrive as text: "auto" or digits.
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<MaxCalls, E> {
+                match text.trim() {
+                    "auto" => Ok(MaxCalls::Auto),
+                    digits => digits
+                        .parse()
+                        .map(MaxCalls::Fixed)
+                        .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(text), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// One decoder thread per job: with more threads than cores whisper.cpp's workers spin, and a
@@ -232,8 +287,8 @@ fn default_language() -> String {
 fn default_asr_concurrency() -> usize {
     2
 }
-fn default_asr_calls() -> usize {
-    20
+fn default_latency_target_ms() -> u64 {
+    1_000
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -568,11 +623,14 @@ impl Config {
                     "asr.threads and asr.max_concurrent must be at least 1",
                 ));
             }
-            if asr.max_calls == 0 {
+            if asr.max_calls == MaxCalls::Fixed(0) {
                 return Err(invalid(
                     "asr.max_calls",
-                    "must be at least 1 (0 would refuse every call)",
+                    "must be at least 1 (0 would refuse every call), or \"auto\"",
                 ));
+            }
+            if !(100..=30_000).contains(&asr.latency_target_ms) {
+                return Err(invalid("asr.latency_target_ms", "must be 100–30000"));
             }
         }
         let phones = PhoneNormalizer::new(&self.telephony.default_region)

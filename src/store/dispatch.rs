@@ -46,6 +46,16 @@ impl Store {
         Ok(calls)
     }
 
+    /// When the earliest queued call comes due (ms since the epoch; it may be past), so an
+    /// idle dispatcher sleeps until then instead of polling.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>> {
+        let due: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM calls WHERE status = 'queued'")
+                .fetch_one(self.read())
+                .await?;
+        Ok(due)
+    }
+
     /// Extends the lease; false means the call left `calling`/`in_progress` (e.g. canceled) or
     /// the lease was lost, and the attempt must stop.
     pub async fn heartbeat(&self, call_id: Uuid, owner: &str, lease_until: i64) -> Result<bool> {

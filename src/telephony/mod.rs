@@ -7,7 +7,11 @@ mod inbound_call;
 mod outbound_call;
 mod session;
 mod talk;
+mod transcription;
 pub mod utterances;
+
+pub use transcription::Sizing;
+use transcription::Transcription;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,9 +19,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
-use voxbridge_asr::{AsrError, SpeechEngine};
+use voxbridge_asr::AsrError;
 use voxbridge_media::ports::PortError;
 use voxbridge_media::runtime::{MediaPorts, MediaRuntime, MediaRuntimeConfig, RuntimeError};
 use voxbridge_sip::driver::{self, DriverConfig, SipHandle};
@@ -26,7 +30,7 @@ use voxbridge_sip::message::HeaderName;
 
 use crate::agents::conversation::DEFAULT_CLOSING;
 use crate::agents::tts::Tts;
-use crate::config::{Config, MediaConfig, Rounding};
+use crate::config::{AsrConfig, Config, MediaConfig, Rounding};
 use crate::dispatcher::Dialer;
 use crate::inbound::InboundRouter;
 use crate::outcome::Outcome;
@@ -50,16 +54,6 @@ pub enum TelephonyError {
     },
 }
 
-/// Speech recognition for calls: the engine and the admission limit `[asr] max_calls`.
-pub(crate) struct Transcription {
-    engine: SpeechEngine,
-    calls: Arc<Semaphore>,
-    max_calls: usize,
-}
-
-/// The window of recognition queue waits `/readyz` reports.
-const RECENT_WAITS: Duration = Duration::from_secs(30);
-
 /// What this node's calls hold of its capacity, for `/readyz`.
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct CapacityReport {
@@ -68,12 +62,19 @@ pub struct CapacityReport {
     /// Calls holding an `[asr] max_calls` slot, and the slots (0 without transcription).
     pub transcribed_calls: usize,
     pub transcription_slots: usize,
+    /// How the slots were set: `configured`, `calibrated` at start-up, or `fallback` after a
+    /// failed calibration (absent without transcription).
+    pub transcription_sizing: Option<Sizing>,
+    /// Calibration's time to recognize a 3.4 s utterance on one recognizer, in ms.
+    pub calibrated_utterance_ms: Option<u64>,
     /// Utterances being recognized and waiting for a recognizer.
     pub recognizing: usize,
     pub recognition_queue: usize,
     /// The 95th percentile of how long utterances waited for a recognizer, in ms: the latest
     /// (up to 64) taken in the last 30 s and those waiting now.
     pub recognition_wait_p95_ms: u64,
+    /// Above this p95 wait new calls are refused (503) until the recognizers catch up.
+    pub recognition_wait_limit_ms: u64,
 }
 
 /// A view of the running telephony's capacity.
@@ -83,20 +84,19 @@ pub struct Capacity(Arc<CallServices>);
 impl Capacity {
     pub fn report(&self) -> CapacityReport {
         let (in_use, pairs) = self.0.media.port_usage();
-        let asr = self.0.asr.as_ref();
-        let (transcribed_calls, transcription_slots) = asr.map_or((0, 0), |asr| {
-            (asr.max_calls - asr.calls.available_permits(), asr.max_calls)
-        });
-        let pool = asr.map(|asr| asr.engine.pool());
+        let asr = self.0.asr.as_ref().map(Transcription::report);
+        let ms = |d: Duration| d.as_millis() as u64;
         CapacityReport {
             rtp_port_pairs_in_use: in_use,
             rtp_port_pairs: pairs,
-            transcribed_calls,
-            transcription_slots,
-            recognizing: pool.map_or(0, |p| p.in_flight()),
-            recognition_queue: pool.map_or(0, |p| p.queued()),
-            recognition_wait_p95_ms: pool
-                .map_or(0, |p| p.recent_wait(0.95, RECENT_WAITS).as_millis() as u64),
+            transcribed_calls: asr.as_ref().map_or(0, |a| a.calls),
+            transcription_slots: asr.as_ref().map_or(0, |a| a.max_calls),
+            transcription_sizing: asr.as_ref().map(|a| a.sizing),
+            calibrated_utterance_ms: asr.as_ref().and_then(|a| a.calibrated_utterance_ms),
+            recognizing: asr.as_ref().map_or(0, |a| a.recognizing),
+            recognition_queue: asr.as_ref().map_or(0, |a| a.queued),
+            recognition_wait_p95_ms: asr.as_ref().map_or(0, |a| ms(a.wait_p95)),
+            recognition_wait_limit_ms: asr.as_ref().map_or(0, |a| ms(a.wait_limit)),
         }
     }
 }
@@ -172,15 +172,18 @@ pub(crate) struct Admission {
 }
 
 impl CallServices {
+    /// Calls that could be admitted now, none while the node is stopping.
+    fn room(&self) -> usize {
+        if self.stopping() {
+            return 0;
+        }
+        let (in_use, pairs) = self.media.port_usage();
+        let ports = pairs.saturating_sub(in_use);
+        self.asr.as_ref().map_or(ports, |asr| ports.min(asr.room()))
+    }
+
     fn admit(&self) -> Result<Admission, Outcome> {
-        let transcription = match &self.asr {
-            Some(asr) => Some(asr.calls.clone().try_acquire_owned().map_err(|_| {
-                metrics::counter!("voxbridge_calls_refused_total", "reason" => "asr_capacity")
-                    .increment(1);
-                Outcome::NoCapacity
-            })?),
-            None => None,
-        };
+        let transcription = self.asr.as_ref().map(Transcription::admit).transpose()?;
         let ports = self.media.reserve().map_err(|e| match e {
             RuntimeError::Ports(PortError::Exhausted { .. }) => {
                 metrics::counter!("voxbridge_calls_refused_total", "reason" => "rtp_ports")
@@ -235,20 +238,12 @@ pub async fn start(
         })?;
     }
     let asr = match config.asr.as_ref() {
-        Some(asr) => match &asr.model {
-            Some(model) => Some(Transcription {
-                engine: SpeechEngine::load(voxbridge_asr::AsrConfig {
-                    threads: asr.threads,
-                    max_concurrent: asr.max_concurrent,
-                    language: asr.language.clone(),
-                    ..voxbridge_asr::AsrConfig::new(model)
-                })?,
-                calls: Arc::new(Semaphore::new(asr.max_calls)),
-                max_calls: asr.max_calls,
-            }),
-            None => None,
-        },
-        None => None,
+        Some(
+            asr @ AsrConfig {
+                model: Some(model), ..
+            },
+        ) => Some(Transcription::start(asr, model).await?),
+        _ => None,
     };
 
     let mut driver_config = DriverConfig::new(config.sip.listen);

@@ -188,6 +188,10 @@ impl Dialer for SipDialer {
     async fn dial(&self, call: &Call, progress: AttemptProgress) -> AttemptOutcome {
         self.attempt(call, progress).await
     }
+
+    fn room(&self) -> usize {
+        self.services.room()
+    }
 }
 
 /// A placed call's SIP leg. Dropped while still open (the dispatcher gave up on the attempt:

@@ -151,7 +151,8 @@ pub fn transcribe(c: &mut Config) {
         threads: 1,
         language: "en".into(),
         max_concurrent: 2,
-        max_calls: 4,
+        max_calls: voxbridge::config::MaxCalls::Fixed(4),
+        latency_target_ms: 1_000,
     });
 }
 
