@@ -41,9 +41,10 @@ start_server "$WORK/voxbridge.toml"
 curl -s "http://127.0.0.1:$HTTP_PORT/readyz" | python3 -c "
 import json, sys
 c = json.load(sys.stdin)['capacity']
-print(f\"admission: {c['transcription_slots']} calls ({c['transcription_sizing']}; 3.4 s utterance \"
-      f\"recognized in {c['calibrated_utterance_ms']} ms), refused above a p95 queue wait of \"
-      f\"{c['recognition_wait_limit_ms']} ms\")"
+timed = c['calibrated_utterance_ms']
+timed = f'; 3.4 s utterance recognized in {timed} ms' if timed is not None else ''
+print(f\"admission: {c['transcription_slots']} calls ({c['transcription_sizing']}{timed}), \"
+      f\"refused above a p95 queue wait of {c['recognition_wait_limit_ms']} ms\")"
 
 TICKS0="$(cpu_ticks)"; STEAL0="$(steal)"; LOAD0="$(cut -d' ' -f1 /proc/loadavg)"
 START="$(date +%s.%N)"
@@ -67,14 +68,30 @@ print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core
       f"({cpu / wall * 100 / calls:.2f} % per call)")
 PY
 echo "load average $LOAD0 -> $LOAD1; CPU steal $(( (STEAL1 - STEAL0) / $(getconf CLK_TCK) )) s"
-server_metrics 'asr_utterance_seconds|asr_utterances_dropped_total|calls_refused_total|sip_inbound_total'
+server_metrics 'asr_utterance_seconds|asr_utterances_dropped_total|asr_second_opinions_skipped_total|calls_refused_total|sip_inbound_total'
 echo "--- calls"
-inbound_calls | python3 -c "
-import json, sys
+REFERENCE="$(awk -F'\t' -v n="$UTTERANCES" '$1 ~ /^free_0/ && ++i <= n {print $5}' \
+    "$ROOT/fixtures/asr/manifest.tsv")"
+inbound_calls | REFERENCE="$REFERENCE" python3 -c "
+import json, os, re, sys
 calls = json.load(sys.stdin)['data']
 done = [c for c in calls if c['status'] == 'completed']
 entries = sum(len(c['transcript']) for c in done)
 loss = max((c['quality'] or {}).get('loss_percent', 0) for c in done) if done else 0
 print(f'{len(done)} of {len(calls)} calls completed; {entries} transcript entries for '
       f'{len(done) * $UTTERANCES} utterances spoken; worst media loss {loss} %')
+words = lambda text: re.sub(r\"[^a-z0-9' ]\", ' ', text.lower()).split()
+def distance(ref, hyp):
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+ref = words(os.environ['REFERENCE'])
+errors = sum(distance(ref, words(' '.join(e['text'] for e in c['transcript'] if e['role'] == 'caller')))
+             for c in done)
+if done:
+    print(f'free-form WER over the calls: {errors / (len(ref) * len(done)) * 100:.1f} % '
+          f'({errors} errors in {len(ref) * len(done)} words)')
 "

@@ -32,6 +32,6 @@ pub use engine::{
 pub use error::{AsrError, WavError};
 pub use pool::Priority;
 pub use transcriber::{
-    AudioContext, DecodeSettings, Recognition, Request, Segment, Session, Transcriber,
+    AudioContext, DecodeSettings, JobLimits, Recognition, Request, Segment, Session, Transcriber,
 };
 pub use wav::{parse_wav, Pcm, SampleRate};

@@ -6,7 +6,8 @@
 //! waiting on first, then free-form turns, then listen-only transcription, each in the order
 //! they came. It is bounded (`max_queued`); only a full queue or a closed pool refuses work.
 //! [`RecognizerPool::try_submit`] is for work worth doing only on a worker that is free now
-//! (early recognitions): it never queues behind other jobs.
+//! (early recognitions): it never queues behind other jobs. A low-confidence recognition gets
+//! its second opinion (a second decode) only if nobody is waiting for a recognizer then.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -16,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::AsrError;
-use crate::transcriber::{Recognition, Request, Session, Transcriber};
+use crate::transcriber::{JobLimits, Recognition, Request, Session, Transcriber};
 
 /// Called on the worker thread with the job's outcome.
 pub type Completion = Box<dyn FnOnce(Result<Recognition, AsrError>) + Send>;
@@ -92,6 +93,8 @@ struct Shared {
     ready: Condvar,
     /// Jobs a worker is recognizing now.
     running: AtomicUsize,
+    /// Second decodes not made because other jobs were waiting.
+    second_opinions_skipped: AtomicUsize,
 }
 
 impl Shared {
@@ -144,7 +147,20 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, timeout: Duration) {
         };
         let running = Running(&shared.running);
         let deadline = Instant::now() + timeout;
-        let result = session.recognize(&job.audio, &job.request, Some(deadline));
+        let others_waiting = || {
+            let waiting = !shared.queue().waiting.is_empty();
+            if waiting {
+                shared
+                    .second_opinions_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            waiting
+        };
+        let limits = JobLimits {
+            deadline: Some(deadline),
+            others_waiting: &others_waiting,
+        };
+        let result = session.recognize(&job.audio, &job.request, &limits);
         // Free the worker before reporting, so the callback may submit follow-up work.
         drop(running);
         (job.done)(result);
@@ -164,6 +180,7 @@ impl RecognizerPool {
             }),
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
+            second_opinions_skipped: AtomicUsize::new(0),
         });
         let size = config.max_concurrent.max(1);
         let mut workers = Vec::with_capacity(size);
@@ -193,6 +210,11 @@ impl RecognizerPool {
     /// Jobs being recognized now.
     pub fn in_flight(&self) -> usize {
         self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Low-confidence recognitions that got no second opinion because other jobs waited.
+    pub fn second_opinions_skipped(&self) -> usize {
+        self.shared.second_opinions_skipped.load(Ordering::Relaxed)
     }
 
     /// Jobs waiting for a worker.

@@ -138,14 +138,23 @@ pub trait Transcriber: Send + Sync {
     fn session(&self) -> Result<Box<dyn Session>, AsrError>;
 }
 
+/// What the pool tells a session about the job it runs.
+pub struct JobLimits<'a> {
+    /// Give up (with [`AsrError::Timeout`]) once this instant has passed.
+    pub deadline: Option<std::time::Instant>,
+    /// Asked when a second opinion is due (`retry_below`): true while other jobs wait for a
+    /// recognizer, and the second decode is skipped then, since each of them would wait for
+    /// it too.
+    pub others_waiting: &'a dyn Fn() -> bool,
+}
+
 /// Mutable decoding state; one per worker thread.
 pub trait Session: Send {
     /// Recognizes one utterance of 16 kHz mono samples (at most [`MAX_WINDOW_MS`]).
-    /// `deadline`: give up (with [`AsrError::Timeout`]) once this instant has passed.
     fn recognize(
         &mut self,
         audio: &[f32],
         request: &Request,
-        deadline: Option<std::time::Instant>,
+        limits: &JobLimits,
     ) -> Result<Recognition, AsrError>;
 }

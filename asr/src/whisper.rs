@@ -14,7 +14,7 @@ use crate::error::AsrError;
 use crate::model_file::check_model_file;
 use crate::repeats::collapse_repeats;
 use crate::transcriber::{
-    AudioContext, Recognition, Request, Segment, Session, Transcriber, MODEL_RATE,
+    AudioContext, JobLimits, Recognition, Request, Segment, Session, Transcriber, MODEL_RATE,
 };
 
 /// whisper.cpp skips input shorter than one second; one-word answers are often shorter.
@@ -312,8 +312,9 @@ impl Session for WhisperSession {
         &mut self,
         audio: &[f32],
         request: &Request,
-        deadline: Option<Instant>,
+        limits: &JobLimits,
     ) -> Result<Recognition, AsrError> {
+        let deadline = limits.deadline;
         if audio.is_empty() {
             return Err(AsrError::EmptyAudio);
         }
@@ -333,7 +334,7 @@ impl Session for WhisperSession {
         };
         let mut decoded = self.decode(audio, request, &prompt_tokens, deadline)?;
         if let Some(threshold) = request.settings.retry_below {
-            if decoded.rank() < threshold {
+            if decoded.rank() < threshold && !(limits.others_waiting)() {
                 // A second opinion must not turn an answer into a timeout.
                 match self.decode(&dithered(audio), request, &prompt_tokens, deadline) {
                     Ok(second) if second.rank() > decoded.rank() => decoded = second,

@@ -56,7 +56,9 @@ fn waiting_jobs_run_by_priority_then_arrival_and_none_is_refused() {
     let (tx, rx) = mpsc::channel();
     let submit = |label: &'static str, priority: Priority| {
         let tx = tx.clone();
-        let req = engine.request(&Question::free());
+        let mut req = engine.request(&Question::free());
+        // Every decode asks for a second opinion.
+        req.settings.retry_below = Some(2.0);
         let audio = clip("yes_no_01.wav");
         let done = Box::new(move |r: Result<_, AsrError>| tx.send((label, r.is_ok())).unwrap());
         engine.pool().submit(audio, req, priority, done).unwrap();
@@ -74,6 +76,8 @@ fn waiting_jobs_run_by_priority_then_arrival_and_none_is_refused() {
         "running", "answer", "turn 1", "turn 2", "listen 1", "listen 2",
     ];
     assert_eq!(order, expected.map(|label| (label, true)));
+    // Second opinions are given only while nobody waits: to the last job alone.
+    assert_eq!(engine.pool().second_opinions_skipped(), 5);
     // The last ones waited behind four recognitions; the first did not wait.
     let minute = Duration::from_secs(60);
     let p0 = engine.pool().recent_wait(0.0, minute);

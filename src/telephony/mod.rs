@@ -75,6 +75,41 @@ pub struct CapacityReport {
     pub recognition_wait_p95_ms: u64,
     /// Above this p95 wait new calls are refused (503) until the recognizers catch up.
     pub recognition_wait_limit_ms: u64,
+    /// Utterances recognized with one decode instead of two because others were waiting.
+    pub second_opinions_skipped: usize,
+}
+
+impl CapacityReport {
+    /// Sets the capacity gauges, for a `/metrics` scrape.
+    pub fn record_metrics(&self) {
+        let gauges = [
+            (
+                "voxbridge_rtp_port_pairs_in_use",
+                self.rtp_port_pairs_in_use as f64,
+            ),
+            ("voxbridge_rtp_port_pairs", self.rtp_port_pairs as f64),
+            ("voxbridge_asr_calls", self.transcribed_calls as f64),
+            (
+                "voxbridge_asr_call_capacity",
+                self.transcription_slots as f64,
+            ),
+            ("voxbridge_asr_recognizing", self.recognizing as f64),
+            ("voxbridge_asr_queue_depth", self.recognition_queue as f64),
+            (
+                "voxbridge_asr_queue_wait_p95_seconds",
+                self.recognition_wait_p95_ms as f64 / 1e3,
+            ),
+            (
+                "voxbridge_asr_queue_wait_limit_seconds",
+                self.recognition_wait_limit_ms as f64 / 1e3,
+            ),
+        ];
+        for (name, value) in gauges {
+            metrics::gauge!(name).set(value);
+        }
+        metrics::counter!("voxbridge_asr_second_opinions_skipped_total")
+            .absolute(self.second_opinions_skipped as u64);
+    }
 }
 
 /// A view of the running telephony's capacity.
@@ -97,6 +132,7 @@ impl Capacity {
             recognition_queue: asr.as_ref().map_or(0, |a| a.queued),
             recognition_wait_p95_ms: asr.as_ref().map_or(0, |a| ms(a.wait_p95)),
             recognition_wait_limit_ms: asr.as_ref().map_or(0, |a| ms(a.wait_limit)),
+            second_opinions_skipped: asr.as_ref().map_or(0, |a| a.second_opinions_skipped),
         }
     }
 }

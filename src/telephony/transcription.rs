@@ -57,6 +57,7 @@ pub(crate) struct TranscriptionReport {
     pub queued: usize,
     pub wait_p95: Duration,
     pub wait_limit: Duration,
+    pub second_opinions_skipped: usize,
 }
 
 impl Transcription {
@@ -144,6 +145,7 @@ impl Transcription {
             queued: pool.queued(),
             wait_p95: pool.recent_wait(0.95, RECENT_WAITS),
             wait_limit: self.wait_limit,
+            second_opinions_skipped: pool.second_opinions_skipped(),
         }
     }
 }
