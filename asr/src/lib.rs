@@ -17,6 +17,8 @@ pub mod numbers;
 pub mod pool;
 #[cfg(feature = "whisper")]
 mod repeats;
+#[cfg(feature = "whisper")]
+mod sound_tags;
 pub mod transcriber;
 pub mod vad;
 pub mod wav;

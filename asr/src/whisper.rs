@@ -13,6 +13,7 @@ use whisper_rs::{
 use crate::error::AsrError;
 use crate::model_file::check_model_file;
 use crate::repeats::collapse_repeats;
+use crate::sound_tags::without_sound_tags;
 use crate::transcriber::{
     AudioContext, JobLimits, Recognition, Request, Segment, Session, Transcriber, MODEL_RATE,
 };
@@ -267,7 +268,7 @@ impl WhisperSession {
         let (mut logprob_sum, mut n_tokens) = (0f64, 0u32);
         let eot = self.ctx.token_eot();
         for segment in self.state.as_iter() {
-            let text = segment.to_str_lossy().map_err(engine)?.trim().to_string();
+            let text = without_sound_tags(&segment.to_str_lossy().map_err(engine)?);
             for i in 0..segment.n_tokens() {
                 if let Some(token) = segment.get_token(i) {
                     if token.token_id() < eot {

@@ -206,11 +206,18 @@ impl Session {
                             None
                         }
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechPause))) => {
-                            if let (Some(conv), Some(so_far)) = (conversation.as_ref(), cutter.so_far()) {
-                                let job = early.paused();
-                                pending += self.submit(&so_far, offset, conv.listening(), Submission::Early(job), &done);
+                            if let Some(piece) = cutter.paused() {
+                                // Long speech is cut between words; the pause's job would
+                                // cover only this piece.
+                                early.open = None;
+                                Some(Next::Recognize(piece))
+                            } else {
+                                if let (Some(conv), Some(so_far)) = (conversation.as_ref(), cutter.so_far()) {
+                                    let job = early.paused();
+                                    pending += self.submit(&so_far, offset, conv.listening(), Submission::Early(job), &done);
+                                }
+                                None
                             }
-                            None
                         }
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechEnd))) => {
                             // The VAD reports the end a hangover after the speech stopped.

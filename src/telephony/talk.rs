@@ -82,9 +82,10 @@ impl Talk<'_> {
             .as_ref()
             .map(|dir| dir.join(format!("{}.wav", self.call_id)));
         let mut tuned = media_config(self.negotiated, &self.services.media_config);
+        // Pauses start early recognitions (with an agent) and cut long speech between words.
+        tuned.vad.pause = Some(EARLY_RECOGNITION_PAUSE);
         if let Some(agent) = &self.agent {
             tuned.vad.hangover = agent.end_of_turn;
-            tuned.vad.pause = Some(EARLY_RECOGNITION_PAUSE);
             tuned.vad.voiced = Some(BARGE_IN_VOICED);
         }
         self.services.media.start(ports, tuned, record)

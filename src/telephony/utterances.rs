@@ -12,6 +12,9 @@ const FRAME_MS: u64 = 20;
 const PRE_ROLL_FRAMES: usize = 10;
 /// whisper's window: longer speech is cut and recognized in pieces.
 const MAX_FRAMES: usize = 30_000 / FRAME_MS as usize;
+/// Speech this long is cut at its next pause, between words, before the hard cut at
+/// [`MAX_FRAMES`] splits one (and whisper drops the words around a split).
+const CUT_AT_PAUSE_FRAMES: usize = 20_000 / FRAME_MS as usize;
 
 /// One stretch of caller speech, timed from the start of the call's media.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,15 +61,26 @@ impl UtteranceCutter {
         current.pcm.extend_from_slice(pcm);
         current.end_ms = now_ms;
         if current.pcm.len() >= MAX_FRAMES * FRAME {
-            // Speech goes on: the next piece starts where this one ends.
-            let next = Utterance {
-                start_ms: now_ms,
-                end_ms: now_ms,
-                pcm: Vec::new(),
-            };
-            return self.current.replace(next);
+            return self.cut();
         }
         None
+    }
+
+    /// The VAD heard a pause in ongoing speech: speech already long is cut here.
+    pub fn paused(&mut self) -> Option<Utterance> {
+        let long = self.current.as_ref()?.pcm.len() >= CUT_AT_PAUSE_FRAMES * FRAME;
+        long.then(|| self.cut()).flatten()
+    }
+
+    /// Ends the current piece now. Speech goes on: the next piece starts where this one ends.
+    fn cut(&mut self) -> Option<Utterance> {
+        let now_ms = self.frames_seen * FRAME_MS;
+        let next = Utterance {
+            start_ms: now_ms,
+            end_ms: now_ms,
+            pcm: Vec::new(),
+        };
+        self.current.replace(next)
     }
 
     pub fn speech_started(&mut self) {
@@ -137,6 +151,30 @@ mod tests {
         assert_eq!(pieces[0].end_ms, pieces[1].start_ms);
         let total: usize = pieces.iter().map(|u| u.pcm.len()).sum();
         assert_eq!(total, (MAX_FRAMES + 100) * FRAME);
+    }
+
+    #[test]
+    fn long_speech_is_cut_at_a_pause_past_twenty_seconds() {
+        let mut cut = UtteranceCutter::default();
+        cut.speech_started();
+        for _ in 0..CUT_AT_PAUSE_FRAMES - 1 {
+            assert_eq!(cut.frame(&frame(1)), None);
+        }
+        assert_eq!(cut.paused(), None, "short of 20 s: no cut");
+        assert_eq!(cut.frame(&frame(1)), None);
+        let first = cut.paused().expect("cut at the pause");
+        assert_eq!(first.end_ms, CUT_AT_PAUSE_FRAMES as u64 * FRAME_MS);
+        for _ in 0..50 {
+            assert_eq!(cut.frame(&frame(2)), None);
+        }
+        let second = cut.speech_ended().expect("the rest");
+        assert_eq!(second.start_ms, first.end_ms);
+        assert_eq!(second.pcm.len(), 50 * FRAME);
+        assert_eq!(
+            UtteranceCutter::default().paused(),
+            None,
+            "no speech, no cut"
+        );
     }
 
     #[test]

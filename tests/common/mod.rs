@@ -152,7 +152,8 @@ pub fn transcribe(c: &mut Config) {
         language: "en".into(),
         max_concurrent: 2,
         max_calls: voxbridge::config::MaxCalls::Fixed(4),
-        latency_target_ms: 1_000,
+        // Tests share a busy machine: no call is refused for slow recognition here.
+        latency_target_ms: 30_000,
     });
 }
 
