@@ -34,10 +34,14 @@ pub struct AsrConfig {
     pub language: String,
     /// A job running longer than this is aborted.
     pub timeout: Duration,
+    /// End of utterance → text, if the caller waits for one: a second opinion that would end
+    /// later is skipped.
+    pub latency_target: Option<Duration>,
 }
 
 impl AsrConfig {
-    /// Defaults for `model`: 1 thread, one job at a time, English, 10 s timeout.
+    /// Defaults for `model`: 1 thread, one job at a time, English, 10 s timeout, no latency
+    /// target.
     ///
     /// One thread per job is deliberate: ggml's worker threads spin-wait at every barrier, so
     /// with more runnable threads than cores (other jobs, media, SIP) a 2-thread job burned 6×
@@ -50,6 +54,7 @@ impl AsrConfig {
             max_queued: DEFAULT_MAX_QUEUED,
             language: "en".into(),
             timeout: Duration::from_secs(10),
+            latency_target: None,
         }
     }
 }
@@ -140,6 +145,7 @@ impl SpeechEngine {
                 max_concurrent: config.max_concurrent,
                 timeout: config.timeout,
                 max_queued: config.max_queued,
+                latency_target: config.latency_target,
             },
         )?;
         let idle_threads = config.threads.max(idle_threads());

@@ -7,7 +7,8 @@
 //! they came. It is bounded (`max_queued`); only a full queue or a closed pool refuses work.
 //! [`RecognizerPool::try_submit`] is for work worth doing only on a worker that is free now
 //! (early recognitions): it never queues behind other jobs. A low-confidence recognition gets
-//! its second opinion (a second decode) only if nobody is waiting for a recognizer then.
+//! its second opinion (a second decode) only if nobody is waiting for a recognizer then and it
+//! can still end within the latency target.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -42,6 +43,9 @@ pub struct PoolConfig {
     pub timeout: Duration,
     /// Jobs that may wait for a worker; more are refused ([`AsrError::Busy`]).
     pub max_queued: usize,
+    /// Queued → recognized within this, if set: optional work (a second opinion) that would
+    /// end later is skipped.
+    pub latency_target: Option<Duration>,
 }
 
 struct Job {
@@ -93,7 +97,7 @@ struct Shared {
     ready: Condvar,
     /// Jobs a worker is recognizing now.
     running: AtomicUsize,
-    /// Second decodes not made because other jobs were waiting.
+    /// Second decodes not made: other jobs were waiting, or it would have missed the target.
     second_opinions_skipped: AtomicUsize,
 }
 
@@ -120,7 +124,12 @@ impl Drop for Running<'_> {
     }
 }
 
-fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, timeout: Duration) {
+fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) {
+    let PoolConfig {
+        timeout,
+        latency_target,
+        ..
+    } = config;
     loop {
         let job = {
             let mut queue = shared.queue();
@@ -147,18 +156,20 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, timeout: Duration) {
         };
         let running = Running(&shared.running);
         let deadline = Instant::now() + timeout;
-        let others_waiting = || {
-            let waiting = !shared.queue().waiting.is_empty();
-            if waiting {
+        let respond_by = latency_target.map(|target| job.queued_at + target);
+        let may_spend = |extra: Duration| {
+            let late = respond_by.is_some_and(|by| Instant::now() + extra > by);
+            let refused = late || !shared.queue().waiting.is_empty();
+            if refused {
                 shared
                     .second_opinions_skipped
                     .fetch_add(1, Ordering::Relaxed);
             }
-            waiting
+            !refused
         };
         let limits = JobLimits {
             deadline: Some(deadline),
-            others_waiting: &others_waiting,
+            may_spend: &may_spend,
         };
         let result = session.recognize(&job.audio, &job.request, &limits);
         // Free the worker before reporting, so the callback may submit follow-up work.
@@ -189,7 +200,7 @@ impl RecognizerPool {
             let shared = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("asr-{i}"))
-                .spawn(move || work(session, shared, config.timeout))
+                .spawn(move || work(session, shared, config))
                 .map_err(AsrError::WorkerSpawn)?;
             workers.push(handle);
         }
@@ -212,7 +223,8 @@ impl RecognizerPool {
         self.shared.running.load(Ordering::Acquire)
     }
 
-    /// Low-confidence recognitions that got no second opinion because other jobs waited.
+    /// Low-confidence recognitions that got no second opinion: other jobs waited, or it would
+    /// have ended past the latency target.
     pub fn second_opinions_skipped(&self) -> usize {
         self.shared.second_opinions_skipped.load(Ordering::Relaxed)
     }

@@ -142,10 +142,10 @@ pub trait Transcriber: Send + Sync {
 pub struct JobLimits<'a> {
     /// Give up (with [`AsrError::Timeout`]) once this instant has passed.
     pub deadline: Option<std::time::Instant>,
-    /// Asked when a second opinion is due (`retry_below`): true while other jobs wait for a
-    /// recognizer, and the second decode is skipped then, since each of them would wait for
-    /// it too.
-    pub others_waiting: &'a dyn Fn() -> bool,
+    /// Asked before optional work (a second opinion) expected to take this long: false while
+    /// other jobs wait for a recognizer (each would wait for it too) or when it would end past
+    /// the job's latency target.
+    pub may_spend: &'a dyn Fn(std::time::Duration) -> bool,
 }
 
 /// Mutable decoding state; one per worker thread.

@@ -333,9 +333,11 @@ impl Session for WhisperSession {
             Some(p) if !p.is_empty() => self.tokenize(&format!(" {p}"))?,
             _ => Vec::new(),
         };
+        let started = Instant::now();
         let mut decoded = self.decode(audio, request, &prompt_tokens, deadline)?;
         if let Some(threshold) = request.settings.retry_below {
-            if decoded.rank() < threshold && !(limits.others_waiting)() {
+            // The second decode costs about what the first did.
+            if decoded.rank() < threshold && (limits.may_spend)(started.elapsed()) {
                 // A second opinion must not turn an answer into a timeout.
                 match self.decode(&dithered(audio), request, &prompt_tokens, deadline) {
                     Ok(second) if second.rank() > decoded.rank() => decoded = second,

@@ -199,3 +199,29 @@ fn an_over_long_job_times_out() {
     // The worker survives and takes the next job.
     assert_eq!(engine.pool().in_flight(), 0);
 }
+
+#[test]
+fn a_second_opinion_that_would_miss_the_latency_target_is_skipped() {
+    let run = |target: Option<Duration>| {
+        let engine = SpeechEngine::with_model(
+            common::model(),
+            AsrConfig {
+                timeout: Duration::from_secs(60),
+                latency_target: target,
+                ..AsrConfig::new(common::model_path())
+            },
+        )
+        .unwrap();
+        let mut req = engine.request(&Question::free());
+        // Every decode asks for a second opinion.
+        req.settings.retry_below = Some(2.0);
+        engine.pool().recognize(clip("yes_no_01.wav"), req).unwrap();
+        engine.pool().second_opinions_skipped()
+    };
+    assert_eq!(run(None), 0, "no target: the second opinion is given");
+    assert_eq!(
+        run(Some(Duration::from_millis(1))),
+        1,
+        "it would end too late"
+    );
+}

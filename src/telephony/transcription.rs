@@ -67,10 +67,21 @@ impl Transcription {
         config: &AsrConfig,
         model: &std::path::Path,
     ) -> Result<Self, AsrError> {
+        // More recognitions at once than cores only time-slice them: each takes longer and
+        // ggml's spinning threads waste the rest (docs/asr.md).
+        let cores = usable_cores();
+        if config.max_concurrent > cores {
+            tracing::info!(
+                max_concurrent = config.max_concurrent,
+                cores,
+                "fewer cores than [asr] max_concurrent: running one recognition per core"
+            );
+        }
         let engine_config = voxbridge_asr::AsrConfig {
             threads: config.threads,
-            max_concurrent: config.max_concurrent,
+            max_concurrent: config.max_concurrent.min(cores),
             language: config.language.clone(),
+            latency_target: Some(Duration::from_millis(config.latency_target_ms)),
             ..voxbridge_asr::AsrConfig::new(model)
         };
         let target = Duration::from_millis(config.latency_target_ms);
@@ -82,7 +93,7 @@ impl Transcription {
         })
         .await
         .map_err(|e| AsrError::Engine(Box::new(e)))??;
-        let recognizers = engine.pool().capacity().min(usable_cores());
+        let recognizers = engine.pool().capacity();
         let (max_calls, sizing, calibration) = size(config.max_calls, calibration, recognizers);
         let wait_limit = wait_limit(target, calibration.as_ref());
         match &calibration {
