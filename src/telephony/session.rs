@@ -9,6 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 use voxbridge_asr::{AsrError, Priority, TranscriptionOutput};
 use voxbridge_media::pipeline::MediaEvent;
 use voxbridge_media::runtime::{CallEvent as MediaCallEvent, CallHandle};
@@ -22,9 +23,12 @@ use crate::agents::answers;
 use crate::agents::conversation::{Action, Conversation, Heard, Script};
 use crate::domain::{now, Analysis, EndReason, Question, Speaker, TranscriptEntry};
 
-/// How long a call that has ended waits for the recognitions of its last utterances (queued
-/// behind other calls' work) before it is stored without them.
-const LAST_WORDS_PATIENCE: Duration = Duration::from_secs(20);
+/// How long a call that has ended waits for the recognitions of its last utterances before it
+/// is stored without them. A queued utterance always comes back (recognized, failed, timed out
+/// after 10 s of recognition, or refused by a pool shutting down), and admission keeps the
+/// queue short, so this only guards against a recognizer that never answers; it is counted and
+/// logged when it fires.
+const LAST_WORDS_PATIENCE: Duration = Duration::from_secs(120);
 
 pub(super) struct Outcome {
     pub reason: EndReason,
@@ -328,7 +332,16 @@ impl Session {
                     pending -= 1;
                     next = early.result(result, offset);
                 }
-                _ => break,
+                Ok(None) => break,
+                Err(_) => {
+                    metrics::counter!("voxbridge_asr_utterances_dropped_total")
+                        .increment(pending as u64);
+                    tracing::error!(
+                        utterances = pending,
+                        "stored without the recognitions of its last utterances"
+                    );
+                    break;
+                }
             }
         }
         transcript.sort_by_key(|entry: &TranscriptEntry| entry.start_ms);
@@ -402,7 +415,7 @@ impl Session {
             Submission::Early(job) => (Some(job), None),
             Submission::Queued(priority) => (None, Some(priority)),
         };
-        tokio::spawn(async move {
+        let recognition = async move {
             let question = answers::recognizer_question(question.as_ref());
             let (output, skipped) = match transcribing {
                 true => match recognize(&services, audio, question, priority).await {
@@ -422,7 +435,8 @@ impl Session {
                 early,
                 skipped,
             });
-        });
+        };
+        tokio::spawn(recognition.in_current_span());
         1
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
+use tracing::Instrument;
 use voxbridge_media::codec::CodecKind;
 use voxbridge_media::pipeline::CallMediaConfig;
 use voxbridge_media::rtp::SourcePolicy;
@@ -108,7 +109,12 @@ impl Talk<'_> {
             transcribing: transcription.is_some(),
             hang_up: self.hang_up,
         };
-        let outcome = session.converse(media, sip_events, self.agent).await;
+        // Everything logged about the call (and its recognitions) names it.
+        let span = tracing::info_span!("call", id = %self.call_id, direction);
+        let outcome = session
+            .converse(media, sip_events, self.agent)
+            .instrument(span)
+            .await;
         drop(transcription);
         if !outcome.dialog_ended {
             let _ = self.services.sip.hangup(sip_call).await;
