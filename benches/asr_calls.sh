@@ -2,8 +2,9 @@
 # Live-call transcription capacity: CALLS concurrent inbound calls into a release
 # `voxbridge serve` with [asr] on (tiny.en, 1 thread per job, max_concurrent 2), each call SIPp
 # streaming telephone speech as PCMU RTP: 8 utterances with 4.5 s pauses (41 % talk time,
-# 62 s). Reports end of utterance → text (p50/p99 from the server's own summary), utterances
-# transcribed vs spoken, dropped utterances, refused calls, and server CPU.
+# 62 s). Reports end of utterance → text and the queue wait (p50/p99 from the server's own
+# summaries), utterances transcribed vs spoken, dropped utterances, skipped second opinions,
+# refused calls, the live transcripts' WER, server CPU, load average and CPU steal.
 #   benches/asr_calls.sh [CALLS]      (default 20)
 # MAX_CALLS=auto sizes admission by start-up calibration (otherwise max_calls = CALLS);
 # SERVER_CPUS=0 runs the server on one core (taskset).
@@ -68,7 +69,7 @@ print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core
       f"({cpu / wall * 100 / calls:.2f} % per call)")
 PY
 echo "load average $LOAD0 -> $LOAD1; CPU steal $(( (STEAL1 - STEAL0) / $(getconf CLK_TCK) )) s"
-server_metrics 'asr_utterance_seconds|asr_utterances_dropped_total|asr_second_opinions_skipped_total|calls_refused_total|sip_inbound_total'
+server_metrics 'asr_utterance_seconds|asr_queue_wait_seconds|asr_utterances_dropped_total|asr_second_opinions_skipped_total|calls_refused_total|sip_inbound_total'
 echo "--- calls"
 REFERENCE="$(awk -F'\t' -v n="$UTTERANCES" '$1 ~ /^free_0/ && ++i <= n {print $5}' \
     "$ROOT/fixtures/asr/manifest.tsv")"

@@ -369,6 +369,7 @@ fn typed(engine: &SpeechEngine, threads: usize, clips: &[LabelledClip]) {
                     segments: Vec::new(),
                     confidence: 0.0,
                     candidate_logprobs: Vec::new(),
+                    queue_wait: std::time::Duration::ZERO,
                 });
             right[0] += usize::from(ok(&interpret_with(
                 &answer_type,

@@ -608,6 +608,7 @@ mod tests {
             segments: Vec::new(),
             confidence: 0.9,
             candidate_logprobs: logprobs,
+            queue_wait: std::time::Duration::ZERO,
         }
     }
 

@@ -100,6 +100,9 @@ pub struct TranscriptionOutput {
     /// 0–1; typed values below ~0.6 deserve a read-back.
     pub confidence: f32,
     pub segments: Vec<Segment>,
+    /// How long the utterance waited for a recognizer (not in JSON).
+    #[serde(skip)]
+    pub queue_wait: Duration,
 }
 
 /// A loaded model behind a bounded pool.
@@ -246,17 +249,20 @@ impl SpeechEngine {
                 value: None,
                 confidence: 0.0,
                 segments: Vec::new(),
+                queue_wait: Duration::ZERO,
             });
         }
         let mut texts = Vec::new();
         let mut segments = Vec::new();
         let mut merged: Option<Recognition> = None;
+        let mut waited = Duration::ZERO;
         for window in windows {
             let (offset, duration) = (ms(window.start), ms(window.len()));
             let recognition = self
                 .pool
                 .recognize(samples[window].to_vec(), request.clone())?;
             let out = output(&question.answer_type, recognition.clone(), offset, duration);
+            waited += out.queue_wait;
             texts.push(out.text);
             segments.extend(out.segments);
             // Typed answers are short: the first window with speech carries the answer.
@@ -277,6 +283,7 @@ impl SpeechEngine {
             value: typed.as_ref().and_then(|a| a.value.clone()),
             confidence: typed.map_or(0.0, |a| a.confidence),
             segments,
+            queue_wait: waited,
         })
     }
 }
@@ -304,6 +311,7 @@ fn output(
         value: answer.value,
         confidence: answer.confidence,
         segments,
+        queue_wait: r.queue_wait,
     }
 }
 

@@ -131,7 +131,7 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
         ..
     } = config;
     loop {
-        let job = {
+        let (job, waited) = {
             let mut queue = shared.queue();
             loop {
                 if let Some(job) = queue.waiting.pop() {
@@ -140,10 +140,9 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
                     if queue.recent_waits.len() == RECENT_JOBS {
                         queue.recent_waits.pop_front();
                     }
-                    queue
-                        .recent_waits
-                        .push_back((Instant::now(), job.queued_at.elapsed()));
-                    break job;
+                    let waited = job.queued_at.elapsed();
+                    queue.recent_waits.push_back((Instant::now(), waited));
+                    break (job, waited);
                 }
                 if !queue.open {
                     return;
@@ -171,7 +170,12 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
             deadline: Some(deadline),
             may_spend: &may_spend,
         };
-        let result = session.recognize(&job.audio, &job.request, &limits);
+        let result = session
+            .recognize(&job.audio, &job.request, &limits)
+            .map(|recognition| Recognition {
+                queue_wait: waited,
+                ..recognition
+            });
         // Free the worker before reporting, so the callback may submit follow-up work.
         drop(running);
         (job.done)(result);

@@ -130,6 +130,8 @@ pub struct Recognition {
     pub confidence: f32,
     /// Log-probability of each requested candidate, in request order.
     pub candidate_logprobs: Vec<f32>,
+    /// How long the job waited for a recognizer (set by the pool).
+    pub queue_wait: std::time::Duration,
 }
 
 /// A loaded model, shared by all workers (load once, wrap in `Arc`).

@@ -358,6 +358,7 @@ impl Session for WhisperSession {
             segments: decoded.segments,
             confidence: decoded.confidence,
             candidate_logprobs,
+            queue_wait: std::time::Duration::ZERO,
         })
     }
 }

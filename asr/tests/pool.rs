@@ -8,7 +8,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use voxbridge_asr::frontend::{to_model_input, Upsampler};
-use voxbridge_asr::{parse_wav, AsrConfig, AsrError, Priority, Question, SpeechEngine};
+use voxbridge_asr::{
+    parse_wav, AsrConfig, AsrError, Priority, Question, Recognition, SpeechEngine,
+};
 
 fn clip(name: &str) -> Vec<f32> {
     let bytes = std::fs::read(common::fixtures().join(name)).unwrap();
@@ -60,7 +62,9 @@ fn waiting_jobs_run_by_priority_then_arrival_and_none_is_refused() {
         // Every decode asks for a second opinion.
         req.settings.retry_below = Some(2.0);
         let audio = clip("yes_no_01.wav");
-        let done = Box::new(move |r: Result<_, AsrError>| tx.send((label, r.is_ok())).unwrap());
+        let done = Box::new(move |r: Result<Recognition, AsrError>| {
+            tx.send((label, r.map(|r| r.queue_wait))).unwrap()
+        });
         engine.pool().submit(audio, req, priority, done).unwrap();
     };
     submit("running", Priority::Listen);
@@ -71,11 +75,18 @@ fn waiting_jobs_run_by_priority_then_arrival_and_none_is_refused() {
     submit("answer", Priority::Answer);
     submit("turn 2", Priority::Turn);
     assert_eq!(engine.pool().queued(), 5);
-    let order: Vec<(&str, bool)> = (0..6).map(|_| rx.recv().unwrap()).collect();
-    let expected = [
-        "running", "answer", "turn 1", "turn 2", "listen 1", "listen 2",
-    ];
-    assert_eq!(order, expected.map(|label| (label, true)));
+    let done: Vec<(&str, Duration)> = (0..6)
+        .map(|_| rx.recv().unwrap())
+        .map(|(label, wait)| (label, wait.unwrap()))
+        .collect();
+    let order: Vec<&str> = done.iter().map(|(label, _)| *label).collect();
+    assert_eq!(
+        order,
+        ["running", "answer", "turn 1", "turn 2", "listen 1", "listen 2"]
+    );
+    // Each result says how long it waited for the worker.
+    assert!(done[0].1 < Duration::from_millis(50), "{done:?}");
+    assert!(done[5].1 > done[1].1 && done[1].1 > done[0].1, "{done:?}");
     // Second opinions are given only while nobody waits: to the last job alone.
     assert_eq!(engine.pool().second_opinions_skipped(), 5);
     // The last ones waited behind four recognitions; the first did not wait.

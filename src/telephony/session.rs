@@ -582,7 +582,13 @@ async fn recognize(
     };
     match submitted {
         Ok(()) => Ok(match rx.await {
-            Ok(Ok(output)) => Some(output),
+            Ok(Ok(output)) => {
+                if priority.is_some() {
+                    metrics::histogram!("voxbridge_asr_queue_wait_seconds")
+                        .record(output.queue_wait.as_secs_f64());
+                }
+                Some(output)
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "recognizing an utterance failed");
                 None
