@@ -531,9 +531,13 @@ async fn operational_endpoints_answer(db: Db) {
                 "rtp_port_pairs": 5000,
                 "transcribed_calls": 0,
                 "transcription_slots": 0,
+                "transcription_sizing": null,
+                "calibrated_utterance_ms": null,
                 "recognizing": 0,
                 "recognition_queue": 0,
-                "recognition_wait_p95_ms": 0
+                "recognition_wait_p95_ms": 0,
+                "recognition_wait_limit_ms": 0,
+                "second_opinions_skipped": 0
             }
         })
     );
@@ -542,6 +546,11 @@ async fn operational_endpoints_answer(db: Db) {
     assert_eq!(status, 200);
     assert!(
         metrics.contains("voxbridge_calls_queued_total"),
+        "{metrics}"
+    );
+    // Capacity gauges are set at each scrape.
+    assert!(
+        metrics.contains("voxbridge_rtp_port_pairs 5000"),
         "{metrics}"
     );
     let (status, spec) = text("/v1/openapi.json").await;
