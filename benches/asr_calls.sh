@@ -7,7 +7,8 @@
 # refused calls, the live transcripts' WER, server CPU, load average and CPU steal.
 #   benches/asr_calls.sh [CALLS]      (default 20)
 # MAX_CALLS=auto sizes admission by start-up calibration (otherwise max_calls = CALLS);
-# SERVER_CPUS=0 runs the server on one core (taskset).
+# SERVER_CPUS=0 runs the server on one core (taskset); SERVER_CPU_QUOTA=1 gives it one CPU's
+# time through a cgroup quota (root).
 # SIPp, the server and the recognizer share this machine's cores; loopback only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,26 +1,45 @@
 # Shared by the load scripts: `. "$ROOT/benches/common.sh"` after setting ROOT.
 # Gives WORK (a temp dir removed on exit), PIDS (processes killed on exit), free_port,
 # start_server CONFIG (release build of `voxbridge serve` on $HTTP_PORT, on the cores in
-# SERVER_CPUS if set; sets SERVER),
+# SERVER_CPUS and within SERVER_CPU_QUOTA CPUs if set; sets SERVER),
 # cpu_ticks (the server's CPU time so far, in clock ticks), steal (the machine's CPU steal so
 # far, in ticks), server_metrics REGEX (its Prometheus lines for voxbridge_REGEX),
 # inbound_calls (up to 100, as JSON), bench_config, agent_scenario and start_capture /
 # stop_capture.
 WORK="$(mktemp -d /tmp/voxbridge-bench.XXXXXX)"
 PIDS=()
+CGROUP=""
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [[ -n "$CGROUP" ]] && rmdir "$CGROUP" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# A cgroup (v2, else v1 cpu) limited to $SERVER_CPU_QUOTA CPUs; sets CGROUP. Needs root.
+cpu_quota_cgroup() {
+    local quota_us
+    quota_us="$(python3 -c "print(int(float('$SERVER_CPU_QUOTA') * 100000))")"
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        CGROUP="/sys/fs/cgroup/voxbridge-bench-$$"
+        mkdir -p "$CGROUP" && echo "$quota_us 100000" >"$CGROUP/cpu.max"
+    else
+        CGROUP="/sys/fs/cgroup/cpu/voxbridge-bench-$$"
+        mkdir -p "$CGROUP" && echo 100000 >"$CGROUP/cpu.cfs_period_us" \
+            && echo "$quota_us" >"$CGROUP/cpu.cfs_quota_us"
+    fi
+}
+
 start_server() {
     cargo build --release --quiet --bin voxbridge --manifest-path "$ROOT/Cargo.toml"
-    # SERVER_CPUS (a taskset CPU list) restricts the server to those cores.
-    RUST_LOG=warn ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$ROOT/target/release/voxbridge" \
+    [[ -n "${SERVER_CPU_QUOTA:-}" ]] && cpu_quota_cgroup
+    # SERVER_CPUS (a taskset CPU list) restricts the server to those cores; SERVER_CPU_QUOTA
+    # (CPUs, e.g. 1 or 0.5) runs it in a cgroup with that CPU quota.
+    RUST_LOG=warn sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"' sh \
+        "$CGROUP" ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$ROOT/target/release/voxbridge" \
         serve --config "$1" &
     SERVER=$!
     PIDS+=("$SERVER")
