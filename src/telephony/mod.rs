@@ -55,7 +55,7 @@ pub enum TelephonyError {
 }
 
 /// What this node's calls hold of its capacity, for `/readyz`.
-#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct CapacityReport {
     pub rtp_port_pairs_in_use: usize,
     pub rtp_port_pairs: usize,
@@ -119,21 +119,16 @@ pub struct Capacity(Arc<CallServices>);
 impl Capacity {
     pub fn report(&self) -> CapacityReport {
         let (in_use, pairs) = self.0.media.port_usage();
-        let asr = self.0.asr.as_ref().map(Transcription::report);
-        let ms = |d: Duration| d.as_millis() as u64;
-        CapacityReport {
+        let mut report = CapacityReport {
             rtp_port_pairs_in_use: in_use,
             rtp_port_pairs: pairs,
-            transcribed_calls: asr.as_ref().map_or(0, |a| a.calls),
-            transcription_slots: asr.as_ref().map_or(0, |a| a.max_calls),
-            transcription_sizing: asr.as_ref().map(|a| a.sizing),
-            calibrated_utterance_ms: asr.as_ref().and_then(|a| a.calibrated_utterance_ms),
-            recognizing: asr.as_ref().map_or(0, |a| a.recognizing),
-            recognition_queue: asr.as_ref().map_or(0, |a| a.queued),
-            recognition_wait_p95_ms: asr.as_ref().map_or(0, |a| ms(a.wait_p95)),
-            recognition_wait_limit_ms: asr.as_ref().map_or(0, |a| ms(a.wait_limit)),
-            second_opinions_skipped: asr.as_ref().map_or(0, |a| a.second_opinions_skipped),
+            // Without transcription: no slots, nothing recognizing.
+            ..CapacityReport::default()
+        };
+        if let Some(asr) = &self.0.asr {
+            asr.report(&mut report);
         }
+        report
     }
 }
 

@@ -189,11 +189,8 @@ impl Session {
                     let next = match event {
                         Some(MediaCallEvent::Audio(frame)) => {
                             caller_offset_ms.get_or_insert_with(|| elapsed_ms(Instant::now()));
-                            // Past 30 s a piece is cut off: the pause's job covers less than it.
-                            cutter.frame(&frame.pcm).map(|piece| {
-                                early.open = None;
-                                Next::Recognize(piece)
-                            })
+                            // Past 30 s a piece is cut off.
+                            cutter.frame(&frame.pcm).map(|piece| early.cut(piece))
                         }
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechStart))) => {
                             cutter.speech_started();
@@ -211,10 +208,8 @@ impl Session {
                         }
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::SpeechPause))) => {
                             if let Some(piece) = cutter.paused() {
-                                // Long speech is cut between words; the pause's job would
-                                // cover only this piece.
-                                early.open = None;
-                                Some(Next::Recognize(piece))
+                                // Long speech is cut between words.
+                                Some(early.cut(piece))
                             } else {
                                 if let (Some(conv), Some(so_far)) = (conversation.as_ref(), cutter.so_far()) {
                                     let job = early.paused();
@@ -460,6 +455,13 @@ enum Next {
 }
 
 impl Early {
+    /// A piece was cut out of speech that goes on: the open pause's job covers less than the
+    /// piece, so the piece is recognized as it is.
+    fn cut(&mut self, piece: Utterance) -> Next {
+        self.open = None;
+        Next::Recognize(piece)
+    }
+
     /// The caller paused: a new early job, which replaces the previous one (speech resumed).
     fn paused(&mut self) -> u64 {
         self.next_job += 1;

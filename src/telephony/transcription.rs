@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use voxbridge_asr::capacity::usable_cores;
 use voxbridge_asr::{AsrError, Calibration, SpeechEngine};
 
+use super::CapacityReport;
 use crate::config::{AsrConfig, MaxCalls};
 use crate::outcome::Outcome;
 
@@ -44,20 +45,6 @@ pub(crate) struct Transcription {
     calibration: Option<Calibration>,
     /// New calls are refused while the recent p95 queue wait is above this.
     wait_limit: Duration,
-}
-
-/// What `/readyz` shows of transcription.
-pub(crate) struct TranscriptionReport {
-    pub calls: usize,
-    pub max_calls: usize,
-    pub sizing: Sizing,
-    /// Calibration's time for a 3.4 s utterance on one recognizer.
-    pub calibrated_utterance_ms: Option<u64>,
-    pub recognizing: usize,
-    pub queued: usize,
-    pub wait_p95: Duration,
-    pub wait_limit: Duration,
-    pub second_opinions_skipped: usize,
 }
 
 impl Transcription {
@@ -145,19 +132,19 @@ impl Transcription {
         self.engine.pool().recent_wait(0.95, RECENT_WAITS) > self.wait_limit
     }
 
-    pub(super) fn report(&self) -> TranscriptionReport {
+    /// Fills in the transcription part of `/readyz`'s capacity.
+    pub(super) fn report(&self, report: &mut CapacityReport) {
         let pool = self.engine.pool();
-        TranscriptionReport {
-            calls: self.max_calls - self.calls.available_permits(),
-            max_calls: self.max_calls,
-            sizing: self.sizing,
-            calibrated_utterance_ms: self.calibration.map(|c| c.service.as_millis() as u64),
-            recognizing: pool.in_flight(),
-            queued: pool.queued(),
-            wait_p95: pool.recent_wait(0.95, RECENT_WAITS),
-            wait_limit: self.wait_limit,
-            second_opinions_skipped: pool.second_opinions_skipped(),
-        }
+        let ms = |d: Duration| d.as_millis() as u64;
+        report.transcribed_calls = self.max_calls - self.calls.available_permits();
+        report.transcription_slots = self.max_calls;
+        report.transcription_sizing = Some(self.sizing);
+        report.calibrated_utterance_ms = self.calibration.map(|c| ms(c.service));
+        report.recognizing = pool.in_flight();
+        report.recognition_queue = pool.queued();
+        report.recognition_wait_p95_ms = ms(pool.recent_wait(0.95, RECENT_WAITS));
+        report.recognition_wait_limit_ms = ms(self.wait_limit);
+        report.second_opinions_skipped = pool.second_opinions_skipped();
     }
 }
 
