@@ -7,7 +7,7 @@
 //! then `Utterance::model_input`) to the real recognizer, typed by the question the real
 //! `Conversation` is listening for. Only the network is left out (the SIPp tests cover it).
 //!
-//!   cargo bench --bench answer_loop [-- TRIALS]     (default 96; needs models/ggml-tiny.en.bin)
+//!   cargo bench --bench answer_loop [-- TRIALS]     (default 96; needs scripts/setup.sh's models)
 //!
 //! Reports, per question type: stored right / wrong / unanswered, how (speech, read-back,
 //! keypad), and wrong values stored as confirmed (must be 0).
@@ -369,9 +369,12 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(96);
-    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en.bin");
-    let engine = SpeechEngine::load(AsrConfig::new(model))
-        .expect("models/ggml-tiny.en.bin (scripts/setup.sh)");
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let engine = SpeechEngine::load(AsrConfig {
+        answer_model: Some(models.join("ggml-tiny.en.bin")),
+        ..AsrConfig::new(models.join("ggml-tiny.en-q8_0.bin"))
+    })
+    .expect("models/ggml-tiny.en-q8_0.bin and ggml-tiny.en.bin (scripts/setup.sh)");
     let tts = Tts::new(&BTreeMap::new(), None);
     let kinds = ["yes_no", "choice", "digits", "date", "time", "amount"];
     let mut tallies: Vec<Tally> = kinds.iter().map(|_| Tally::default()).collect();

@@ -78,7 +78,8 @@ TOML
     if (( $2 > 0 )); then
         cat >>"$1" <<TOML
 [asr]
-model = "$ROOT/models/ggml-tiny.en.bin"
+model = "$ROOT/models/ggml-tiny.en-q8_0.bin"
+answer_model = "$ROOT/models/ggml-tiny.en.bin"
 threads = ${ASR_THREADS:-1}
 max_concurrent = 2
 max_calls = $([[ "${MAX_CALLS:-}" == auto ]] && echo '"auto"' || echo "${MAX_CALLS:-$2}")

@@ -17,7 +17,7 @@ VOICES=(en-us en-gb+m3 en-us+f3 en-gb-scotland en-029 en-gb-x-rp+f2)
 RATES=(150 165 140 175 155 160)
 MANIFEST="$OUT/manifest.tsv"
 printf 'file\tanswer_type\tchoices\tquestion\treference\tvalue\n' >"$MANIFEST"
-n=0
+n="${VOICE_OFFSET:-0}"  # rotates voices and rates (held-out sets for experiments)
 
 # clip NAME TYPE CHOICES QUESTION REFERENCE VALUE [noise]
 clip() {

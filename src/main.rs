@@ -144,6 +144,8 @@ fn transcribe(config_path: &std::path::Path, args: &TranscribeArgs) -> anyhow::R
         })?;
     let options = voxbridge_asr::engine::TranscribeOptions {
         model,
+        // `--model` decodes everything with the model given.
+        answer_model: asr.as_ref().and_then(|a| a.answer_model.clone()),
         prompt: args.prompt.clone(),
         answer_type: args.answer_type.clone(),
         choices: args.choices.clone(),

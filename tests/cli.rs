@@ -63,6 +63,7 @@ fn check_config_names_the_bad_key() {
         ("", &[("VOXBRIDGE__ASR__MAX_CALLS", "-3")], "asr.max_calls"),
         ("[asr]\nlatency_target_ms = 5\n", &[], "asr.latency_target_ms"),
         ("[asr]\nmodel = \"/nonexistent/model.bin\"\n", &[], "asr.model"),
+        ("[asr]\nanswer_model = \"/nonexistent/answers.bin\"\n", &[], "asr.answer_model"),
         ("", &[("VOXBRIDGE__HTTP__LISTEN", "not-an-address")], "http.listen"),
         ("", &[("VOXBRIDGE__TELEPHONY__ENABLED", "true")], "telephony.outbound_trunk"),
         ("", &[("VOXBRIDGE__BOGUS__KEY", "1")], "bogus"),

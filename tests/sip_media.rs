@@ -89,6 +89,7 @@ fn sipp(server: SocketAddr, scenario: &str) -> bool {
 fn asr_config(max_calls: usize) -> voxbridge::config::AsrConfig {
     voxbridge::config::AsrConfig {
         model: Some(common::asr_model()),
+        answer_model: Some(common::asr_answer_model()),
         threads: 1,
         language: "en".into(),
         max_concurrent: 2,

@@ -38,8 +38,11 @@ fn speech(seconds: usize, upsampler: Upsampler) -> Vec<f32> {
 fn bench(c: &mut Criterion) {
     let model_path = std::env::var_os("VOXBRIDGE_ASR_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"));
-    let model = WhisperModel::load(&model_path).unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en-q8_0.bin"));
+    // Typed answers use the f16 model, as the server's default config has it.
+    let model = WhisperModel::load(&model_path)
+        .and_then(|m| m.with_answer_model(&workspace().join("models/ggml-tiny.en.bin")))
+        .unwrap_or_else(|e| panic!("{e}"));
     // THREADS=1 measures the configuration recommended for capacity (docs/asr.md).
     let threads = std::env::var("THREADS")
         .ok()

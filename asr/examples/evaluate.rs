@@ -3,6 +3,8 @@
 //!
 //!     cargo run --release -p voxbridge-asr --example evaluate [-- MODEL [FIXTURE_DIR]]
 //!
+//! MODEL defaults to the server's q8_0 model; `ANSWER_MODEL=path` (or `ANSWER_MODEL=` for none)
+//! sets the typed-answer model, by default the f16 one beside it, as the server has them.
 //! Prints markdown tables (pasted into docs/asr.md and docs/performance.md).
 
 use std::path::{Path, PathBuf};
@@ -219,16 +221,25 @@ fn samples(clip: &LabelledClip, upsampler: Upsampler) -> Vec<f32> {
 }
 
 fn request(engine: &SpeechEngine, question: &Question, settings: &DecodeSettings) -> Request {
+    let mut settings = settings.clone();
+    if let (AudioContext::Fit { .. }, Some(floor)) = (settings.audio_context, floor_override()) {
+        settings.audio_context = AudioContext::Fit { floor };
+    }
     Request {
-        settings: settings.clone(),
+        settings,
         ..engine.request(question)
     }
 }
 
-/// Our request for a question; `FLOOR=384` overrides the audio_ctx floor (experiments).
+/// `FLOOR=384` overrides the audio_ctx floor of fitted profiles (experiments).
+fn floor_override() -> Option<u32> {
+    std::env::var("FLOOR").ok().and_then(|f| f.parse().ok())
+}
+
+/// Our request for a question, with the `FLOOR` override.
 fn ours_request(engine: &SpeechEngine, question: &Question) -> Request {
     let mut request = engine.request(question);
-    if let Some(floor) = std::env::var("FLOOR").ok().and_then(|f| f.parse().ok()) {
+    if let Some(floor) = floor_override() {
         request.settings.audio_context = AudioContext::Fit { floor };
     }
     request
@@ -248,13 +259,21 @@ fn main() {
     let model_path = args
         .get(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("models/ggml-tiny.en.bin"));
+        .unwrap_or_else(|| root.join("models/ggml-tiny.en-q8_0.bin"));
+    let answer_model = std::env::var("ANSWER_MODEL")
+        .unwrap_or_else(|_| root.join("models/ggml-tiny.en.bin").display().to_string());
     let fixtures = args
         .get(2)
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("fixtures/asr"));
     let clips = read_manifest(&fixtures).expect("manifest readable");
-    let model = WhisperModel::load(&model_path).expect("model loads (run scripts/fetch-model.sh)");
+    let mut model =
+        WhisperModel::load(&model_path).expect("model loads (run scripts/fetch-model.sh)");
+    if !answer_model.is_empty() {
+        model = model
+            .with_answer_model(Path::new(&answer_model))
+            .expect("answer model loads");
+    }
     let threads: usize = std::env::var("THREADS")
         .ok()
         .and_then(|t| t.parse().ok())

@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_QUEUED: usize = 256;
 pub struct AsrConfig {
     /// A whisper.cpp ggml model file.
     pub model: PathBuf,
+    /// A second model for typed answers (the f16 one beside the default q8_0 model); `None`:
+    /// `model` decodes everything.
+    pub answer_model: Option<PathBuf>,
     /// Decoder threads per job.
     pub threads: usize,
     /// Jobs that may run at once; more wait in the queue.
@@ -49,6 +52,7 @@ impl AsrConfig {
     pub fn new(model: impl Into<PathBuf>) -> Self {
         AsrConfig {
             model: model.into(),
+            answer_model: None,
             threads: 1,
             max_concurrent: 1,
             max_queued: DEFAULT_MAX_QUEUED,
@@ -127,7 +131,10 @@ impl SpeechEngine {
     /// Loads the model (a missing or corrupt file is an error here) and starts the workers.
     #[cfg(feature = "whisper")]
     pub fn load(config: AsrConfig) -> Result<Self, AsrError> {
-        let model = crate::whisper::WhisperModel::load(&config.model)?;
+        let mut model = crate::whisper::WhisperModel::load(&config.model)?;
+        if let Some(answers) = &config.answer_model {
+            model = model.with_answer_model(answers)?;
+        }
         Self::with_model(&model, config)
     }
 
@@ -137,7 +144,8 @@ impl SpeechEngine {
         Err(AsrError::NoEngine)
     }
 
-    /// Starts the workers on an already loaded model.
+    /// Starts the workers on an already loaded model (with its answer model, if any:
+    /// `config.answer_model` is read only by [`SpeechEngine::load`]).
     pub fn with_model(
         model: &dyn crate::transcriber::Transcriber,
         config: AsrConfig,
@@ -319,6 +327,7 @@ fn output(
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscribeOptions {
     pub model: PathBuf,
+    pub answer_model: Option<PathBuf>,
     pub prompt: Option<String>,
     /// `free` (default), `yes_no`, `digits`, `date`, `time`, `amount`, `spelling`, `choice`.
     pub answer_type: Option<String>,
@@ -349,6 +358,7 @@ pub fn transcribe_wav(
         language: options.language.clone(),
         // A file may hold several 30 s windows; give each its own full budget.
         timeout: Duration::from_secs(120),
+        answer_model: options.answer_model.clone(),
         ..AsrConfig::new(&options.model)
     })?;
     engine.transcribe_pcm(

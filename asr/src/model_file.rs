@@ -85,6 +85,20 @@ pub fn check_model_file(path: &Path) -> Result<usize, AsrError> {
     })
 }
 
+/// Values per block and bytes per block of the ggml tensor types whisper.cpp loads.
+fn block_layout(ttype: i32) -> Option<(u64, u64)> {
+    Some(match ttype {
+        0 => (1, 4),   // f32
+        1 => (1, 2),   // f16
+        2 => (32, 18), // q4_0
+        3 => (32, 20), // q4_1
+        6 => (32, 22), // q5_0
+        7 => (32, 24), // q5_1
+        8 => (32, 34), // q8_0
+        _ => return None,
+    })
+}
+
 fn walk<R: Read + Seek>(r: &mut Reader<R>) -> Result<usize, String> {
     if r.i32()? as u32 != GGML_MAGIC {
         return Err("bad magic: not a ggml whisper model".into());
@@ -104,17 +118,18 @@ fn walk<R: Read + Seek>(r: &mut Reader<R>) -> Result<usize, String> {
     while !r.at_end()? {
         let n_dims = r.count("tensor rank", 4)?;
         let name_len = r.count("tensor name length", MAX_NAME)?;
-        let elem_size = match r.i32()? {
-            0 => 4u64,
-            1 => 2,
-            other => return Err(format!("unsupported tensor type {other}")),
-        };
+        let ttype = r.i32()?;
+        let (block, block_bytes) =
+            block_layout(ttype).ok_or_else(|| format!("unsupported tensor type {ttype}"))?;
         let mut elems = 1u64;
         for _ in 0..n_dims {
             elems = elems.saturating_mul(u64::from(r.count("tensor dimension", 1 << 24)?));
         }
+        if elems % block != 0 {
+            return Err(format!("{elems} values do not fill blocks of {block}"));
+        }
         r.skip(u64::from(name_len))?;
-        r.skip(elems.saturating_mul(elem_size))?;
+        r.skip((elems / block).saturating_mul(block_bytes))?;
         tensors += 1;
         if tensors > MAX_TENSORS {
             return Err("too many tensors".into());
@@ -146,8 +161,12 @@ mod tests {
     }
 
     fn tensor(dim: i32, data_len: usize) -> Vec<u8> {
+        typed_tensor(0, dim, data_len)
+    }
+
+    fn typed_tensor(ttype: i32, dim: i32, data_len: usize) -> Vec<u8> {
         let mut v = Vec::new();
-        for x in [1i32, 1, 0, dim] {
+        for x in [1i32, 1, ttype, dim] {
             v.extend_from_slice(&x.to_le_bytes());
         }
         v.push(b'w');
@@ -166,6 +185,21 @@ mod tests {
     #[test]
     fn accepts_a_well_formed_file() {
         assert_eq!(check(header(&tensor(3, 12))), Ok(1));
+    }
+
+    #[test]
+    fn sizes_quantized_tensors_by_block() {
+        // q8_0: 64 values are 2 blocks of 34 bytes.
+        assert_eq!(check(header(&typed_tensor(8, 64, 68))), Ok(1));
+        assert!(check(header(&typed_tensor(8, 64, 67)))
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(check(header(&typed_tensor(8, 40, 68)))
+            .unwrap_err()
+            .contains("blocks of 32"));
+        assert!(check(header(&typed_tensor(99, 1, 4)))
+            .unwrap_err()
+            .contains("unsupported tensor type 99"));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct DecodeSettings {
     /// temperature fallback this is deterministic, and low confidence marks most of tiny.en's
     /// misrecognitions on telephone speech (docs/asr.md).
     pub retry_below: Option<f32>,
+    /// Decode with the answer model when one is loaded (`[asr] answer_model`).
+    pub answer_model: bool,
 }
 
 impl DecodeSettings {
@@ -60,15 +62,19 @@ impl DecodeSettings {
             lead_in_ms: 0,
             beam_size: None,
             retry_below: Some(0.5),
+            answer_model: false,
         }
     }
 
     /// Typed answers: the 384 floor cost accuracy on short typed answers, and without a retry
     /// the closed-set scores are taken on the encoding of the decode whose text is returned.
+    /// They are short, few and decide what an agent does next, so they get the full-precision
+    /// answer model when one is loaded.
     pub fn telephone_typed() -> Self {
         DecodeSettings {
             audio_context: AudioContext::Fit { floor: 512 },
             retry_below: None,
+            answer_model: true,
             ..Self::telephone()
         }
     }
@@ -83,6 +89,7 @@ impl DecodeSettings {
             lead_in_ms: 0,
             beam_size: None,
             retry_below: None,
+            answer_model: false,
         }
     }
 }

@@ -30,31 +30,51 @@ fn engine(err: whisper_rs::WhisperError) -> AsrError {
     AsrError::Engine(Box::new(err))
 }
 
-/// A whisper.cpp ggml model loaded once and shared by every session.
+/// A whisper.cpp ggml model loaded once and shared by every session, and optionally a second
+/// one for typed answers.
 pub struct WhisperModel {
     ctx: Arc<WhisperContext>,
+    answers: Option<Arc<WhisperContext>>,
     path: PathBuf,
+}
+
+/// Loads a ggml model; a missing or malformed file is a clear error, never a crash.
+fn load_context(path: &Path) -> Result<Arc<WhisperContext>, AsrError> {
+    static QUIET: Once = Once::new();
+    // Routes whisper.cpp's own logging into the (disabled) log hooks instead of stderr.
+    QUIET.call_once(whisper_rs::install_logging_hooks);
+    check_model_file(path)?;
+    let invalid = |reason: String| AsrError::ModelInvalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let path_str = path
+        .to_str()
+        .ok_or_else(|| invalid("path is not valid UTF-8".into()))?;
+    let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+        .map_err(|e| invalid(format!("whisper.cpp refused it: {e}")))?;
+    Ok(Arc::new(ctx))
 }
 
 impl WhisperModel {
     /// Loads a ggml model; a missing or malformed file is a clear error, never a crash.
     pub fn load(path: &Path) -> Result<Self, AsrError> {
-        static QUIET: Once = Once::new();
-        // Routes whisper.cpp's own logging into the (disabled) log hooks instead of stderr.
-        QUIET.call_once(whisper_rs::install_logging_hooks);
-        check_model_file(path)?;
-        let invalid = |reason: String| AsrError::ModelInvalid {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let path_str = path
-            .to_str()
-            .ok_or_else(|| invalid("path is not valid UTF-8".into()))?;
-        let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
-            .map_err(|e| invalid(format!("whisper.cpp refused it: {e}")))?;
         Ok(WhisperModel {
-            ctx: Arc::new(ctx),
+            ctx: load_context(path)?,
+            answers: None,
             path: path.to_path_buf(),
+        })
+    }
+
+    /// Decodes requests whose settings ask for it ([`DecodeSettings::answer_model`], typed
+    /// answers) with the model at `path` instead: the quantized default model recognizes
+    /// free speech as well as the f16 one for 30 % less CPU, but lost 4 of 126 typed answers.
+    ///
+    /// [`DecodeSettings::answer_model`]: crate::DecodeSettings::answer_model
+    pub fn with_answer_model(self, path: &Path) -> Result<Self, AsrError> {
+        Ok(WhisperModel {
+            answers: Some(load_context(path)?),
+            ..self
         })
     }
 
@@ -65,17 +85,28 @@ impl WhisperModel {
 
 impl Transcriber for WhisperModel {
     fn session(&self) -> Result<Box<dyn Session>, AsrError> {
-        let state = self.ctx.create_state().map_err(engine)?;
+        let weights = |ctx: &Arc<WhisperContext>| -> Result<Weights, AsrError> {
+            Ok(Weights {
+                state: ctx.create_state().map_err(engine)?,
+                ctx: Arc::clone(ctx),
+            })
+        };
         Ok(Box::new(WhisperSession {
-            ctx: Arc::clone(&self.ctx),
-            state,
+            speech: weights(&self.ctx)?,
+            answers: self.answers.as_ref().map(weights).transpose()?,
         }))
     }
 }
 
-struct WhisperSession {
+/// A model and one decoding state of it (tens of MB; one per worker).
+struct Weights {
     ctx: Arc<WhisperContext>,
     state: WhisperState,
+}
+
+struct WhisperSession {
+    speech: Weights,
+    answers: Option<Weights>,
 }
 
 /// whisper.cpp polls this between graph computations and decoder steps.
@@ -109,7 +140,7 @@ fn log_softmax_at(logits: &[f32], token: WhisperTokenId) -> f32 {
     logit - max - sum.ln()
 }
 
-impl WhisperSession {
+impl Weights {
     fn tokenize(&self, text: &str) -> Result<Vec<WhisperTokenId>, AsrError> {
         // The C API cannot take interior NULs; they carry no meaning in a prompt anyway.
         let clean: String = text.chars().filter(|&c| c != '\0').collect();
@@ -207,7 +238,7 @@ fn dithered(audio: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-impl WhisperSession {
+impl Weights {
     fn decode(
         &mut self,
         audio: &[f32],
@@ -329,17 +360,21 @@ impl Session for WhisperSession {
         } else {
             audio
         };
+        let weights = match (&mut self.answers, request.settings.answer_model) {
+            (Some(answers), true) => answers,
+            _ => &mut self.speech,
+        };
         let prompt_tokens = match request.prompt.as_deref().map(str::trim) {
-            Some(p) if !p.is_empty() => self.tokenize(&format!(" {p}"))?,
+            Some(p) if !p.is_empty() => weights.tokenize(&format!(" {p}"))?,
             _ => Vec::new(),
         };
         let started = Instant::now();
-        let mut decoded = self.decode(audio, request, &prompt_tokens, deadline)?;
+        let mut decoded = weights.decode(audio, request, &prompt_tokens, deadline)?;
         if let Some(threshold) = request.settings.retry_below {
             // The second decode costs about what the first did.
             if decoded.rank() < threshold && (limits.may_spend)(started.elapsed()) {
                 // A second opinion must not turn an answer into a timeout.
-                match self.decode(&dithered(audio), request, &prompt_tokens, deadline) {
+                match weights.decode(&dithered(audio), request, &prompt_tokens, deadline) {
                     Ok(second) if second.rank() > decoded.rank() => decoded = second,
                     Ok(_) | Err(AsrError::Timeout) => {}
                     Err(other) => return Err(other),
@@ -351,7 +386,7 @@ impl Session for WhisperSession {
         let candidate_logprobs = if request.candidates.is_empty() {
             Vec::new()
         } else {
-            self.score_candidates(&prompt_tokens, request)?
+            weights.score_candidates(&prompt_tokens, request)?
         };
         Ok(Recognition {
             text: decoded.text,

@@ -9,7 +9,7 @@ use voxbridge_asr::wer::WerTally;
 use voxbridge_asr::{parse_wav, AnswerType, AnswerValue, AsrConfig, Question, SpeechEngine};
 
 fn engine() -> SpeechEngine {
-    SpeechEngine::with_model(common::model(), AsrConfig::new(common::model_path())).unwrap()
+    SpeechEngine::with_model(common::model(), common::config()).unwrap()
 }
 
 fn clips(answer_type: &str) -> Vec<LabelledClip> {

@@ -19,7 +19,7 @@ fn pcm(name: &str) -> Pcm {
 fn engine() -> SpeechEngine {
     let config = AsrConfig {
         timeout: Duration::from_secs(60),
-        ..AsrConfig::new(common::model_path())
+        ..common::config()
     };
     SpeechEngine::with_model(common::model(), config).unwrap()
 }
@@ -84,7 +84,7 @@ fn calibration_times_the_engine_and_derives_calls_that_shrink_with_the_target() 
         AsrConfig {
             max_concurrent: 64,
             timeout: Duration::from_secs(60),
-            ..AsrConfig::new(common::model_path())
+            ..common::config()
         },
     )
     .unwrap();

@@ -3,13 +3,18 @@
 
 mod common;
 
+use voxbridge_asr::frontend::{to_model_input, Upsampler};
 use voxbridge_asr::wer::WerTally;
 use voxbridge_asr::whisper::WhisperModel;
-use voxbridge_asr::{transcribe_wav, AsrError, TranscribeOptions, WavError};
+use voxbridge_asr::{
+    parse_wav, transcribe_wav, AnswerType, AsrConfig, AsrError, Question, Recognition,
+    SpeechEngine, TranscribeOptions, WavError,
+};
 
 fn options() -> TranscribeOptions {
     TranscribeOptions {
         model: common::model_path(),
+        answer_model: Some(common::answer_model_path()),
         prompt: None,
         answer_type: None,
         choices: Vec::new(),
@@ -45,6 +50,47 @@ fn known_clip_is_transcribed_from_every_wav_encoding() {
     }
 }
 
+/// The default model is quantized; typed answers go to the f16 answer model beside it, and each
+/// recognition is exactly what its model alone gives.
+#[test]
+fn typed_answers_are_decoded_by_the_answer_model() {
+    let alone = |path: &std::path::Path| {
+        let model = WhisperModel::load(path).unwrap();
+        SpeechEngine::with_model(&model, AsrConfig::new(path)).unwrap()
+    };
+    let both = SpeechEngine::with_model(common::model(), common::config()).unwrap();
+    let quantized = alone(&common::model_path());
+    let full = alone(&common::answer_model_path());
+    let wav = std::fs::read(common::fixtures().join("yes_no_01.wav")).unwrap();
+    let audio = to_model_input(&parse_wav(&wav).unwrap(), Upsampler::ZeroStuff);
+    let run = |engine: &SpeechEngine, question: &Question| -> Recognition {
+        engine
+            .pool()
+            .recognize(audio.clone(), engine.request(question))
+            .unwrap()
+    };
+
+    let yes_no = Question::asked("Shall I book the appointment for you?", AnswerType::YesNo);
+    let answer = run(&both, &yes_no);
+    assert!(!answer.candidate_logprobs.is_empty());
+    assert_eq!(
+        answer.candidate_logprobs,
+        run(&full, &yes_no).candidate_logprobs
+    );
+    assert_ne!(
+        answer.candidate_logprobs,
+        run(&quantized, &yes_no).candidate_logprobs,
+        "the two models must differ, or this test proves nothing"
+    );
+
+    let free = Question::free();
+    let (speech, reference) = (run(&both, &free), run(&quantized, &free));
+    assert_eq!(
+        (speech.text, speech.confidence),
+        (reference.text, reference.confidence)
+    );
+}
+
 #[test]
 fn missing_model_is_a_clear_error() {
     let err = WhisperModel::load(std::path::Path::new("/nonexistent/ggml-tiny.en.bin"))
@@ -52,6 +98,15 @@ fn missing_model_is_a_clear_error() {
         .unwrap();
     assert!(matches!(err, AsrError::ModelMissing { .. }), "{err:?}");
     assert!(err.to_string().contains("scripts/fetch-model.sh"), "{err}");
+    let err = WhisperModel::load(&common::model_path())
+        .and_then(|m| m.with_answer_model(std::path::Path::new("/nonexistent/answers.bin")))
+        .err()
+        .unwrap();
+    assert!(matches!(err, AsrError::ModelMissing { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent/answers.bin"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn engine_queueing(
             threads,
             timeout,
             max_queued,
-            ..AsrConfig::new(common::model_path())
+            ..common::config()
         },
     )
     .unwrap()
@@ -219,7 +219,7 @@ fn a_second_opinion_that_would_miss_the_latency_target_is_skipped() {
             AsrConfig {
                 timeout: Duration::from_secs(60),
                 latency_target: target,
-                ..AsrConfig::new(common::model_path())
+                ..common::config()
             },
         )
         .unwrap();

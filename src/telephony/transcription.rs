@@ -69,6 +69,7 @@ impl Transcription {
             max_concurrent: config.max_concurrent.min(cores),
             language: config.language.clone(),
             latency_target: Some(Duration::from_millis(config.latency_target_ms)),
+            answer_model: config.answer_model.clone(),
             ..voxbridge_asr::AsrConfig::new(model)
         };
         let target = Duration::from_millis(config.latency_target_ms);

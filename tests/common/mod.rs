@@ -141,6 +141,13 @@ pub fn workspace() -> PathBuf {
 pub fn asr_model() -> PathBuf {
     std::env::var_os("VOXBRIDGE_ASR_MODEL")
         .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en-q8_0.bin"))
+}
+
+/// The model typed answers are recognized with, as in the default config.
+pub fn asr_answer_model() -> PathBuf {
+    std::env::var_os("VOXBRIDGE_ASR_ANSWER_MODEL")
+        .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
 }
 
@@ -148,6 +155,7 @@ pub fn asr_model() -> PathBuf {
 pub fn transcribe(c: &mut Config) {
     c.asr = Some(voxbridge::config::AsrConfig {
         model: Some(asr_model()),
+        answer_model: Some(asr_answer_model()),
         threads: 1,
         language: "en".into(),
         max_concurrent: 2,
