@@ -537,7 +537,9 @@ async fn operational_endpoints_answer(db: Db) {
                 "recognition_queue": 0,
                 "recognition_wait_p95_ms": 0,
                 "recognition_wait_limit_ms": 0,
-                "second_opinions_skipped": 0
+                "second_opinions_skipped": 0,
+                "utterance_pairs": 0,
+                "utterance_pairs_split": 0
             }
         })
     );

@@ -97,6 +97,7 @@ fn asr_config(max_calls: usize) -> voxbridge::config::AsrConfig {
         // Tests share a busy machine: no call is refused for slow recognition unless a test
         // sets a target.
         latency_target_ms: 30_000,
+        pair_utterances: true,
     }
 }
 

@@ -17,7 +17,7 @@ use voxbridge_asr::manifest::{read_manifest, LabelledClip};
 use voxbridge_asr::wer::WerTally;
 use voxbridge_asr::whisper::WhisperModel;
 use voxbridge_asr::{
-    parse_wav, AsrConfig, AudioContext, DecodeSettings, Question, Recognition, Request,
+    parse_wav, AsrConfig, AudioContext, DecodeSettings, Priority, Question, Recognition, Request,
     SpeechEngine, Transcriber,
 };
 
@@ -295,6 +295,9 @@ fn main() {
     if only.is_empty() || only == "typed" {
         typed(&engine, threads, &clips);
     }
+    if only == "backlog" {
+        backlog(&model, &model_path, &clips);
+    }
     if only.is_empty() || only == "capacity" {
         capacity(&model, &model_path, &clips);
     }
@@ -552,6 +555,66 @@ fn capacity(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
             rate / 0.4,
             2.0 / cpu_per_speech / 0.4,
             percentile(&mut latencies, 0.5)
+        );
+    }
+}
+
+/// A backlog (`ONLY=backlog`): every free-form clip queued at once on one recognizer, as under
+/// load, recognized one by one (no second opinions: others wait) and then in pairs
+/// (`pair_utterances`): WER, CPU per clip, pairs made and split again.
+fn backlog(model: &WhisperModel, model_path: &Path, clips: &[LabelledClip]) {
+    let free: Vec<&LabelledClip> = clips.iter().filter(|c| c.answer_type == "free").collect();
+    println!(
+        "\n### A backlog of {} free-form clips on one recognizer\n",
+        free.len()
+    );
+    println!("| mode | WER | CPU per clip | pairs (split again) |\n|---|---|---|---|");
+    for pair_utterances in [false, true] {
+        let engine = SpeechEngine::with_model(
+            model as &dyn Transcriber,
+            AsrConfig {
+                threads: 1,
+                timeout: Duration::from_secs(120),
+                pair_utterances,
+                ..AsrConfig::new(model_path)
+            },
+        )
+        .expect("engine");
+        let (tx, rx) = mpsc::channel();
+        let cpu_start = cpu_ms();
+        for (i, clip) in free.iter().enumerate() {
+            let tx = tx.clone();
+            engine
+                .pool()
+                .submit(
+                    samples(clip, Upsampler::ZeroStuff),
+                    engine.request(&Question::free()),
+                    Priority::Listen,
+                    Box::new(move |r| {
+                        let _ = tx.send((i, r));
+                    }),
+                )
+                .expect("queued");
+        }
+        let mut tally = WerTally::default();
+        for _ in 0..free.len() {
+            let (i, result) = rx.recv().expect("worker reports");
+            let text = result.expect("recognition").text;
+            if std::env::var_os("VERBOSE").is_some() {
+                eprintln!("{pair_utterances} {i} | {} | {text}", free[i].reference);
+            }
+            tally.add(&free[i].reference, &text);
+        }
+        let (pairs, split) = engine.pool().pairs();
+        println!(
+            "| {} | {:.1} % | {:.0} ms | {pairs} ({split}) |",
+            if pair_utterances {
+                "in pairs"
+            } else {
+                "one by one"
+            },
+            tally.wer() * 100.0,
+            (cpu_ms() - cpu_start) / free.len() as f64
         );
     }
 }

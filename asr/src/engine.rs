@@ -40,6 +40,9 @@ pub struct AsrConfig {
     /// End of utterance → text, if the caller waits for one: a second opinion that would end
     /// later is skipped.
     pub latency_target: Option<Duration>,
+    /// Recognize two short free-form utterances in one decode while others wait
+    /// ([`crate::pool::PoolConfig::pair_utterances`]).
+    pub pair_utterances: bool,
 }
 
 impl AsrConfig {
@@ -59,6 +62,7 @@ impl AsrConfig {
             language: "en".into(),
             timeout: Duration::from_secs(10),
             latency_target: None,
+            pair_utterances: false,
         }
     }
 }
@@ -157,6 +161,7 @@ impl SpeechEngine {
                 timeout: config.timeout,
                 max_queued: config.max_queued,
                 latency_target: config.latency_target,
+                pair_utterances: config.pair_utterances,
             },
         )?;
         let idle_threads = config.threads.max(idle_threads());

@@ -18,7 +18,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::AsrError;
-use crate::transcriber::{JobLimits, Recognition, Request, Session, Transcriber};
+use crate::transcriber::{
+    JobLimits, Recognition, Request, Session, Transcriber, MODEL_RATE, PAIR_GAP_MS, PAIR_MAX_MS,
+};
 
 /// Called on the worker thread with the job's outcome.
 pub type Completion = Box<dyn FnOnce(Result<Recognition, AsrError>) + Send>;
@@ -46,6 +48,9 @@ pub struct PoolConfig {
     /// Queued → recognized within this, if set: optional work (a second opinion) that would
     /// end later is skipped.
     pub latency_target: Option<Duration>,
+    /// While others wait, a worker takes two short free-form utterances at once and recognizes
+    /// them in one decode ([`Session::recognize_pair`]).
+    pub pair_utterances: bool,
 }
 
 struct Job {
@@ -99,6 +104,9 @@ struct Shared {
     running: AtomicUsize,
     /// Second decodes not made: other jobs were waiting, or it would have missed the target.
     second_opinions_skipped: AtomicUsize,
+    /// Pairs of utterances recognized in one decode, and pairs that had to be split up again.
+    pairs: AtomicUsize,
+    pairs_split: AtomicUsize,
 }
 
 impl Shared {
@@ -115,12 +123,63 @@ pub struct RecognizerPool {
     workers: Vec<JoinHandle<()>>,
 }
 
-/// Counts the job as running while it lives, even if the recognition panics.
-struct Running<'a>(&'a AtomicUsize);
+/// Counts the jobs as running while it lives, even if the recognition panics.
+struct Running<'a>(&'a AtomicUsize, usize);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
+
+/// A free-form utterance short enough to share a decode with another one.
+fn pairable(job: &Job) -> bool {
+    let request = &job.request;
+    request.prompt.is_none()
+        && request.candidates.is_empty()
+        && !request.settings.answer_model
+        && samples_ms(job.audio.len()) + PAIR_GAP_MS <= PAIR_MAX_MS
+}
+
+fn samples_ms(samples: usize) -> u64 {
+    samples as u64 * 1000 / u64::from(MODEL_RATE)
+}
+
+impl Queue {
+    /// The next job, and with it the best waiting job to recognize in the same decode.
+    fn take(&mut self, pair: bool) -> Option<(Job, Option<Job>)> {
+        let job = self.waiting.pop()?;
+        if !pair || !pairable(&job) {
+            return Some((job, None));
+        }
+        let fits = |other: &Job| {
+            pairable(other)
+                && other.request == job.request
+                && samples_ms(job.audio.len() + other.audio.len()) + PAIR_GAP_MS <= PAIR_MAX_MS
+        };
+        let best = self
+            .waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, other)| fits(other))
+            .max_by(|(_, a), (_, b)| a.cmp(b))
+            .map(|(i, _)| i);
+        let Some(index) = best else {
+            return Some((job, None));
+        };
+        let mut rest = std::mem::take(&mut self.waiting).into_vec();
+        let partner = rest.swap_remove(index);
+        self.waiting = BinaryHeap::from(rest);
+        Some((job, Some(partner)))
+    }
+
+    fn record_wait(&mut self, job: &Job) -> Duration {
+        if self.recent_waits.len() == RECENT_JOBS {
+            self.recent_waits.pop_front();
+        }
+        let waited = job.queued_at.elapsed();
+        self.recent_waits.push_back((Instant::now(), waited));
+        waited
     }
 }
 
@@ -128,21 +187,24 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
     let PoolConfig {
         timeout,
         latency_target,
+        pair_utterances,
         ..
     } = config;
     loop {
-        let (job, waited) = {
+        let (job, partner) = {
             let mut queue = shared.queue();
             loop {
-                if let Some(job) = queue.waiting.pop() {
+                if let Some((job, partner)) = queue.take(pair_utterances) {
                     // Counted under the lock, so `try_submit` never sees a taken job as free.
-                    shared.running.fetch_add(1, Ordering::AcqRel);
-                    if queue.recent_waits.len() == RECENT_JOBS {
-                        queue.recent_waits.pop_front();
-                    }
-                    let waited = job.queued_at.elapsed();
-                    queue.recent_waits.push_back((Instant::now(), waited));
-                    break (job, waited);
+                    shared
+                        .running
+                        .fetch_add(1 + usize::from(partner.is_some()), Ordering::AcqRel);
+                    let waited = queue.record_wait(&job);
+                    let partner = partner.map(|p| {
+                        let waited = queue.record_wait(&p);
+                        (p, waited)
+                    });
+                    break ((job, waited), partner);
                 }
                 if !queue.open {
                     return;
@@ -153,32 +215,75 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let running = Running(&shared.running);
+        let running = Running(&shared.running, 1 + usize::from(partner.is_some()));
         let deadline = Instant::now() + timeout;
-        let respond_by = latency_target.map(|target| job.queued_at + target);
-        let may_spend = |extra: Duration| {
-            let late = respond_by.is_some_and(|by| Instant::now() + extra > by);
-            let refused = late || !shared.queue().waiting.is_empty();
-            if refused {
-                shared
-                    .second_opinions_skipped
-                    .fetch_add(1, Ordering::Relaxed);
+        let may_spend_for = |queued_at: Instant| {
+            let respond_by = latency_target.map(|target| queued_at + target);
+            let shared = &shared;
+            move |extra: Duration| {
+                let late = respond_by.is_some_and(|by| Instant::now() + extra > by);
+                let refused = late || !shared.queue().waiting.is_empty();
+                if refused {
+                    shared
+                        .second_opinions_skipped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                !refused
             }
-            !refused
         };
+        let may_spend = may_spend_for(job.0.queued_at);
         let limits = JobLimits {
             deadline: Some(deadline),
             may_spend: &may_spend,
         };
-        let result = session
-            .recognize(&job.audio, &job.request, &limits)
-            .map(|recognition| Recognition {
+        let with_wait = |waited: Duration| {
+            move |recognition: Recognition| Recognition {
                 queue_wait: waited,
                 ..recognition
-            });
-        // Free the worker before reporting, so the callback may submit follow-up work.
+            }
+        };
+        let ((job, waited), partner) = (job, partner);
+        let Some((partner, partner_waited)) = partner else {
+            let result = session
+                .recognize(&job.audio, &job.request, &limits)
+                .map(with_wait(waited));
+            // Free the worker before reporting, so the callback may submit follow-up work.
+            drop(running);
+            (job.done)(result);
+            continue;
+        };
+        let results =
+            match session.recognize_pair(&job.audio, &partner.audio, &job.request, &limits) {
+                Ok(Some([one, two])) => {
+                    shared.pairs.fetch_add(1, Ordering::Relaxed);
+                    // Recognized together, so neither got a second opinion.
+                    let low = job.request.settings.retry_below.unwrap_or(0.0);
+                    let skipped =
+                        usize::from(one.confidence < low) + usize::from(two.confidence < low);
+                    shared
+                        .second_opinions_skipped
+                        .fetch_add(skipped, Ordering::Relaxed);
+                    [Ok(one), Ok(two)]
+                }
+                // Not told apart, or failed: each alone gets its own outcome (a timed-out pair
+                // times out again at once).
+                Ok(None) | Err(_) => {
+                    shared.pairs_split.fetch_add(1, Ordering::Relaxed);
+                    let partner_spend = may_spend_for(partner.queued_at);
+                    let partner_limits = JobLimits {
+                        deadline: Some(deadline),
+                        may_spend: &partner_spend,
+                    };
+                    [
+                        session.recognize(&job.audio, &job.request, &limits),
+                        session.recognize(&partner.audio, &partner.request, &partner_limits),
+                    ]
+                }
+            };
         drop(running);
-        (job.done)(result);
+        let [first, second] = results;
+        (job.done)(first.map(with_wait(waited)));
+        (partner.done)(second.map(with_wait(partner_waited)));
     }
 }
 
@@ -196,6 +301,8 @@ impl RecognizerPool {
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
             second_opinions_skipped: AtomicUsize::new(0),
+            pairs: AtomicUsize::new(0),
+            pairs_split: AtomicUsize::new(0),
         });
         let size = config.max_concurrent.max(1);
         let mut workers = Vec::with_capacity(size);
@@ -231,6 +338,15 @@ impl RecognizerPool {
     /// have ended past the latency target.
     pub fn second_opinions_skipped(&self) -> usize {
         self.shared.second_opinions_skipped.load(Ordering::Relaxed)
+    }
+
+    /// Pairs of utterances recognized in one decode, and pairs whose text could not be split
+    /// between them (each then recognized alone).
+    pub fn pairs(&self) -> (usize, usize) {
+        (
+            self.shared.pairs.load(Ordering::Relaxed),
+            self.shared.pairs_split.load(Ordering::Relaxed),
+        )
     }
 
     /// Jobs waiting for a worker.

@@ -157,6 +157,12 @@ pub struct JobLimits<'a> {
     pub may_spend: &'a dyn Fn(std::time::Duration) -> bool,
 }
 
+/// Two utterances recognized together fit in this much audio, pause included: the shortest
+/// encoder context our profile uses (384 frames), so the pair costs one encoder pass.
+pub const PAIR_MAX_MS: u64 = 7_680;
+/// Silence put between two utterances recognized together.
+pub const PAIR_GAP_MS: u64 = 500;
+
 /// Mutable decoding state; one per worker thread.
 pub trait Session: Send {
     /// Recognizes one utterance of 16 kHz mono samples (at most [`MAX_WINDOW_MS`]).
@@ -166,4 +172,18 @@ pub trait Session: Send {
         request: &Request,
         limits: &JobLimits,
     ) -> Result<Recognition, AsrError>;
+
+    /// Recognizes two short utterances in one decode, [`PAIR_GAP_MS`] of silence between them
+    /// (at most [`PAIR_MAX_MS`] in all), one recognition each. `None` when the text cannot be
+    /// told apart (whisper did not end exactly one segment per utterance): the caller then
+    /// recognizes each alone. No second opinions.
+    fn recognize_pair(
+        &mut self,
+        _first: &[f32],
+        _second: &[f32],
+        _request: &Request,
+        _limits: &JobLimits,
+    ) -> Result<Option<[Recognition; 2]>, AsrError> {
+        Ok(None)
+    }
 }

@@ -15,7 +15,8 @@ use crate::model_file::check_model_file;
 use crate::repeats::collapse_repeats;
 use crate::sound_tags::without_sound_tags;
 use crate::transcriber::{
-    AudioContext, JobLimits, Recognition, Request, Segment, Session, Transcriber, MODEL_RATE,
+    AudioContext, DecodeSettings, JobLimits, Recognition, Request, Segment, Session, Transcriber,
+    MODEL_RATE, PAIR_GAP_MS,
 };
 
 /// whisper.cpp skips input shorter than one second; one-word answers are often shorter.
@@ -199,10 +200,21 @@ impl Weights {
     }
 }
 
+/// Geometric mean token probability from the sum of log-probabilities; 0 for no tokens.
+fn geometric_mean(logprob_sum: f64, tokens: u32) -> f32 {
+    if tokens == 0 {
+        0.0
+    } else {
+        (logprob_sum / f64::from(tokens)).exp() as f32
+    }
+}
+
 /// What one `full()` call produced.
 struct Decoded {
     text: String,
     segments: Vec<Segment>,
+    /// Each segment's own confidence.
+    segment_confidence: Vec<f32>,
     confidence: f32,
     /// Stopped by the token cap: a repetition loop, however confident its tokens are.
     runaway: bool,
@@ -245,6 +257,7 @@ impl Weights {
         request: &Request,
         prompt_tokens: &[WhisperTokenId],
         deadline: Option<Instant>,
+        utterances: u32,
     ) -> Result<Decoded, AsrError> {
         let settings = &request.settings;
         let strategy = match settings.beam_size {
@@ -271,11 +284,12 @@ impl Weights {
         params.set_audio_ctx(audio_ctx(settings.audio_context, audio.len()));
         let token_cap = settings.max_tokens_per_second.map(|per_second| {
             let seconds = (audio.len() as u32).div_ceil(MODEL_RATE);
-            TOKEN_ALLOWANCE + per_second * seconds
+            TOKEN_ALLOWANCE * utterances + per_second * seconds
         });
         if let Some(cap) = token_cap {
             params.set_max_tokens(cap as i32);
-            params.set_single_segment(true);
+            // Several utterances: whisper ends a segment at each, which is how they are split.
+            params.set_single_segment(utterances == 1);
         }
         if !prompt_tokens.is_empty() {
             params.set_tokens(prompt_tokens);
@@ -296,18 +310,22 @@ impl Weights {
         result.map_err(engine)?;
 
         let mut segments = Vec::new();
+        let mut segment_confidence = Vec::new();
         let (mut logprob_sum, mut n_tokens) = (0f64, 0u32);
         let eot = self.ctx.token_eot();
         for segment in self.state.as_iter() {
             let text = without_sound_tags(&segment.to_str_lossy().map_err(engine)?);
+            let (mut segment_sum, mut segment_tokens) = (0f64, 0u32);
             for i in 0..segment.n_tokens() {
                 if let Some(token) = segment.get_token(i) {
                     if token.token_id() < eot {
-                        logprob_sum += f64::from(token.token_probability().max(1e-6)).ln();
-                        n_tokens += 1;
+                        segment_sum += f64::from(token.token_probability().max(1e-6)).ln();
+                        segment_tokens += 1;
                     }
                 }
             }
+            logprob_sum += segment_sum;
+            n_tokens += segment_tokens;
             if !text.is_empty() {
                 // whisper.cpp timestamps are in 10 ms units.
                 segments.push(Segment {
@@ -315,6 +333,7 @@ impl Weights {
                     end_ms: segment.end_timestamp().max(0) as u64 * 10,
                     text,
                 });
+                segment_confidence.push(geometric_mean(segment_sum, segment_tokens));
             }
         }
         let mut text = segments
@@ -325,15 +344,11 @@ impl Weights {
         if settings.collapse_repeats {
             text = collapse_repeats(&text);
         }
-        let confidence = if n_tokens == 0 {
-            0.0
-        } else {
-            (logprob_sum / f64::from(n_tokens)).exp() as f32
-        };
         Ok(Decoded {
             text,
             segments,
-            confidence,
+            segment_confidence,
+            confidence: geometric_mean(logprob_sum, n_tokens),
             runaway: token_cap.is_some_and(|cap| n_tokens >= cap),
         })
     }
@@ -369,12 +384,12 @@ impl Session for WhisperSession {
             _ => Vec::new(),
         };
         let started = Instant::now();
-        let mut decoded = weights.decode(audio, request, &prompt_tokens, deadline)?;
+        let mut decoded = weights.decode(audio, request, &prompt_tokens, deadline, 1)?;
         if let Some(threshold) = request.settings.retry_below {
             // The second decode costs about what the first did.
             if decoded.rank() < threshold && (limits.may_spend)(started.elapsed()) {
                 // A second opinion must not turn an answer into a timeout.
-                match weights.decode(&dithered(audio), request, &prompt_tokens, deadline) {
+                match weights.decode(&dithered(audio), request, &prompt_tokens, deadline, 1) {
                     Ok(second) if second.rank() > decoded.rank() => decoded = second,
                     Ok(_) | Err(AsrError::Timeout) => {}
                     Err(other) => return Err(other),
@@ -395,6 +410,57 @@ impl Session for WhisperSession {
             candidate_logprobs,
             queue_wait: std::time::Duration::ZERO,
         })
+    }
+
+    fn recognize_pair(
+        &mut self,
+        first: &[f32],
+        second: &[f32],
+        request: &Request,
+        limits: &JobLimits,
+    ) -> Result<Option<[Recognition; 2]>, AsrError> {
+        let gap = (PAIR_GAP_MS * u64::from(MODEL_RATE) / 1000) as usize;
+        let mut joined = Vec::with_capacity(first.len() + gap + second.len());
+        joined.extend_from_slice(first);
+        joined.resize(first.len() + gap, 0.0);
+        joined.extend_from_slice(second);
+        // whisper ends a segment at each sentence only with timestamps on.
+        let request = Request {
+            settings: DecodeSettings {
+                no_timestamps: false,
+                ..request.settings.clone()
+            },
+            ..request.clone()
+        };
+        let decoded = self
+            .speech
+            .decode(&joined, &request, &[], limits.deadline, 2)?;
+        let [(one, c1), (two, c2)] = match (&decoded.segments[..], &decoded.segment_confidence[..])
+        {
+            ([one, two], [c1, c2]) if !decoded.runaway => [(one, *c1), (two, *c2)],
+            _ => return Ok(None),
+        };
+        let recognition = |segment: &Segment, confidence: f32, audio: &[f32]| {
+            let mut text = segment.text.clone();
+            if request.settings.collapse_repeats {
+                text = collapse_repeats(&text);
+            }
+            Recognition {
+                segments: vec![Segment {
+                    start_ms: 0,
+                    end_ms: audio.len() as u64 * 1000 / u64::from(MODEL_RATE),
+                    text: text.clone(),
+                }],
+                text,
+                confidence,
+                candidate_logprobs: Vec::new(),
+                queue_wait: std::time::Duration::ZERO,
+            }
+        };
+        Ok(Some([
+            recognition(one, c1, first),
+            recognition(two, c2, second),
+        ]))
     }
 }
 

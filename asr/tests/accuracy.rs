@@ -6,7 +6,7 @@ mod common;
 
 use voxbridge_asr::manifest::{read_manifest, LabelledClip};
 use voxbridge_asr::wer::WerTally;
-use voxbridge_asr::{parse_wav, AnswerType, AnswerValue, AsrConfig, Question, SpeechEngine};
+use voxbridge_asr::{parse_wav, AnswerType, AnswerValue, Question, SpeechEngine};
 
 fn engine() -> SpeechEngine {
     SpeechEngine::with_model(common::model(), common::config()).unwrap()

@@ -236,3 +236,66 @@ fn a_second_opinion_that_would_miss_the_latency_target_is_skipped() {
         "it would end too late"
     );
 }
+
+/// While others wait, two short free-form utterances share one decode and each gets its own
+/// text; an answer to a question is never paired, and without the setting nothing is.
+#[test]
+fn waiting_free_form_utterances_are_recognized_in_pairs() {
+    let run = |pair_utterances: bool| {
+        let engine = SpeechEngine::with_model(
+            common::model(),
+            AsrConfig {
+                timeout: Duration::from_secs(60),
+                pair_utterances,
+                ..common::config()
+            },
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let submit = |name: &'static str, question: Question, priority: Priority| {
+            let tx = tx.clone();
+            let done = Box::new(move |r: Result<Recognition, AsrError>| {
+                tx.send((name, r.unwrap().text)).unwrap()
+            });
+            let req = engine.request(&question);
+            engine
+                .pool()
+                .submit(clip(name), req, priority, done)
+                .unwrap();
+        };
+        submit("free_01.wav", Question::free(), Priority::Listen);
+        wait_running(&engine);
+        let yes_no = Question::asked("Shall I book it?", voxbridge_asr::AnswerType::YesNo);
+        submit("free_02.wav", Question::free(), Priority::Listen);
+        submit("yes_no_01.wav", yes_no, Priority::Answer);
+        submit("free_03.wav", Question::free(), Priority::Turn);
+        let texts: std::collections::HashMap<&str, String> =
+            (0..4).map(|_| rx.recv().unwrap()).collect();
+        (texts, engine.pool().pairs())
+    };
+
+    let (texts, pairs) = run(true);
+    assert_eq!(
+        pairs,
+        (1, 0),
+        "free_02 and free_03 in one decode: {texts:?}"
+    );
+    for (name, reference) in [
+        (
+            "free_02.wav",
+            "My internet has been down since yesterday morning.",
+        ),
+        ("free_03.wav", "Can you tell me when my next bill is due?"),
+    ] {
+        let mut tally = voxbridge_asr::wer::WerTally::default();
+        tally.add(reference, &texts[name]);
+        assert!(tally.wer() <= 0.3, "{name}: {:?} ({texts:?})", texts[name]);
+    }
+    assert!(
+        texts["yes_no_01.wav"].to_lowercase().contains("yes"),
+        "{texts:?}"
+    );
+
+    let (_, pairs) = run(false);
+    assert_eq!(pairs, (0, 0));
+}

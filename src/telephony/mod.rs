@@ -77,6 +77,10 @@ pub struct CapacityReport {
     pub recognition_wait_limit_ms: u64,
     /// Utterances recognized with one decode instead of two because others were waiting.
     pub second_opinions_skipped: usize,
+    /// Pairs of waiting utterances recognized in one decode (`[asr] pair_utterances`), and
+    /// pairs whose text could not be told apart, so each was recognized again alone.
+    pub utterance_pairs: usize,
+    pub utterance_pairs_split: usize,
 }
 
 impl CapacityReport {
@@ -107,8 +111,20 @@ impl CapacityReport {
         for (name, value) in gauges {
             metrics::gauge!(name).set(value);
         }
-        metrics::counter!("voxbridge_asr_second_opinions_skipped_total")
-            .absolute(self.second_opinions_skipped as u64);
+        let counters = [
+            (
+                "voxbridge_asr_second_opinions_skipped_total",
+                self.second_opinions_skipped,
+            ),
+            ("voxbridge_asr_utterance_pairs_total", self.utterance_pairs),
+            (
+                "voxbridge_asr_utterance_pairs_split_total",
+                self.utterance_pairs_split,
+            ),
+        ];
+        for (name, value) in counters {
+            metrics::counter!(name).absolute(value as u64);
+        }
     }
 }
 

@@ -70,6 +70,7 @@ impl Transcription {
             language: config.language.clone(),
             latency_target: Some(Duration::from_millis(config.latency_target_ms)),
             answer_model: config.answer_model.clone(),
+            pair_utterances: config.pair_utterances,
             ..voxbridge_asr::AsrConfig::new(model)
         };
         let target = Duration::from_millis(config.latency_target_ms);
@@ -146,6 +147,7 @@ impl Transcription {
         report.recognition_wait_p95_ms = ms(pool.recent_wait(0.95, RECENT_WAITS));
         report.recognition_wait_limit_ms = ms(self.wait_limit);
         report.second_opinions_skipped = pool.second_opinions_skipped();
+        (report.utterance_pairs, report.utterance_pairs_split) = pool.pairs();
     }
 }
 

@@ -162,6 +162,7 @@ pub fn transcribe(c: &mut Config) {
         max_calls: voxbridge::config::MaxCalls::Fixed(4),
         // Tests share a busy machine: no call is refused for slow recognition here.
         latency_target_ms: 30_000,
+        pair_utterances: true,
     });
 }
 
