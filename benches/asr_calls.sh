@@ -70,7 +70,7 @@ print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core
       f"({cpu / wall * 100 / calls:.2f} % per call)")
 PY
 echo "load average $LOAD0 -> $LOAD1; CPU steal $(( (STEAL1 - STEAL0) / $(getconf CLK_TCK) )) s"
-server_metrics 'asr_utterance_seconds|asr_queue_wait_seconds|asr_utterances_dropped_total|asr_second_opinions_skipped_total|calls_refused_total|sip_inbound_total'
+server_metrics 'asr_utterance_seconds|asr_queue_wait_seconds|asr_utterances_dropped_total|asr_second_opinions_skipped_total|asr_utterance_pairs|calls_refused_total|sip_inbound_total'
 echo "--- calls"
 REFERENCE="$(awk -F'\t' -v n="$UTTERANCES" '$1 ~ /^free_0/ && ++i <= n {print $5}' \
     "$ROOT/fixtures/asr/manifest.tsv")"

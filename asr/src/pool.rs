@@ -48,8 +48,8 @@ pub struct PoolConfig {
     /// Queued → recognized within this, if set: optional work (a second opinion) that would
     /// end later is skipped.
     pub latency_target: Option<Duration>,
-    /// While others wait, a worker takes two short free-form utterances at once and recognizes
-    /// them in one decode ([`Session::recognize_pair`]).
+    /// While others wait, a worker takes two short free-form utterances (not answers the agent
+    /// waits on) at once and recognizes them in one decode ([`Session::recognize_pair`]).
     pub pair_utterances: bool,
 }
 
@@ -132,10 +132,12 @@ impl Drop for Running<'_> {
     }
 }
 
-/// A free-form utterance short enough to share a decode with another one.
+/// A free-form utterance short enough to share a decode with another one. Not the answer the
+/// agent waits on: pairing would make it wait for a second decode's words too.
 fn pairable(job: &Job) -> bool {
     let request = &job.request;
-    request.prompt.is_none()
+    job.priority != Priority::Answer
+        && request.prompt.is_none()
         && request.candidates.is_empty()
         && !request.settings.answer_model
         && samples_ms(job.audio.len()) + PAIR_GAP_MS <= PAIR_MAX_MS
