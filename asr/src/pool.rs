@@ -92,6 +92,45 @@ struct Queue {
     open: bool,
     /// When the latest jobs were taken by a worker and how long each had waited, oldest first.
     recent_waits: VecDeque<(Instant, Duration)>,
+    pairing: PairRecord,
+}
+
+/// Whether the latest pairs could be split again: a pair that cannot costs its decode and then
+/// both alone, so past about a third failing, pairing costs more than it saves.
+#[derive(Default)]
+struct PairRecord {
+    /// The latest outcomes, oldest first: true when the pair was split into its two texts.
+    recent: VecDeque<bool>,
+    /// Chances to pair passed up since pairing last looked failing.
+    declined: u32,
+}
+
+/// Pair outcomes [`PairRecord`] looks at.
+const RECENT_PAIRS: usize = 16;
+/// While pairs keep failing, one chance in this many is still taken, to notice a change.
+const PAIR_PROBE_EVERY: u32 = 8;
+
+impl PairRecord {
+    fn record(&mut self, split: bool) {
+        if self.recent.len() == RECENT_PAIRS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(split);
+    }
+
+    /// Whether to pair now: yes unless a third or more of at least 8 recent pairs failed.
+    fn pays(&mut self) -> bool {
+        let failed = self.recent.iter().filter(|split| !**split).count();
+        if self.recent.len() < RECENT_PAIRS / 2 || failed * 3 < self.recent.len() {
+            return true;
+        }
+        self.declined += 1;
+        if self.declined >= PAIR_PROBE_EVERY {
+            self.declined = 0;
+            return true;
+        }
+        false
+    }
 }
 
 /// Jobs whose queue wait [`RecognizerPool::recent_wait`] looks at.
@@ -151,7 +190,7 @@ impl Queue {
     /// The next job, and with it the best waiting job to recognize in the same decode.
     fn take(&mut self, pair: bool) -> Option<(Job, Option<Job>)> {
         let job = self.waiting.pop()?;
-        if !pair || !pairable(&job) {
+        if !pair || !pairable(&job) || self.waiting.is_empty() || !self.pairing.pays() {
             return Some((job, None));
         }
         let fits = |other: &Job| {
@@ -258,6 +297,7 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
             match session.recognize_pair(&job.audio, &partner.audio, &job.request, &limits) {
                 Ok(Some([one, two])) => {
                     shared.pairs.fetch_add(1, Ordering::Relaxed);
+                    shared.queue().pairing.record(true);
                     // Recognized together, so neither got a second opinion.
                     let low = job.request.settings.retry_below.unwrap_or(0.0);
                     let skipped =
@@ -271,6 +311,7 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
                 // times out again at once).
                 Ok(None) | Err(_) => {
                     shared.pairs_split.fetch_add(1, Ordering::Relaxed);
+                    shared.queue().pairing.record(false);
                     let partner_spend = may_spend_for(partner.queued_at);
                     let partner_limits = JobLimits {
                         deadline: Some(deadline),
@@ -299,6 +340,7 @@ impl RecognizerPool {
                 next_seq: 0,
                 open: true,
                 recent_waits: VecDeque::with_capacity(RECENT_JOBS),
+                pairing: PairRecord::default(),
             }),
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
@@ -471,5 +513,33 @@ impl Drop for RecognizerPool {
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairing_pauses_while_pairs_keep_failing_and_probes_now_and_then() {
+        let mut record = PairRecord::default();
+        // Too few outcomes to judge, then mostly split: keep pairing.
+        let mostly_split = [true, true, true, true, true, false, true, true, false, true];
+        for split in mostly_split {
+            assert!(record.pays());
+            record.record(split);
+        }
+        // 3 failed of 11: still under a third.
+        record.record(false);
+        assert!(record.pays());
+        // 4 of 12: pause, but take one chance in 8.
+        record.record(false);
+        let taken = (0..16).filter(|_| record.pays()).count();
+        assert_eq!(taken, 2);
+        // Pairs that split again push the failures out of the window.
+        for _ in 0..RECENT_PAIRS {
+            record.record(true);
+        }
+        assert!((0..4).all(|_| record.pays()));
     }
 }
