@@ -531,12 +531,26 @@ async fn silence_noise_and_nonstop_talk_are_transcribed_as_spoken() {
             .collect();
         heard.push(caller);
     }
+    // A burst of noise has no voiced (periodic) audio: it costs no recognition.
+    let (_, metrics) = app.get("/metrics", "").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let unvoiced = counter("voxbridge_asr_unvoiced_utterances_total ");
+    assert!(
+        (10..=15).contains(&unvoiced),
+        "{unvoiced} bursts skipped: {metrics}"
+    );
     app.stop().await;
     let [silence, bursts, talker] = &heard[..] else {
         unreachable!()
     };
     assert!(silence.is_empty(), "silence heard as {silence:#?}");
-    // whisper writes "*BEEP*" or "[Music]" for a burst: not words the caller said.
+    // whisper wrote "*BEEP*" or "[Music]" for a burst: not words the caller said.
     assert!(bursts.len() <= 2, "noise heard as speech: {bursts:#?}");
     let text = |entries: &[Value]| -> String {
         let texts = entries

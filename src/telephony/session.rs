@@ -201,6 +201,7 @@ impl Session {
                             None
                         }
                         Some(MediaCallEvent::Media(MediaEvent::Vad(VadEvent::Voiced))) => {
+                            cutter.voiced();
                             if let Some(conv) = conversation.as_mut() {
                                 conv.caller_talking();
                             }
@@ -367,6 +368,21 @@ impl Session {
         match next {
             Some(Next::Hear(result)) => {
                 hear(result, transcript, conversation);
+                0
+            }
+            Some(Next::Recognize(utterance)) if !utterance.voiced => {
+                // A click, a cough or a burst of noise: heard as nothing, without a recognition
+                // (a noisy line would otherwise cost one per burst).
+                metrics::counter!("voxbridge_asr_unvoiced_utterances_total").increment(1);
+                let turn = conversation.as_ref().map_or(0, |conv| conv.listening().0);
+                let unheard = Recognized {
+                    turn,
+                    utterance: (utterance.start_ms + offset_ms, utterance.end_ms + offset_ms),
+                    output: None,
+                    early: None,
+                    skipped: false,
+                };
+                hear(unheard, transcript, conversation);
                 0
             }
             Some(Next::Recognize(utterance)) => {
@@ -615,6 +631,7 @@ mod tests {
             start_ms,
             end_ms,
             pcm: vec![1; 320],
+            voiced: true,
         }
     }
 

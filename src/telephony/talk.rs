@@ -85,9 +85,11 @@ impl Talk<'_> {
         let mut tuned = media_config(self.negotiated, &self.services.media_config);
         // Pauses start early recognitions (with an agent) and cut long speech between words.
         tuned.vad.pause = Some(EARLY_RECOGNITION_PAUSE);
+        // Voicing tells words from noise: it lets a caller barge in on the agent, and spares
+        // the recognizer clicks, coughs and noise bursts.
+        tuned.vad.voiced = Some(BARGE_IN_VOICED);
         if let Some(agent) = &self.agent {
             tuned.vad.hangover = agent.end_of_turn;
-            tuned.vad.voiced = Some(BARGE_IN_VOICED);
         }
         self.services.media.start(ports, tuned, record)
     }

@@ -23,6 +23,9 @@ pub struct Utterance {
     pub end_ms: u64,
     /// 16 kHz mono.
     pub pcm: Vec<i16>,
+    /// The VAD heard a vowel's worth of voiced (periodic) audio in its speech: without one it
+    /// is a click, a cough or a burst of noise, not words, and is not worth a recognition.
+    pub voiced: bool,
 }
 
 impl Utterance {
@@ -44,6 +47,9 @@ pub struct UtteranceCutter {
     frames_seen: u64,
     recent: VecDeque<[i16; FRAME]>,
     current: Option<Utterance>,
+    /// The VAD's speech segment in progress is voiced (it may be reported just before the
+    /// segment's start, and holds for every piece cut out of the segment).
+    voiced: bool,
 }
 
 impl UtteranceCutter {
@@ -79,6 +85,7 @@ impl UtteranceCutter {
             start_ms: now_ms,
             end_ms: now_ms,
             pcm: Vec::new(),
+            voiced: self.voiced,
         };
         self.current.replace(next)
     }
@@ -94,7 +101,16 @@ impl UtteranceCutter {
             start_ms: now_ms.saturating_sub(lead),
             end_ms: now_ms,
             pcm,
+            voiced: self.voiced,
         });
+    }
+
+    /// The VAD heard voiced speech in the segment in progress.
+    pub fn voiced(&mut self) {
+        self.voiced = true;
+        if let Some(current) = self.current.as_mut() {
+            current.voiced = true;
+        }
     }
 
     /// The utterance so far, while speech goes on (for recognizing it early at a pause).
@@ -103,6 +119,7 @@ impl UtteranceCutter {
     }
 
     pub fn speech_ended(&mut self) -> Option<Utterance> {
+        self.voiced = false;
         self.current.take().filter(|u| !u.pcm.is_empty())
     }
 
@@ -178,8 +195,31 @@ mod tests {
     }
 
     #[test]
+    fn voicing_marks_the_segment_and_every_piece_cut_out_of_it() {
+        let mut cut = UtteranceCutter::default();
+        // A burst of noise: speech to the VAD, but never voiced.
+        cut.speech_started();
+        cut.frame(&frame(3));
+        assert!(!cut.speech_ended().expect("the burst").voiced);
+        // Voiced reported in the frame speech starts, before the start event.
+        cut.voiced();
+        cut.speech_started();
+        for _ in 0..CUT_AT_PAUSE_FRAMES {
+            cut.frame(&frame(1));
+        }
+        assert!(cut.paused().expect("cut at the pause").voiced);
+        cut.frame(&frame(1));
+        assert!(cut.speech_ended().expect("the rest").voiced);
+        // The next segment starts unvoiced again.
+        cut.speech_started();
+        cut.frame(&frame(1));
+        assert!(!cut.speech_ended().expect("another burst").voiced);
+    }
+
+    #[test]
     fn narrowband_input_is_the_zero_stuffed_original() {
         let u = Utterance {
+            voiced: true,
             start_ms: 0,
             end_ms: 0,
             pcm: vec![16384, 111, -16384, 222],
