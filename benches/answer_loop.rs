@@ -224,6 +224,7 @@ impl Line {
             start_ms: 0,
             end_ms: 0,
             pcm: wide[..end].to_vec(),
+            voiced: true,
         }
         .model_input(true)
     }
