@@ -71,6 +71,9 @@ print(f"CPU {cpu:.1f} s over {wall:.1f} s = {cpu / wall * 100:.0f} % of one core
 PY
 echo "load average $LOAD0 -> $LOAD1; CPU steal $(( (STEAL1 - STEAL0) / $(getconf CLK_TCK) )) s"
 server_metrics 'asr_utterance_seconds|asr_queue_wait_seconds|asr_utterances_dropped_total|asr_second_opinions_skipped_total|asr_utterance_pairs|calls_refused_total|sip_inbound_total'
+# A counter appears only once counted: say 0 rather than nothing.
+dropped="$(server_metrics 'asr_utterances_dropped_total' | awk '{n += $2} END {print n + 0}')"
+echo "dropped utterances: $dropped (must be 0)"
 echo "--- calls"
 REFERENCE="$(awk -F'\t' -v n="$UTTERANCES" '$1 ~ /^free_0/ && ++i <= n {print $5}' \
     "$ROOT/fixtures/asr/manifest.tsv")"
