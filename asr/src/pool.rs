@@ -232,7 +232,7 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
         ..
     } = config;
     loop {
-        let (job, partner) = {
+        let ((job, waited), partner) = {
             let mut queue = shared.queue();
             loop {
                 if let Some((job, partner)) = queue.take(pair_utterances) {
@@ -272,7 +272,7 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
                 !refused
             }
         };
-        let may_spend = may_spend_for(job.0.queued_at);
+        let may_spend = may_spend_for(job.queued_at);
         let limits = JobLimits {
             deadline: Some(deadline),
             may_spend: &may_spend,
@@ -283,7 +283,6 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
                 ..recognition
             }
         };
-        let ((job, waited), partner) = (job, partner);
         let Some((partner, partner_waited)) = partner else {
             let result = session
                 .recognize(&job.audio, &job.request, &limits)

@@ -69,7 +69,7 @@ impl WhisperModel {
 
     /// Decodes requests whose settings ask for it ([`DecodeSettings::answer_model`], typed
     /// answers) with the model at `path` instead: the quantized default model recognizes
-    /// free speech as well as the f16 one for 30 % less CPU, but lost 4 of 126 typed answers.
+    /// free speech as well as the f16 one for 28 % less CPU, but lost 4 of 126 typed answers.
     ///
     /// [`DecodeSettings::answer_model`]: crate::DecodeSettings::answer_model
     pub fn with_answer_model(self, path: &Path) -> Result<Self, AsrError> {

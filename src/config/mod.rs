@@ -208,7 +208,7 @@ pub struct AsrConfig {
     /// A ggml whisper model. Absent: transcription is off.
     pub model: Option<PathBuf>,
     /// A second model for typed answers (yes/no, choices, digits …); absent: `model` decodes
-    /// them too. The defaults pair the q8_0 model (free speech, 30 % less CPU) with the f16
+    /// them too. The defaults pair the q8_0 model (free speech, 28 % less CPU) with the f16
     /// one here, which got 4 more of 126 typed answers right.
     #[serde(default)]
     pub answer_model: Option<PathBuf>,
