@@ -101,6 +101,20 @@ fn asr_config(max_calls: usize) -> voxbridge::config::AsrConfig {
     }
 }
 
+/// A server on SQLite taking calls from loopback, transcribing `max_calls` calls at once.
+async fn transcribing_app(max_calls: usize) -> TestApp {
+    TestApp::start_with(
+        Db::Sqlite,
+        None,
+        move |c| {
+            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
+            c.asr = Some(asr_config(max_calls));
+        },
+        None,
+    )
+    .await
+}
+
 /// The org's inbound calls, newest first.
 async fn inbound_calls(app: &TestApp) -> Vec<Value> {
     let (status, body) = app
@@ -299,16 +313,7 @@ async fn calls_beyond_capacity_get_503_with_retry_after() {
     app.stop().await;
 
     // Transcription for one call at a time.
-    let app = TestApp::start_with(
-        Db::Sqlite,
-        None,
-        |c| {
-            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
-            c.asr = Some(asr_config(1));
-        },
-        None,
-    )
-    .await;
+    let app = transcribing_app(1).await;
     second_call_is_busy(&app, &audio).await;
     app.stop().await;
 }
@@ -503,16 +508,7 @@ async fn silence_noise_and_nonstop_talk_are_transcribed_as_spoken() {
     args.extend(["-t", "raw", &out]);
     sox(&args);
 
-    let app = TestApp::start_with(
-        Db::Sqlite,
-        None,
-        |c| {
-            c.trunks.push(common::loopback_trunk("127.0.0.1/32"));
-            c.asr = Some(asr_config(4));
-        },
-        None,
-    )
-    .await;
+    let app = transcribing_app(4).await;
     let sip = app.server.as_ref().unwrap().sip_addr;
     let mut heard = Vec::new();
     for (file, seconds) in [("silence.ul", 8), ("bursts.ul", 15), ("talker.ul", 42)] {

@@ -95,14 +95,17 @@ struct Queue {
     pairing: PairRecord,
 }
 
-/// Whether the latest pairs could be split again: a pair that cannot costs its decode and then
-/// both alone, so past about a third failing, pairing costs more than it saves.
+/// How pairs came out: a pair that cannot be split again costs its decode and then both alone,
+/// so past about a third failing, pairing costs more than it saves.
 #[derive(Default)]
 struct PairRecord {
     /// The latest outcomes, oldest first: true when the pair was split into its two texts.
     recent: VecDeque<bool>,
     /// Chances to pair passed up since pairing last looked failing.
     declined: u32,
+    /// Every pair so far: split into its two texts, and recognized again one by one.
+    split: usize,
+    failed: usize,
 }
 
 /// Pair outcomes [`PairRecord`] looks at.
@@ -112,6 +115,11 @@ const PAIR_PROBE_EVERY: u32 = 8;
 
 impl PairRecord {
     fn record(&mut self, split: bool) {
+        if split {
+            self.split += 1;
+        } else {
+            self.failed += 1;
+        }
         if self.recent.len() == RECENT_PAIRS {
             self.recent.pop_front();
         }
@@ -143,9 +151,6 @@ struct Shared {
     running: AtomicUsize,
     /// Second decodes not made: other jobs were waiting, or it would have missed the target.
     second_opinions_skipped: AtomicUsize,
-    /// Pairs of utterances recognized in one decode, and pairs that had to be split up again.
-    pairs: AtomicUsize,
-    pairs_split: AtomicUsize,
 }
 
 impl Shared {
@@ -295,7 +300,6 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
         let results =
             match session.recognize_pair(&job.audio, &partner.audio, &job.request, &limits) {
                 Ok(Some([one, two])) => {
-                    shared.pairs.fetch_add(1, Ordering::Relaxed);
                     shared.queue().pairing.record(true);
                     // Recognized together, so neither got a second opinion.
                     let low = job.request.settings.retry_below.unwrap_or(0.0);
@@ -309,7 +313,6 @@ fn work(mut session: Box<dyn Session>, shared: Arc<Shared>, config: PoolConfig) 
                 // Not told apart, or failed: each alone gets its own outcome (a timed-out pair
                 // times out again at once).
                 Ok(None) | Err(_) => {
-                    shared.pairs_split.fetch_add(1, Ordering::Relaxed);
                     shared.queue().pairing.record(false);
                     let partner_spend = may_spend_for(partner.queued_at);
                     let partner_limits = JobLimits {
@@ -344,8 +347,6 @@ impl RecognizerPool {
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
             second_opinions_skipped: AtomicUsize::new(0),
-            pairs: AtomicUsize::new(0),
-            pairs_split: AtomicUsize::new(0),
         });
         let size = config.max_concurrent.max(1);
         let mut workers = Vec::with_capacity(size);
@@ -386,10 +387,8 @@ impl RecognizerPool {
     /// Pairs of utterances recognized in one decode, and pairs whose text could not be split
     /// between them (each then recognized alone).
     pub fn pairs(&self) -> (usize, usize) {
-        (
-            self.shared.pairs.load(Ordering::Relaxed),
-            self.shared.pairs_split.load(Ordering::Relaxed),
-        )
+        let queue = self.shared.queue();
+        (queue.pairing.split, queue.pairing.failed)
     }
 
     /// Jobs waiting for a worker.
