@@ -11,7 +11,7 @@ use crate::answers::{candidates, format_hint, interpret, AnswerType, AnswerValue
 use crate::error::AsrError;
 use crate::frontend::{to_model_input, Upsampler};
 use crate::pool::{Completion, PoolConfig, Priority, RecognizerPool};
-use crate::transcriber::{DecodeSettings, Recognition, Request, Segment, MODEL_RATE};
+use crate::transcriber::{samples_ms, DecodeSettings, Recognition, Request, Segment};
 use crate::vad;
 use crate::wav::{parse_wav, Pcm};
 
@@ -127,10 +127,6 @@ fn idle_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-fn ms(samples: usize) -> u64 {
-    samples as u64 * 1000 / u64::from(MODEL_RATE)
-}
-
 impl SpeechEngine {
     /// Loads the model (a missing or corrupt file is an error here) and starts the workers.
     #[cfg(feature = "whisper")]
@@ -221,7 +217,7 @@ impl SpeechEngine {
         done: impl FnOnce(Result<TranscriptionOutput, AsrError>) + Send + 'static,
     ) -> (Request, Completion) {
         let answer_type = question.answer_type.clone();
-        let duration = ms(audio.len());
+        let duration = samples_ms(audio.len());
         let mut request = self.request(question);
         // A lone utterance gets every core: a caller waiting on a 2-core machine hears the
         // agent ~2× sooner. With other jobs running or waiting it keeps `threads`, since
@@ -270,7 +266,7 @@ impl SpeechEngine {
         let mut merged: Option<Recognition> = None;
         let mut waited = Duration::ZERO;
         for window in windows {
-            let (offset, duration) = (ms(window.start), ms(window.len()));
+            let (offset, duration) = (samples_ms(window.start), samples_ms(window.len()));
             let recognition = self
                 .pool
                 .recognize(samples[window].to_vec(), request.clone())?;

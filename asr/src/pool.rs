@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::AsrError;
 use crate::transcriber::{
-    JobLimits, Recognition, Request, Session, Transcriber, MODEL_RATE, PAIR_GAP_MS, PAIR_MAX_MS,
+    samples_ms, JobLimits, Recognition, Request, Session, Transcriber, PAIR_GAP_MS, PAIR_MAX_MS,
 };
 
 /// Called on the worker thread with the job's outcome.
@@ -185,10 +185,6 @@ fn pairable(job: &Job) -> bool {
         && request.candidates.is_empty()
         && !request.settings.answer_model
         && samples_ms(job.audio.len()) + PAIR_GAP_MS <= PAIR_MAX_MS
-}
-
-fn samples_ms(samples: usize) -> u64 {
-    samples as u64 * 1000 / u64::from(MODEL_RATE)
 }
 
 impl Queue {

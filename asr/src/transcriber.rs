@@ -7,6 +7,11 @@ use crate::error::AsrError;
 
 /// Whisper's fixed input rate.
 pub const MODEL_RATE: u32 = 16_000;
+
+/// How long `samples` at [`MODEL_RATE`] last, in ms.
+pub(crate) fn samples_ms(samples: usize) -> u64 {
+    samples as u64 * 1000 / u64::from(MODEL_RATE)
+}
 /// Longest audio one decoding window can hold; longer utterances are split first.
 pub const MAX_WINDOW_MS: u64 = 30_000;
 

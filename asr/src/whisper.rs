@@ -15,8 +15,8 @@ use crate::model_file::check_model_file;
 use crate::repeats::collapse_repeats;
 use crate::sound_tags::without_sound_tags;
 use crate::transcriber::{
-    AudioContext, DecodeSettings, JobLimits, Recognition, Request, Segment, Session, Transcriber,
-    MODEL_RATE, PAIR_GAP_MS,
+    samples_ms, AudioContext, DecodeSettings, JobLimits, Recognition, Request, Segment, Session,
+    Transcriber, MODEL_RATE, PAIR_GAP_MS,
 };
 
 /// whisper.cpp skips input shorter than one second; one-word answers are often shorter.
@@ -448,7 +448,7 @@ impl Session for WhisperSession {
             Recognition {
                 segments: vec![Segment {
                     start_ms: 0,
-                    end_ms: audio.len() as u64 * 1000 / u64::from(MODEL_RATE),
+                    end_ms: samples_ms(audio.len()),
                     text: text.clone(),
                 }],
                 text,
