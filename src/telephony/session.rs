@@ -377,7 +377,7 @@ impl Session {
                 let turn = conversation.as_ref().map_or(0, |conv| conv.listening().0);
                 let unheard = Recognized {
                     turn,
-                    utterance: (utterance.start_ms + offset_ms, utterance.end_ms + offset_ms),
+                    utterance: utterance.span(offset_ms),
                     output: None,
                     early: None,
                     skipped: false,
@@ -421,7 +421,7 @@ impl Session {
         let audio = utterance.model_input(self.narrowband);
         let transcribing = self.transcribing;
         let end_of_speech = Instant::now();
-        let span = (utterance.start_ms + offset_ms, utterance.end_ms + offset_ms);
+        let span = utterance.span(offset_ms);
         let (early, priority) = match how {
             Submission::Early(job) => (Some(job), None),
             Submission::Queued(priority) => (None, Some(priority)),
@@ -523,7 +523,7 @@ impl Recognized {
     /// This recognition as that of the whole `utterance` (its end includes the hangover).
     fn spanning(self, utterance: &Utterance, offset_ms: u64) -> Self {
         Recognized {
-            utterance: (utterance.start_ms + offset_ms, utterance.end_ms + offset_ms),
+            utterance: utterance.span(offset_ms),
             ..self
         }
     }

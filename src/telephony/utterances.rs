@@ -29,6 +29,11 @@ pub struct Utterance {
 }
 
 impl Utterance {
+    /// Start and end in the call's time, for media that began `offset_ms` into the call.
+    pub fn span(&self, offset_ms: u64) -> (u64, u64) {
+        (self.start_ms + offset_ms, self.end_ms + offset_ms)
+    }
+
     /// The recognizer's input. Telephone audio reaches us upsampled to 16 kHz by a band-limiting
     /// filter; the recognizer does better on the zero-stuffed 8 kHz original (docs/asr.md), which
     /// every other sample of the band-limited signal gives back.
