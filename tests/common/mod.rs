@@ -139,16 +139,19 @@ pub fn workspace() -> PathBuf {
 
 /// The whisper model the tests recognize with (`scripts/setup.sh` fetches it).
 pub fn asr_model() -> PathBuf {
-    std::env::var_os("VOXBRIDGE_ASR_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en-q8_0.bin"))
+    model_file("VOXBRIDGE_ASR_MODEL", "ggml-tiny.en-q8_0.bin")
 }
 
 /// The model typed answers are recognized with, as in the default config.
 pub fn asr_answer_model() -> PathBuf {
-    std::env::var_os("VOXBRIDGE_ASR_ANSWER_MODEL")
+    model_file("VOXBRIDGE_ASR_ANSWER_MODEL", "ggml-tiny.en.bin")
+}
+
+/// `var` if set, else `file` under the workspace's `models/`.
+fn model_file(var: &str, file: &str) -> PathBuf {
+    std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models/ggml-tiny.en.bin"))
+        .unwrap_or_else(|| workspace().join("models").join(file))
 }
 
 /// Turns on speech recognition with the test model (up to 4 calls transcribed at once).
