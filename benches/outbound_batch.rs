@@ -147,7 +147,9 @@ direction = "outbound"
     );
     let config =
         Config::from_toml_str(&toml, "bench.toml".as_ref(), std::iter::empty()).expect("config");
-    let server = Server::start(config, None).await.expect("server");
+    let server = Server::start(config, None, voxbridge::clock::Clock::system())
+        .await
+        .expect("server");
     let base = format!("http://{}", server.http_addr);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)

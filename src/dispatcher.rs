@@ -10,10 +10,9 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::clock::Clock;
 use crate::config::{Rounding, TelephonyConfig};
-use crate::domain::{
-    now, to_millis, Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry,
-};
+use crate::domain::{Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry};
 use crate::outcome::Outcome;
 use crate::store::{started_seconds, Store, Transition};
 
@@ -55,16 +54,21 @@ enum Progress {
 pub struct AttemptProgress {
     progress: mpsc::UnboundedSender<Progress>,
     hang_up: watch::Receiver<bool>,
+    /// The dispatcher's clock: it stamps when the phone rang and when it was answered.
+    clock: Clock,
 }
 
 impl AttemptProgress {
     // The dispatcher may have stopped listening (canceled call); nothing to tell then.
-    pub fn ringing(&self, at: OffsetDateTime) {
-        let _ = self.progress.send(Progress::Ringing(at));
+    pub fn ringing(&self) {
+        let _ = self.progress.send(Progress::Ringing(self.clock.now()));
     }
 
-    pub fn answered(&self, at: OffsetDateTime, sip_status: Option<u16>) {
+    /// Reports the answer and returns its time (the call's `answered_at`).
+    pub fn answered(&self, sip_status: Option<u16>) -> OffsetDateTime {
+        let at = self.clock.now();
         let _ = self.progress.send(Progress::Answered(at, sip_status));
+        at
     }
 
     /// Turns true when the dialer should end the call and return its outcome.
@@ -116,21 +120,22 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true, then waits for the attempts in progress.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
+        let clock = this.clock().clone();
         let slots = Arc::new(Semaphore::new(this.config.max_concurrent_calls));
-        let mut pacer = Pacer::new(this.config.calls_per_second);
+        let mut pacer = Pacer::new(this.config.calls_per_second, clock.now_ms());
         let mut attempts = JoinSet::new();
-        let mut last_recovery = tokio::time::Instant::now() - LEASE;
+        let mut next_recovery = clock.now_ms();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            if last_recovery.elapsed() >= LEASE / 3 {
-                last_recovery = tokio::time::Instant::now();
+            if clock.now_ms() >= next_recovery {
+                next_recovery = clock.now_ms() + millis(LEASE / 3);
                 this.recover_expired().await;
             }
             let room = u32::try_from(this.dialer.room()).unwrap_or(u32::MAX);
             let budget = pacer
-                .available()
+                .available(clock.now_ms())
                 .min(slots.available_permits() as u32)
                 .min(room);
             let claimed = if budget > 0 {
@@ -151,11 +156,12 @@ impl Dispatcher {
                 });
             }
             while attempts.try_join_next().is_some() {}
-            if claimed_any && pacer.available() > 0 && slots.available_permits() > 0 {
+            let paced = pacer.available(clock.now_ms()) == 0;
+            if claimed_any && !paced && slots.available_permits() > 0 {
                 continue;
             }
-            let wait = if pacer.available() == 0 {
-                pacer.until_next()
+            let wait = if paced {
+                pacer.until_next(clock.now_ms())
             } else if budget > 0 {
                 // Nothing due now: sleep until the next scheduled call (a new one, or one
                 // queued by another node, wakes us or is seen at the poll).
@@ -166,7 +172,7 @@ impl Dispatcher {
             };
             tokio::select! {
                 _ = this.store.dispatch_changed() => {}
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(1)).min(POLL)) => {}
+                _ = clock.sleep(wait.max(Duration::from_millis(1)).min(POLL)) => {}
                 Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
                 _ = shutdown.changed() => {}
             }
@@ -174,11 +180,20 @@ impl Dispatcher {
         while attempts.join_next().await.is_some() {}
     }
 
+    fn clock(&self) -> &Clock {
+        self.store.clock()
+    }
+
+    /// When a lease taken now runs out (ms since the epoch).
+    fn lease_until(&self) -> i64 {
+        self.clock().now_ms() + millis(LEASE)
+    }
+
     /// How long until the next queued call comes due. One already due that the claim just
     /// did not get (it failed, or another node holds the row) is retried shortly, not in a spin.
     async fn until_next_due(&self) -> Duration {
         match self.store.next_due_ms().await {
-            Ok(Some(due)) => match u64::try_from(due - to_millis(now())) {
+            Ok(Some(due)) => match u64::try_from(due - self.clock().now_ms()) {
                 Ok(ms) if ms > 0 => Duration::from_millis(ms),
                 _ => RETRY_CLAIM,
             },
@@ -191,11 +206,10 @@ impl Dispatcher {
     }
 
     async fn claim(&self, budget: u32) -> Vec<Call> {
-        let now_ms = to_millis(now());
-        let lease_until = now_ms + LEASE.as_millis() as i64;
+        let now_ms = self.clock().now_ms();
         match self
             .store
-            .claim_due_calls(&self.node, now_ms, lease_until, i64::from(budget))
+            .claim_due_calls(&self.node, now_ms, self.lease_until(), i64::from(budget))
             .await
         {
             Ok(calls) => calls,
@@ -207,7 +221,7 @@ impl Dispatcher {
     }
 
     async fn recover_expired(&self) {
-        match self.store.fail_expired_leases(to_millis(now())).await {
+        match self.store.fail_expired_leases(self.clock().now_ms()).await {
             Ok(calls) if !calls.is_empty() => {
                 tracing::warn!(
                     count = calls.len(),
@@ -243,16 +257,16 @@ impl Dispatcher {
         let progress = AttemptProgress {
             progress: progress_tx,
             hang_up: hang_up_rx,
+            clock: self.clock().clone(),
         };
         let dial = dialer.dial(&dialled, progress);
         tokio::pin!(dial);
         let mut status = CallStatus::Calling;
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        heartbeat.tick().await;
+        let mut next_heartbeat = self.clock().now_ms() + millis(HEARTBEAT);
         let outcome = loop {
             let check = async {
                 tokio::select! {
-                    _ = heartbeat.tick() => {}
+                    () = self.clock().sleep_until(next_heartbeat) => {}
                     () = self.store.call_canceled() => {}
                 }
             };
@@ -262,6 +276,7 @@ impl Dispatcher {
                     status = self.progressed(&mut call, status, progress).await;
                 }
                 () = check, if !*hang_up.borrow() => {
+                    next_heartbeat = self.clock().now_ms() + millis(HEARTBEAT);
                     if !self.still_ours(&call).await {
                         if status == CallStatus::Calling {
                             // Canceled or taken over before an answer: dropping `dial` sends
@@ -287,8 +302,11 @@ impl Dispatcher {
 
     /// Extends the lease; false when the call was canceled or another node took it over.
     async fn still_ours(&self, call: &Call) -> bool {
-        let lease_until = to_millis(now()) + LEASE.as_millis() as i64;
-        match self.store.heartbeat(call.id, &self.node, lease_until).await {
+        match self
+            .store
+            .heartbeat(call.id, &self.node, self.lease_until())
+            .await
+        {
             Ok(ours) => ours,
             Err(e) => {
                 tracing::warn!(error = %e, call = %call.id, "lease heartbeat failed");
@@ -383,11 +401,12 @@ impl Dispatcher {
                 if let Some(wait) = retry {
                     call.status = CallStatus::Queued;
                     let backoff = self.config.retry.backoff(wait);
-                    call.next_attempt_at = now() + backoff.delay(call.attempts, rand::random());
+                    call.next_attempt_at =
+                        self.clock().now() + backoff.delay(call.attempts, rand::random());
                     events.push(EventType::Queued);
                 } else {
                     call.status = CallStatus::Failed;
-                    call.ended_at = Some(now());
+                    call.ended_at = Some(self.clock().now());
                     events.push(EventType::Ended);
                 }
             }
@@ -417,32 +436,36 @@ impl Dispatcher {
     }
 }
 
-/// A token bucket for `calls_per_second`, holding at most one second of burst.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A token bucket for `calls_per_second`, holding at most one second of burst. Time is an
+/// input (ms since the epoch); a clock set back refills nothing rather than failing.
 struct Pacer {
     rate: f64,
     tokens: f64,
-    last: tokio::time::Instant,
+    last_ms: i64,
 }
 
 impl Pacer {
-    fn new(per_second: u32) -> Self {
+    fn new(per_second: u32, now_ms: i64) -> Self {
         let rate = f64::from(per_second.max(1));
         Self {
             rate,
             tokens: rate,
-            last: tokio::time::Instant::now(),
+            last_ms: now_ms,
         }
     }
 
-    fn refill(&mut self) {
-        let now = tokio::time::Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
-        self.last = now;
+    fn refill(&mut self, now_ms: i64) {
+        let elapsed = (now_ms - self.last_ms).max(0) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.last_ms = self.last_ms.max(now_ms);
     }
 
-    fn available(&mut self) -> u32 {
-        self.refill();
+    fn available(&mut self, now_ms: i64) -> u32 {
+        self.refill(now_ms);
         self.tokens.floor() as u32
     }
 
@@ -450,8 +473,8 @@ impl Pacer {
         self.tokens -= 1.0;
     }
 
-    fn until_next(&mut self) -> Duration {
-        self.refill();
+    fn until_next(&mut self, now_ms: i64) -> Duration {
+        self.refill(now_ms);
         if self.tokens >= 1.0 {
             Duration::ZERO
         } else {
@@ -465,18 +488,17 @@ mod tests {
     use super::Pacer;
     use std::time::Duration;
 
-    #[tokio::test(start_paused = true)]
-    async fn pacer_allows_the_configured_rate() {
-        let mut pacer = Pacer::new(10);
-        assert_eq!(pacer.available(), 10);
+    #[test]
+    fn pacer_allows_the_configured_rate() {
+        let mut pacer = Pacer::new(10, 5_000);
+        assert_eq!(pacer.available(5_000), 10);
         for _ in 0..10 {
             pacer.take();
         }
-        assert_eq!(pacer.available(), 0);
-        assert_eq!(pacer.until_next(), Duration::from_millis(100));
-        tokio::time::advance(Duration::from_millis(250)).await;
-        assert_eq!(pacer.available(), 2);
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(pacer.available(), 10, "burst is capped at one second");
+        assert_eq!(pacer.available(5_000), 0);
+        assert_eq!(pacer.until_next(5_000), Duration::from_millis(100));
+        assert_eq!(pacer.available(5_250), 2);
+        assert_eq!(pacer.available(4_000), 2, "a clock set back adds nothing");
+        assert_eq!(pacer.available(15_250), 10, "burst is capped at one second");
     }
 }

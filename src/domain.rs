@@ -396,8 +396,3 @@ pub fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
-
-/// Now, truncated to milliseconds so values survive a round trip through the store unchanged.
-pub fn now() -> OffsetDateTime {
-    from_millis(to_millis(OffsetDateTime::now_utc()))
-}

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use voxbridge::clock::Clock;
 use voxbridge::config::{Config, DEFAULT_CONFIG_PATH};
 use voxbridge::server::Server;
 use voxbridge::store::Store;
@@ -94,7 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => runtime()?.block_on(async {
             let config = load()?;
-            let store = Store::connect(&config.database.url, 1).await?;
+            let store = Store::connect(&config.database.url, 1, Clock::system()).await?;
             store.migrate().await?;
             println!(
                 "migrations applied to {}",
@@ -109,7 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Serve => runtime()?.block_on(async {
             let config = load()?;
-            let server = Server::start(config, None).await?;
+            let server = Server::start(config, None, Clock::system()).await?;
             println!("voxbridge listening on http://{}", server.http_addr);
             // SIGTERM is how systemd, Docker and Kubernetes stop a service; Ctrl-C by hand.
             let mut term =

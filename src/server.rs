@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::{self, AppState};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::dispatcher::{Dialer, Dispatcher};
 use crate::inbound::InboundRouter;
@@ -45,12 +46,15 @@ pub struct Server {
 
 impl Server {
     /// With `[telephony] enabled = true` outbound calls are placed through the outbound trunk,
-    /// or by `dialer` when one is given (tests replace telephony at this seam).
+    /// or by `dialer` when one is given (tests replace telephony at this seam). Every time the
+    /// server records or schedules by comes from `clock` (tests pass a manual one).
     pub async fn start(
         config: Config,
         dialer: Option<Arc<dyn Dialer>>,
+        clock: Clock,
     ) -> Result<Self, ServerError> {
-        let store = Store::connect(&config.database.url, config.database.max_connections).await?;
+        let store =
+            Store::connect(&config.database.url, config.database.max_connections, clock).await?;
         store.migrate().await?;
         crate::provision::provision(&store, &config).await?;
 

@@ -1,5 +1,6 @@
 //! Dispatcher bookkeeping on both databases: claims, attempts, retries, final failure, the
-//! schedule, cancellation mid-attempt, concurrency limits and lease recovery. The telephony
+//! schedule, cancellation mid-attempt, concurrency limits and lease recovery. Schedules,
+//! backoff and leases run on virtual time (a `ManualClock` the test moves). The telephony
 //! layer is replaced at its seam, the `Dialer` trait, by a scripted one.
 
 mod common;
@@ -12,6 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{Db, TestApp, ACME_KEY};
 use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use voxbridge::clock::{Clock, ManualClock};
 use voxbridge::config::RetryConfig;
 use voxbridge::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
 use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
@@ -82,8 +86,7 @@ impl Dialer for ScriptedDialer {
         tokio::time::sleep(Duration::from_millis(100)).await;
         match step {
             Step::Answer { secs } => {
-                let answered = voxbridge::domain::now();
-                answer.answered(answered, Some(200));
+                let answered = answer.answered(Some(200));
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let mut analysis = Analysis::default();
                 analysis.answers.insert("tour".into(), Value::Bool(true));
@@ -126,22 +129,35 @@ impl Dialer for ScriptedDialer {
     }
 }
 
+const RETRY_AT_ONCE: RetryConfig = RetryConfig {
+    busy_seconds: 0,
+    no_answer_seconds: 0,
+    trunk_error_seconds: 0,
+};
+
 async fn start(db: Db, dialer: Arc<ScriptedDialer>, max_concurrent: usize) -> TestApp {
-    let retry_at_once = RetryConfig {
-        busy_seconds: 0,
-        no_answer_seconds: 0,
-        trunk_error_seconds: 0,
-    };
-    start_retrying(db, dialer, max_concurrent, retry_at_once).await
+    start_on(db, dialer, max_concurrent, RETRY_AT_ONCE, Clock::system()).await
 }
 
-async fn start_retrying(
+/// A server on virtual time: nothing that waits on its clock moves until the test moves it.
+async fn start_virtual(
+    db: Db,
+    dialer: Arc<ScriptedDialer>,
+    retry: RetryConfig,
+) -> (TestApp, ManualClock) {
+    let clock = ManualClock::starting_at(common::virtual_start());
+    let app = start_on(db, dialer, 10, retry, clock.clock()).await;
+    (app, clock)
+}
+
+async fn start_on(
     db: Db,
     dialer: Arc<ScriptedDialer>,
     max_concurrent: usize,
     retry: RetryConfig,
+    clock: Clock,
 ) -> TestApp {
-    TestApp::start_with(
+    TestApp::start_with_clock(
         db,
         None,
         |c| {
@@ -153,16 +169,46 @@ async fn start_retrying(
             c.trunks.push(common::loopback_trunk("127.0.0.0/8"));
         },
         Some(dialer),
+        clock,
     )
     .await
 }
 
+/// Lets the server act on what the test just did (it runs on real time beside the test).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap()
+}
+
+fn parse_time(v: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(v.as_str().unwrap(), &Rfc3339).unwrap()
+}
+
 async fn wait_status(app: &TestApp, id: &str, status: &str) -> Value {
-    common::eventually(15, &format!("call {id} to be {status}"), || async {
-        let (_, call) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
-        (call["status"] == status).then_some(call)
+    common::eventually(15, &format!("call {id} to be {status}"), || {
+        has_status(app, id, status)
     })
     .await
+}
+
+/// Waits for the call's status while virtual time moves on by `step` per tick.
+async fn tick_until_status(
+    app: &TestApp,
+    clock: &ManualClock,
+    step: Duration,
+    id: &str,
+    status: &str,
+) -> Value {
+    let what = format!("call {id} to be {status}");
+    common::tick_until(clock, step, 15, &what, || has_status(app, id, status)).await
+}
+
+async fn has_status(app: &TestApp, id: &str, status: &str) -> Option<Value> {
+    let (_, call) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+    (call["status"] == status).then_some(call)
 }
 
 /// The org "acme" as stored.
@@ -180,10 +226,10 @@ on_both_databases!(
     busy_is_retried_up_to_max_attempts_then_failed,
     invalid_number_is_not_retried,
     schedule_at_is_honoured,
-    cancel_during_calling_hangs_up,
+    a_ringing_attempt_keeps_its_lease_until_canceled,
     concurrency_limit_is_respected,
     a_node_without_room_leaves_due_calls_queued,
-    expired_leases_fail_without_redialling,
+    an_expired_lease_fails_the_call_without_redialling,
 );
 
 async fn answered_call_completes_and_charges_minutes(db: Db) {
@@ -263,7 +309,8 @@ async fn busy_is_retried_up_to_max_attempts_then_failed(db: Db) {
     app.stop().await;
 }
 
-/// Busy is retried after `busy_seconds`, no answer only after `no_answer_seconds`.
+/// Busy is retried after `busy_seconds`, no answer only after `no_answer_seconds` (an hour,
+/// on virtual time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
     let dialer = Arc::new(ScriptedDialer::default());
@@ -276,19 +323,38 @@ async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
         no_answer_seconds: 3600,
         trunk_error_seconds: 0,
     };
-    let app = start_retrying(Db::Sqlite, dialer.clone(), 10, retry).await;
+    let (app, clock) = start_virtual(Db::Sqlite, dialer.clone(), retry).await;
     let was_busy = app.queue_call(r#"{"to": "+12025550144"}"#).await;
     let was_away = app.queue_call(r#"{"to": "+12025550145"}"#).await;
     let completed = wait_status(&app, was_busy["id"].as_str().unwrap(), "completed").await;
     assert_eq!(completed["attempts"], 2);
-    let waiting = wait_status(&app, was_away["id"].as_str().unwrap(), "queued").await;
+    let away_id = was_away["id"].as_str().unwrap();
+    let waiting = common::eventually(15, "the first attempt to be booked", || async {
+        let call = has_status(&app, away_id, "queued").await?;
+        (call["attempts"] == 1).then_some(call)
+    })
+    .await;
     assert_eq!(waiting["end_reason"], "no_answer");
-    assert_eq!(waiting["attempts"], 1);
-    let id = uuid::Uuid::parse_str(was_away["id"].as_str().unwrap()).unwrap();
+    let id = uuid::Uuid::parse_str(away_id).unwrap();
     let org = acme(&app).await;
     let stored = app.store().call(org.id, id).await.unwrap().unwrap();
-    let wait = (stored.next_attempt_at - voxbridge::domain::now()).whole_seconds();
-    assert!((2800..=4400).contains(&wait), "an hour ± 20 %: {wait} s");
+    let wait = stored.next_attempt_at - clock.now();
+    assert!(
+        (2880..=4320).contains(&wait.whole_seconds()),
+        "an hour ± 20 %: {wait}"
+    );
+
+    clock.advance((wait - time::Duration::SECOND).unsigned_abs());
+    settle().await;
+    let (_, early) = app.get(&format!("/v1/calls/{away_id}"), ACME_KEY).await;
+    assert_eq!(
+        (early["status"].as_str(), early["attempts"].as_i64()),
+        (Some("queued"), Some(1)),
+        "a second before the retry is due"
+    );
+    let done = tick_until_status(&app, &clock, Duration::from_secs(1), away_id, "completed").await;
+    assert_eq!(done["attempts"], 2);
+    assert!(parse_time(&done["answered_at"]) >= stored.next_attempt_at);
     app.stop().await;
 }
 
@@ -296,12 +362,8 @@ async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_due_after_the_minutes_ran_out_is_not_dialed() {
     let dialer = Arc::new(ScriptedDialer::default());
-    let app = start(Db::Sqlite, dialer.clone(), 10).await;
-    let at = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let (app, clock) = start_virtual(Db::Sqlite, dialer.clone(), RETRY_AT_ONCE).await;
+    let at = rfc3339(clock.now() + time::Duration::minutes(10));
     let body = format!(r#"{{"to": "+12025550148", "schedule_at": "{at}"}}"#);
     let id = app.queue_call(&body).await["id"]
         .as_str()
@@ -309,7 +371,8 @@ async fn a_call_due_after_the_minutes_ran_out_is_not_dialed() {
         .to_owned();
     let org = acme(&app).await;
     app.store().charge_minutes(org.id, 1000).await.unwrap();
-    let failed = wait_status(&app, &id, "failed").await;
+    clock.advance(Duration::from_secs(599));
+    let failed = tick_until_status(&app, &clock, Duration::from_secs(1), &id, "failed").await;
     assert_eq!(failed["end_reason"], "quota_exhausted");
     assert!(dialer.dials.lock().unwrap().is_empty(), "never dialed");
     app.stop().await;
@@ -332,59 +395,61 @@ async fn invalid_number_is_not_retried(db: Db) {
 
 async fn schedule_at_is_honoured(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
-    let app = start(db, dialer.clone(), 10).await;
-    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
-    let at = at
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let call = app
-        .queue_call(&format!(
-            r#"{{"to": "+12025550147", "schedule_at": "{at}"}}"#
-        ))
-        .await;
+    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
+    let scheduled = clock.now() + time::Duration::hours(1);
+    let body = format!(
+        r#"{{"to": "+12025550147", "schedule_at": "{}"}}"#,
+        rfc3339(scheduled)
+    );
+    let call = app.queue_call(&body).await;
     let id = call["id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    clock.advance(Duration::from_secs(3599));
+    settle().await;
     let (_, early) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
     assert_eq!(
         (early["status"].as_str(), early["attempts"].as_i64()),
-        (Some("queued"), Some(0))
+        (Some("queued"), Some(0)),
+        "a second before schedule_at"
     );
-    let done = wait_status(&app, id, "completed").await;
-    let answered = time::OffsetDateTime::parse(
-        done["answered_at"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    let scheduled =
-        time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(dialer.dials.lock().unwrap().is_empty());
+    let done = tick_until_status(&app, &clock, Duration::from_secs(1), id, "completed").await;
+    let answered = parse_time(&done["answered_at"]);
     assert!(
-        answered >= scheduled,
+        answered >= scheduled && answered < scheduled + time::Duration::minutes(1),
         "dialled at {answered}, scheduled {scheduled}"
     );
     app.stop().await;
 }
 
-async fn cancel_during_calling_hangs_up(db: Db) {
+/// Two virtual minutes of ringing outlive the 30 s lease several times over: the attempt's
+/// heartbeats keep it, and a cancel ends it.
+async fn a_ringing_attempt_keeps_its_lease_until_canceled(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     dialer.script("+12025550148", &[Step::RingForever]);
-    let app = start(db, dialer.clone(), 10).await;
+    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
     let call = app.queue_call(r#"{"to": "+12025550148"}"#).await;
     let id = call["id"].as_str().unwrap();
     wait_status(&app, id, "calling").await;
+    for _ in 0..120 {
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, ringing) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+    assert_eq!(ringing["status"], "calling", "{ringing}");
+    assert_eq!(dialer.dropped.load(Ordering::SeqCst), 0);
     let (status, canceled) = app
         .post(&format!("/v1/calls/{id}/cancel"), ACME_KEY, "")
         .await;
     assert_eq!(status, 200, "{canceled}");
     assert_eq!(canceled["status"], "canceled");
-    // The dispatcher notices at its next lease heartbeat (10 s) and drops the dial.
-    common::eventually(20, "the dial to be dropped", || async {
+    // A cancel on this node reaches its attempt at once, without waiting for a heartbeat.
+    common::eventually(10, "the dial to be dropped", || async {
         (dialer.dropped.load(Ordering::SeqCst) == 1).then_some(())
     })
     .await;
     let (_, after) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
     assert_eq!(after["status"], "canceled");
+    assert_eq!(dialer.dials.lock().unwrap().len(), 1);
     app.stop().await;
 }
 
@@ -417,11 +482,15 @@ async fn concurrency_limit_is_respected(db: Db) {
 async fn a_node_without_room_leaves_due_calls_queued(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     *dialer.room.lock().unwrap() = Some(0);
-    let app = start(db, dialer.clone(), 10).await;
+    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
     let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
     let id = call["id"].as_str().unwrap();
-    // Several dispatcher polls while the node has no room (media ports, recognition).
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // A minute of dispatcher polls while the node has no room (media ports, recognition).
+    for _ in 0..30 {
+        clock.advance(Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    settle().await;
     let (_, waiting) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
     assert_eq!(waiting["status"], "queued", "{waiting}");
     assert_eq!(
@@ -430,47 +499,55 @@ async fn a_node_without_room_leaves_due_calls_queued(db: Db) {
     );
     assert!(dialer.dials.lock().unwrap().is_empty());
     *dialer.room.lock().unwrap() = Some(1);
-    let done = wait_status(&app, id, "completed").await;
+    let done = tick_until_status(&app, &clock, Duration::from_millis(500), id, "completed").await;
     assert_eq!(done["attempts"], 1);
     app.stop().await;
 }
 
-async fn expired_leases_fail_without_redialling(db: Db) {
-    // A node claimed the call and died: its lease is already past.
-    let app = TestApp::start(db, None).await;
+/// A node claimed the call and stopped heartbeating (it died): once its 30 s lease has run
+/// out, the running dispatcher fails the attempt as an error, and never dials it again.
+async fn an_expired_lease_fails_the_call_without_redialling(db: Db) {
+    let dialer = Arc::new(ScriptedDialer::default());
+    // This node takes no calls of its own; it only recovers.
+    *dialer.room.lock().unwrap() = Some(0);
+    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
     let call = app.queue_call(r#"{"to": "+12025550149"}"#).await;
-    let now = voxbridge::domain::to_millis(voxbridge::domain::now());
+    let id = call["id"].as_str().unwrap();
+    let claimed_at = clock.now();
+    let now_ms = voxbridge::domain::to_millis(claimed_at);
     let claimed = app
         .store()
-        .claim_due_calls("dead-node", now, now - 1, 10)
+        .claim_due_calls("dead-node", now_ms, now_ms + 30_000, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    // Telephony is off in this app, so no dispatcher competes with the recovery below.
-    let store = app.store().clone();
+    clock.advance(Duration::from_secs(29));
+    settle().await;
+    let (_, held) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+    assert_eq!(held["status"], "calling", "the lease still holds: {held}");
 
-    let recovered = store
-        .fail_expired_leases(voxbridge::domain::to_millis(voxbridge::domain::now()))
-        .await
-        .unwrap();
-    assert_eq!(recovered.len(), 1);
-    assert_eq!(recovered[0].status.as_str(), "failed");
-    assert_eq!(recovered[0].end_reason, Some(EndReason::Error));
+    let failed = tick_until_status(&app, &clock, Duration::from_secs(1), id, "failed").await;
+    assert_eq!(failed["end_reason"], "error");
+    let late = clock.now() - claimed_at;
     assert!(
-        store
-            .fail_expired_leases(now + 60_000)
-            .await
-            .unwrap()
-            .is_empty(),
-        "recovered once"
+        late >= time::Duration::seconds(30) && late <= time::Duration::seconds(45),
+        "failed {late} after the claim: lease 30 s, recovery every 10 s"
     );
-    let events = store
-        .call_events(uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap())
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    settle().await;
+    let events = app
+        .store()
+        .call_events(uuid::Uuid::parse_str(id).unwrap())
         .await
         .unwrap();
     assert_eq!(
         event_types(&events),
-        ["call.queued", "call.calling", "call.ended"]
+        ["call.queued", "call.calling", "call.ended"],
+        "recovered once"
     );
+    assert!(dialer.dials.lock().unwrap().is_empty(), "never redialled");
     app.stop().await;
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{Db, ACME_KEY, GLOBEX_KEY};
+use voxbridge::clock::Clock;
 use voxbridge::server::Server;
 
 on_both_databases!(restarts_keep_usage_and_api_agents_and_revoke_removed_keys);
@@ -23,7 +24,7 @@ async fn restarts_keep_usage_and_api_agents_and_revoke_removed_keys(db: Db) {
     let config = common::parse_config(&common::base_config_toml(&url, None));
     let http = reqwest::Client::new();
 
-    let server = Server::start(config.clone(), None)
+    let server = Server::start(config.clone(), None, Clock::system())
         .await
         .expect("first start");
     let base = format!("http://{}", server.http_addr);
@@ -44,7 +45,9 @@ async fn restarts_keep_usage_and_api_agents_and_revoke_removed_keys(db: Db) {
     let mut second = config.clone();
     second.orgs[1].api_keys.clear();
     for round in 0..2 {
-        let server = Server::start(second.clone(), None).await.expect("restart");
+        let server = Server::start(second.clone(), None, Clock::system())
+            .await
+            .expect("restart");
         let base = format!("http://{}", server.http_addr);
         let org = get_json(&http, &format!("{base}/v1/org")).await;
         assert_eq!(org["id"], org_id.to_string(), "round {round}: same org id");

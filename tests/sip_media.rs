@@ -257,9 +257,10 @@ async fn shutdown_hangs_up_and_stores_live_calls(db: Db) {
 
     app.server.take().unwrap().shutdown().await;
     assert!(caller.await.unwrap(), "the caller got a BYE");
-    let store = voxbridge::store::Store::connect(&app.database_url, 1)
-        .await
-        .unwrap();
+    let store =
+        voxbridge::store::Store::connect(&app.database_url, 1, voxbridge::clock::Clock::system())
+            .await
+            .unwrap();
     let filter = voxbridge::store::CallFilter {
         limit: 10,
         ..Default::default()

@@ -1,5 +1,5 @@
 //! Webhook outbox tests on both databases: signed delivery, per-call override, retries under
-//! one webhook-id, and delivery surviving a kill -9 of the server.
+//! one webhook-id (backoff on virtual time), and delivery surviving a kill -9 of the server.
 
 mod common;
 
@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use common::receiver::{signature_is_valid, Answer, Receiver};
 use common::{Db, TestApp, SECRET};
+use time::OffsetDateTime;
+use voxbridge::clock::ManualClock;
 
 on_both_databases!(
     call_queued_is_delivered_signed,
@@ -73,13 +75,52 @@ async fn per_call_webhook_url_overrides_the_org(db: Db) {
     app.stop().await;
 }
 
+/// A server on virtual time, posting to `hooks`.
+async fn start_virtual(db: Db, hooks: &Receiver) -> (TestApp, ManualClock) {
+    let clock = ManualClock::starting_at(common::virtual_start());
+    let app = TestApp::start_with_clock(db, Some(&hooks.url), |_| {}, None, clock.clock()).await;
+    (app, clock)
+}
+
+/// Moves virtual time on in 20 ms ticks until `hooks` got `n` posts; returns when (on the
+/// server's clock) it saw the last.
+async fn tick_until_received(clock: &ManualClock, hooks: &Receiver, n: usize) -> OffsetDateTime {
+    let step = Duration::from_millis(20);
+    let what = format!("{n} webhook posts");
+    common::tick_until(clock, step, 15, &what, || async {
+        (hooks.count() >= n).then(|| clock.now())
+    })
+    .await
+}
+
 async fn failed_deliveries_are_retried_under_the_same_id(db: Db) {
     let hooks = Receiver::start().await;
     hooks.script(&[Answer::Status(500), Answer::Status(503)]);
-    let app = TestApp::start(db, Some(&hooks.url)).await;
+    let (app, clock) = start_virtual(db, &hooks).await;
     let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
-    // first_retry_seconds = 1 in the test config: retries after 1 s, then 2 s.
-    let got = hooks.wait_for(3, 15).await;
+    let first = clock.now();
+    hooks.wait_for(1, 10).await;
+    // first_retry_seconds = 1 in the test config: retries 1 s later, then 2 s (± 10 %).
+    let second = tick_until_received(&clock, &hooks, 2).await;
+    let third = tick_until_received(&clock, &hooks, 3).await;
+    let gaps = [second - first, third - second];
+    let seconds = |s: f64| time::Duration::seconds_f64(s);
+    assert!(
+        gaps[0] >= seconds(0.9) && gaps[0] < seconds(2.0),
+        "first retry after {}",
+        gaps[0]
+    );
+    assert!(
+        gaps[1] >= seconds(1.8) && gaps[1] < seconds(3.0),
+        "second retry after {}",
+        gaps[1]
+    );
+    let got = hooks.received();
+    assert_eq!(
+        got[0].timestamp,
+        first.unix_timestamp().to_string(),
+        "signed at the server's time"
+    );
     assert!(
         got.iter().all(|h| h.id == got[0].id),
         "one webhook-id across attempts"
@@ -89,11 +130,6 @@ async fn failed_deliveries_are_retried_under_the_same_id(db: Db) {
         "the payload is frozen at the event"
     );
     assert!(got.iter().all(|h| signature_is_valid(SECRET, h)));
-    let gap = got[1].at - got[0].at;
-    assert!(
-        gap >= Duration::from_millis(900) && gap < Duration::from_secs(10),
-        "first retry after {gap:?}"
-    );
     let call_id = uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap();
     let events = common::eventually(5, "the delivery to be recorded", || async {
         let events = app.store().call_events(call_id).await.unwrap();
@@ -112,12 +148,13 @@ async fn failed_deliveries_are_retried_under_the_same_id(db: Db) {
 async fn a_calls_events_arrive_in_order_across_retries(db: Db) {
     let hooks = Receiver::start().await;
     hooks.script(&[Answer::Status(500)]);
-    let app = TestApp::start(db, Some(&hooks.url)).await;
+    let (app, clock) = start_virtual(db, &hooks).await;
     let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
     let cancel = format!("/v1/calls/{}/cancel", call["id"].as_str().unwrap());
     let (status, _) = app.post(&cancel, common::ACME_KEY, "").await;
     assert_eq!(status, 200);
-    let got = hooks.wait_for(3, 15).await;
+    tick_until_received(&clock, &hooks, 3).await;
+    let got = hooks.received();
     let kinds: Vec<String> = got
         .iter()
         .map(|h| h.json()["type"].as_str().unwrap().to_owned())

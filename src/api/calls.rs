@@ -15,7 +15,7 @@ use super::error::{ApiError, FieldErrors, Problem};
 use super::extract::{ApiJson, Authed};
 use super::AppState;
 use crate::agents::template;
-use crate::domain::{new_id, now, Agent, Call, CallStatus, Direction};
+use crate::domain::{new_id, Agent, Call, CallStatus, Direction};
 use crate::store::{CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord};
 use crate::webhooks::target::parse_target;
 
@@ -101,7 +101,7 @@ pub async fn create_outbound(
         ));
     }
 
-    let created_at = now();
+    let created_at = state.store.clock().now();
     let call = Call {
         id: new_id(),
         org_id: org.id,

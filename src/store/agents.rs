@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::rows::{self, AGENT_COLUMNS};
 use super::{Result, Store, StoreError};
-use crate::domain::{now, to_millis, Agent, Direction};
+use crate::domain::{Agent, Direction};
 
 impl Store {
     pub async fn list_agents(&self, org_id: Uuid) -> Result<Vec<Agent>> {
@@ -54,7 +54,7 @@ impl Store {
             .bind(agent.id.to_string())
             .bind(agent.org_id.to_string());
         rows::bind_agent(query, agent)
-            .bind(to_millis(now()))
+            .bind(self.clock().now_ms())
             .execute(&mut *tx)
             .await?;
         if agent.default {
@@ -74,7 +74,7 @@ impl Store {
              updated_at = $14 WHERE id = $15 AND org_id = $16",
         );
         rows::bind_agent(query, agent)
-            .bind(to_millis(now()))
+            .bind(self.clock().now_ms())
             .bind(agent.id.to_string())
             .bind(agent.org_id.to_string())
             .execute(&mut *tx)

@@ -104,7 +104,7 @@ async fn write_batch(pool: &AnyPool, batch: &[Pending]) -> Result<(Vec<bool>, bo
         );
         let mut query = sqlx::query(&sql);
         for (call, target) in &admitted {
-            let (id, payload, at) = event_envelope(call, EventType::Queued);
+            let (id, payload, at) = event_envelope(call, EventType::Queued, call.created_at);
             outbox |= target.is_some();
             query = query
                 .bind(id)

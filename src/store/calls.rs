@@ -8,7 +8,7 @@ use super::events::insert_event;
 use super::rows::{self, CALL_COLUMNS, NEW_CALL_COLUMNS};
 use super::{Result, Store};
 use crate::config::Rounding;
-use crate::domain::{now, to_millis, Call, CallStatus, Direction, EndReason, EventType};
+use crate::domain::{to_millis, Call, CallStatus, Direction, EndReason, EventType};
 
 /// The response a first request with an `Idempotency-Key` produced, kept so retries replay it.
 pub struct IdempotencyRecord {
@@ -76,7 +76,9 @@ impl Store {
         }
         let mut tx = self.write().begin().await?;
         if let Some(record) = idempotency {
-            if let Some(outcome) = claim_idempotency_key(&mut tx, call.org_id, record).await? {
+            if let Some(outcome) =
+                claim_idempotency_key(&mut tx, call.org_id, record, call.created_at).await?
+            {
                 tx.rollback().await?;
                 return Ok(outcome);
             }
@@ -93,7 +95,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(CreateOutcome::QuotaExhausted);
         }
-        let outbox = insert_event(&mut tx, call, EventType::Queued).await?;
+        let outbox = insert_event(&mut tx, call, EventType::Queued, call.created_at).await?;
         tx.commit().await?;
         if outbox {
             self.notify_outbox();
@@ -125,7 +127,7 @@ impl Store {
             .bind(call.answered_at.map(to_millis))
             .execute(&mut *tx)
             .await?;
-        let outbox = insert_event(&mut tx, call, EventType::Answered).await?;
+        let outbox = insert_event(&mut tx, call, EventType::Answered, self.clock().now()).await?;
         tx.commit().await?;
         if outbox {
             self.notify_outbox();
@@ -196,7 +198,7 @@ impl Store {
             if !matches!(from, CallStatus::Queued | CallStatus::Calling) && !answered_outbound {
                 return Ok(CancelOutcome::NotCancelable(from));
             }
-            let ended_at = now();
+            let ended_at = self.clock().now();
             call.status = CallStatus::Canceled;
             call.end_reason = Some(EndReason::Canceled);
             call.ended_at = Some(ended_at);
@@ -279,8 +281,9 @@ impl Store {
             return Ok(false);
         }
         let mut outbox = false;
+        let at = self.clock().now();
         for event in t.events {
-            outbox |= insert_event(&mut tx, call, *event).await?;
+            outbox |= insert_event(&mut tx, call, *event, at).await?;
         }
         if t.charge_seconds > 0 {
             charge_seconds(&mut tx, call.org_id, t.charge_seconds).await?;
@@ -319,6 +322,7 @@ async fn claim_idempotency_key(
     tx: &mut Transaction<'_, Any>,
     org_id: Uuid,
     record: &IdempotencyRecord,
+    at: OffsetDateTime,
 ) -> Result<Option<CreateOutcome>> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (org_id, key, request_hash, status_code, body, created_at) \
@@ -329,7 +333,7 @@ async fn claim_idempotency_key(
     .bind(&record.request_hash)
     .bind(i64::from(record.status_code))
     .bind(&record.body)
-    .bind(to_millis(now()))
+    .bind(to_millis(at))
     .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 1 {

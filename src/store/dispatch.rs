@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::events::insert_event;
 use super::rows::{self, CALL_COLUMNS};
 use super::{Result, Store};
-use crate::domain::{to_millis, Call, EventType};
+use crate::domain::{from_millis, to_millis, Call, EventType};
 
 impl Store {
     /// Moves up to `limit` due queued calls to `calling` under this node's lease, counting the
@@ -37,7 +37,7 @@ impl Store {
         let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
         let mut outbox = false;
         for call in &calls {
-            outbox |= insert_event(&mut tx, call, EventType::Calling).await?;
+            outbox |= insert_event(&mut tx, call, EventType::Calling, from_millis(now_ms)).await?;
         }
         tx.commit().await?;
         if outbox {
@@ -98,7 +98,7 @@ impl Store {
         let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
         let mut outbox = false;
         for call in &calls {
-            outbox |= insert_event(&mut tx, call, EventType::Ended).await?;
+            outbox |= insert_event(&mut tx, call, EventType::Ended, from_millis(now_ms)).await?;
         }
         tx.commit().await?;
         if outbox {

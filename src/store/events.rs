@@ -3,11 +3,12 @@
 
 use sqlx::{Any, Row, Transaction};
 use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{self, list_from, value_rows};
 use super::{Result, Store};
-use crate::domain::{now, to_millis, Call, EventType};
+use crate::domain::{to_millis, Call, EventType};
 
 /// An event claimed for delivery.
 #[derive(Debug, Clone)]
@@ -70,8 +71,11 @@ impl DeliveryResult {
 }
 
 /// A new event's webhook-id, its frozen webhook body, and its time (unix ms).
-pub(super) fn event_envelope(call: &Call, event: EventType) -> (String, String, i64) {
-    let at = now();
+pub(super) fn event_envelope(
+    call: &Call,
+    event: EventType,
+    at: OffsetDateTime,
+) -> (String, String, i64) {
     let envelope = serde_json::json!({
         "type": event.as_str(),
         "timestamp": at.format(&Rfc3339).unwrap_or_default(),
@@ -90,8 +94,9 @@ pub(super) async fn insert_event(
     tx: &mut Transaction<'_, Any>,
     call: &Call,
     event: EventType,
+    at: OffsetDateTime,
 ) -> Result<bool> {
-    let (id, payload, at) = event_envelope(call, event);
+    let (id, payload, at) = event_envelope(call, event, at);
     let row = sqlx::query(
         "INSERT INTO events (id, org_id, call_id, type, payload, created_at, target_url, delivery_status, \
          next_attempt_at) \

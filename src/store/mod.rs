@@ -17,6 +17,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
+
 pub use calls::{
     started_seconds, CallFilter, CancelOutcome, CreateOutcome, IdempotencyRecord, Transition,
 };
@@ -72,6 +74,8 @@ struct Inner {
     /// SQLITE_BUSY storms. On PostgreSQL this is the same pool as `read`.
     write: AnyPool,
     dialect: Dialect,
+    /// Every time the store writes comes from here (see [`Clock`]).
+    clock: Clock,
     signals: Arc<Signals>,
     /// The group-commit writer for newly queued calls.
     batcher: tokio::sync::mpsc::Sender<batch::Pending>,
@@ -89,7 +93,7 @@ struct Signals {
 }
 
 impl Store {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    pub async fn connect(url: &str, max_connections: u32, clock: Clock) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -120,6 +124,7 @@ impl Store {
                 read,
                 write,
                 dialect,
+                clock,
                 signals,
                 batcher,
             }),
@@ -133,6 +138,11 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         self.inner.dialect
+    }
+
+    /// The clock this store (and everything that schedules through it) reads.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::rows::{self, ORG_COLUMNS};
 use super::{Result, Store, StoreError};
 use crate::config::{AgentConfig, OrgConfig, TrunkConfig};
-use crate::domain::{new_id, now, to_millis, Org};
+use crate::domain::{new_id, Org};
 
 impl Store {
     pub async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<Org>> {
@@ -53,10 +53,11 @@ impl Store {
     /// again with the same config changes nothing; usage counters and API-made agents survive.
     /// API keys that came from config and are no longer in it are revoked.
     pub async fn provision(&self, orgs: &[ProvisionOrg<'_>], trunks: &[TrunkConfig]) -> Result<()> {
+        let now_ms = self.clock().now_ms();
         let mut tx = self.write().begin().await?;
         for org in orgs {
-            let org_id = upsert_org(&mut tx, org.config).await?;
-            sync_api_keys(&mut tx, org_id, &org.key_hashes).await?;
+            let org_id = upsert_org(&mut tx, org.config, now_ms).await?;
+            sync_api_keys(&mut tx, org_id, &org.key_hashes, now_ms).await?;
             for number in &org.numbers {
                 sqlx::query(
                     "INSERT INTO phone_numbers (number, org_id) VALUES ($1, $2) \
@@ -68,7 +69,7 @@ impl Store {
                 .await?;
             }
             for agent in &org.config.agents {
-                upsert_agent(&mut tx, org_id, agent).await?;
+                upsert_agent(&mut tx, org_id, agent, now_ms).await?;
             }
         }
         for trunk in trunks {
@@ -87,7 +88,7 @@ pub struct ProvisionOrg<'a> {
     pub numbers: Vec<String>,
 }
 
-async fn upsert_org(tx: &mut Transaction<'_, Any>, org: &OrgConfig) -> Result<Uuid> {
+async fn upsert_org(tx: &mut Transaction<'_, Any>, org: &OrgConfig, now_ms: i64) -> Result<Uuid> {
     let row = sqlx::query(
         "INSERT INTO orgs (id, slug, name, minutes_included, minutes_used, webhook_url, webhook_secret, created_at) \
          VALUES ($1, $2, $3, $4, 0, $5, $6, $7) \
@@ -101,7 +102,7 @@ async fn upsert_org(tx: &mut Transaction<'_, Any>, org: &OrgConfig) -> Result<Uu
     .bind(org.minutes_included)
     .bind(&org.webhook_url)
     .bind(&org.webhook_secret)
-    .bind(to_millis(now()))
+    .bind(now_ms)
     .fetch_one(&mut **tx)
     .await?;
     rows::uuid(&row, "id")
@@ -111,6 +112,7 @@ async fn sync_api_keys(
     tx: &mut Transaction<'_, Any>,
     org_id: Uuid,
     hashes: &[String],
+    now_ms: i64,
 ) -> Result<()> {
     let org = org_id.to_string();
     let existing = sqlx::query("SELECT key_hash, org_id, source FROM api_keys")
@@ -140,7 +142,7 @@ async fn sync_api_keys(
         )
         .bind(hash)
         .bind(&org)
-        .bind(to_millis(now()))
+        .bind(now_ms)
         .execute(&mut **tx)
         .await?;
     }
@@ -151,6 +153,7 @@ async fn upsert_agent(
     tx: &mut Transaction<'_, Any>,
     org_id: Uuid,
     config: &AgentConfig,
+    now_ms: i64,
 ) -> Result<()> {
     let agent = config.clone().into_agent(new_id(), org_id);
     let query = sqlx::query(
@@ -167,7 +170,7 @@ async fn upsert_agent(
     .bind(agent.id.to_string())
     .bind(org_id.to_string());
     let row = rows::bind_agent(query, &agent)
-        .bind(to_millis(now()))
+        .bind(now_ms)
         .fetch_one(&mut **tx)
         .await?;
     if agent.default {

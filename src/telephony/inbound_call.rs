@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::OffsetDateTime;
 use voxbridge_sip::endpoint::IncomingCall;
 
 use super::talk::{builtin_agent, local_ip_towards, offer_media, Talk};
 use super::{Admission, CallServices};
-use crate::domain::{new_id, now, Call, CallStatus, Direction, EventType};
+use crate::domain::{new_id, Call, CallStatus, Direction, EventType};
 use crate::inbound::Route;
 use crate::store::{started_seconds, Transition};
 
@@ -40,8 +41,9 @@ pub(super) async fn run(
             return;
         }
     };
-    let mut call = answered_call(&incoming, &route);
-    let agent = builtin_agent(&route.agent, &call);
+    let answered_at = services.store.clock().now();
+    let mut call = answered_call(&incoming, &route, answered_at);
+    let agent = builtin_agent(&route.agent, &call, answered_at.date());
     let talk = Talk {
         services: &services,
         call_id: call.id,
@@ -94,8 +96,7 @@ async fn abandon(
 }
 
 /// The call record of an inbound call answered now.
-fn answered_call(incoming: &IncomingCall, route: &Route) -> Call {
-    let at = now();
+fn answered_call(incoming: &IncomingCall, route: &Route, at: OffsetDateTime) -> Call {
     Call {
         id: new_id(),
         org_id: route.org.id,

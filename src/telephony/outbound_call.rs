@@ -20,7 +20,7 @@ use super::talk::{builtin_agent, local_ip_towards, offer_media, Talk};
 use super::{Admission, CallServices};
 use crate::config::{self, TrunkConfig};
 use crate::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
-use crate::domain::{now, Agent, Call};
+use crate::domain::{Agent, Call};
 use crate::outcome::Outcome;
 
 /// How long a CANCEL may take to end the INVITE (a 487, or the INVITE's own timeout at 32 s)
@@ -145,14 +145,13 @@ impl SipDialer {
             Ok(negotiated) => negotiated,
             Err(outcome) => return outcome,
         };
-        let answered_at = now();
-        progress.answered(answered_at, Some(200));
+        let answered_at = progress.answered(Some(200));
         tracing::info!(call = %call.id, to = %call.to, codec = ?negotiated.codec, "outbound call answered");
         let talk = Talk {
             services: &self.services,
             call_id: call.id,
             negotiated: &negotiated,
-            agent: builtin_agent(&agent, call),
+            agent: builtin_agent(&agent, call, answered_at.date()),
             hang_up,
         };
         let media = match talk.start_media(admission.ports) {
@@ -222,7 +221,7 @@ impl Line<'_> {
                 event = self.events.recv() => match event {
                     Some(CallEvent::Progress { status: 180 | 183 }) if !ringing => {
                         ringing = true;
-                        progress.ringing(now());
+                        progress.ringing();
                     }
                     Some(CallEvent::Answered { negotiated }) => return Ok(negotiated),
                     Some(CallEvent::Failed { status, reason }) => {

@@ -21,7 +21,7 @@ use super::utterances::{Utterance, UtteranceCutter};
 use super::{stopped, CallServices};
 use crate::agents::answers;
 use crate::agents::conversation::{Action, Conversation, Heard, Script};
-use crate::domain::{now, Analysis, EndReason, Question, Speaker, TranscriptEntry};
+use crate::domain::{Analysis, EndReason, Question, Speaker, TranscriptEntry};
 
 /// How long a call that has ended waits for the recognitions of its last utterances before it
 /// is stored without them. A queued utterance always comes back (recognized, failed, timed out
@@ -297,7 +297,7 @@ impl Session {
                 }
             }
         };
-        let ended_at = now();
+        let ended_at = self.services.store.clock().now();
         if let Some(p) = playing {
             // Hung up by the caller (or the server) mid-prompt.
             if let Some(entry) = transcript.get_mut(p.entry) {

@@ -20,7 +20,7 @@ use super::session::{Agent, Outcome, Session};
 use super::{Admission, CallServices};
 use crate::agents::conversation::{Script, DEFAULT_END_OF_TURN_MS};
 use crate::config::{MediaConfig, RtpSource};
-use crate::domain::{now, AgentKind, Call, EndReason};
+use crate::domain::{AgentKind, Call, EndReason};
 
 /// After this much of the caller's silence the agent starts recognizing what was said, while
 /// the end-of-turn silence runs on (see `session::Early`). Longer than most gaps between words,
@@ -47,14 +47,18 @@ pub(super) fn offer_media(addr: IpAddr, admission: &Admission) -> LocalMedia {
 /// The builtin agent that talks on this call. `None`, and the call is only transcribed, for an
 /// agent with nothing to say (no greeting, no questions: a line that takes messages) and for
 /// agent kinds not run here yet.
-pub(super) fn builtin_agent(agent: &crate::domain::Agent, call: &Call) -> Option<Agent> {
+pub(super) fn builtin_agent(
+    agent: &crate::domain::Agent,
+    call: &Call,
+    today: time::Date,
+) -> Option<Agent> {
     let silent = agent
         .greeting
         .as_deref()
         .is_none_or(|g| g.trim().is_empty())
         && agent.questions.is_empty();
     (agent.kind == AgentKind::Builtin && !silent).then(|| Agent {
-        script: Script::for_agent(agent, call.context.as_ref(), now().date()),
+        script: Script::for_agent(agent, call.context.as_ref(), today),
         voice: agent.voice.clone(),
         end_of_turn: Duration::from_millis(
             agent.turns.end_of_turn_ms.unwrap_or(DEFAULT_END_OF_TURN_MS),

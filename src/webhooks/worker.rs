@@ -12,7 +12,6 @@ use super::signing::SigningKey;
 use super::target::{self, GuardedResolver};
 use crate::backoff::Backoff;
 use crate::config::WebhooksConfig;
-use crate::domain::{now, to_millis};
 use crate::store::{AttemptRecord, DeliveryResult, OutboxEvent, Store};
 
 /// How long a claimed event stays ours beyond the delivery timeout before another worker (or
@@ -75,8 +74,9 @@ impl DeliveryWorker {
                 let key = self.signing_key(event.org_id).await;
                 let client = self.client.clone();
                 let config = self.config.clone();
+                let at = self.store.clock().now_ms();
                 in_flight.spawn(async move {
-                    let outcome = deliver(&client, &config, key.as_ref(), event).await;
+                    let outcome = deliver(&client, &config, key.as_ref(), event, at).await;
                     drop(permit);
                     outcome
                 });
@@ -92,7 +92,7 @@ impl DeliveryWorker {
             tokio::select! {
                 Some(Ok(done)) = in_flight.join_next(), if !in_flight.is_empty() => finished.push(done),
                 _ = self.store.outbox_changed() => {}
-                _ = tokio::time::sleep(POLL) => {}
+                _ = self.store.clock().sleep(POLL) => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -103,7 +103,7 @@ impl DeliveryWorker {
     }
 
     async fn claim(&self, limit: i64) -> Vec<OutboxEvent> {
-        let now_ms = to_millis(now());
+        let now_ms = self.store.clock().now_ms();
         let lease = Duration::from_secs(self.config.timeout_seconds) + LEASE_MARGIN;
         let lease_until = now_ms + lease.as_millis() as i64;
         match self
@@ -160,10 +160,10 @@ async fn deliver(
     config: &WebhooksConfig,
     key: Option<&SigningKey>,
     event: OutboxEvent,
+    at: i64,
 ) -> AttemptRecord {
     let started = Instant::now();
-    let at = to_millis(now());
-    let outcome = post(client, config, key, &event).await;
+    let outcome = post(client, config, key, &event, at.div_euclid(1000)).await;
     let duration_ms = started.elapsed().as_millis() as i64;
     let result = match outcome {
         Ok(status) if (200..300).contains(&status) => DeliveryResult::Delivered {
@@ -185,10 +185,10 @@ async fn post(
     config: &WebhooksConfig,
     key: Option<&SigningKey>,
     event: &OutboxEvent,
+    timestamp: i64,
 ) -> Result<u16, String> {
     let url = target::parse_target(&event.target_url, config.allow_private_targets)
         .map_err(|e| e.to_string())?;
-    let timestamp = now().unix_timestamp();
     let mut request = client
         .post(url)
         .header("content-type", "application/json")

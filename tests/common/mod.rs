@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
+use voxbridge::clock::Clock;
 use voxbridge::config::Config;
 use voxbridge::dispatcher::Dialer;
 use voxbridge::server::Server;
@@ -194,12 +195,25 @@ impl TestApp {
         tweak: impl FnOnce(&mut Config),
         dialer: Option<Arc<dyn Dialer>>,
     ) -> Self {
+        Self::start_with_clock(db, webhook_url, tweak, dialer, Clock::system()).await
+    }
+
+    /// As `start_with`, with the server reading `clock` (a `ManualClock`'s, for virtual time).
+    pub async fn start_with_clock(
+        db: Db,
+        webhook_url: Option<&str>,
+        tweak: impl FnOnce(&mut Config),
+        dialer: Option<Arc<dyn Dialer>>,
+        clock: Clock,
+    ) -> Self {
         let (url, dir) = database(db).await;
         let mut config = parse_config(&base_config_toml(&url, webhook_url));
         let database_url = url.clone();
         tweak(&mut config);
         config.validate().expect("tweaked config is valid");
-        let server = Server::start(config, dialer).await.expect("server starts");
+        let server = Server::start(config, dialer, clock)
+            .await
+            .expect("server starts");
         let base = format!("http://{}", server.http_addr);
         Self {
             server: Some(server),
@@ -280,4 +294,37 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Where virtual time starts in tests that move a `ManualClock` (any fixed instant will do).
+pub fn virtual_start() -> time::OffsetDateTime {
+    time::macros::datetime!(2031-03-10 09:00 UTC)
+}
+
+/// Virtual time for the server, real time for its I/O: moves `clock` forward by `step` every
+/// 20 ms of real time until `check` returns Some (or panics after `secs` real seconds). Keep
+/// `step` well below the 30 s dispatcher lease while an attempt runs, so its heartbeat
+/// keeps up.
+pub async fn tick_until<T, F, Fut>(
+    clock: &voxbridge::clock::ManualClock,
+    step: std::time::Duration,
+    secs: u64,
+    what: &str,
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually(secs, what, || {
+        let checked = check();
+        async move {
+            let found = checked.await;
+            if found.is_none() {
+                clock.advance(step);
+            }
+            found
+        }
+    })
+    .await
 }

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,7 +19,6 @@ pub struct Received {
     pub timestamp: String,
     pub signature: String,
     pub body: String,
-    pub at: Instant,
 }
 
 impl Received {
@@ -113,7 +111,6 @@ async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
         body: String::from_utf8_lossy(&body).into_owned(),
-        at: Instant::now(),
     });
     let next = inner.script.lock().unwrap().pop();
     let answer = next.unwrap_or(*inner.default.lock().unwrap());
