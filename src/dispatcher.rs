@@ -1,18 +1,21 @@
 //! The dispatcher: the only component that turns a queued call into a dial. It claims due
-//! calls under a lease, dials them through a [`Dialer`] within the configured rate and
-//! concurrency, and books each attempt's outcome (retry, `failed`, `completed`).
+//! calls under a lease, dials them through a [`Dialer`] within the configured rate and the
+//! node's caps ([`CallLimits`]), and books each attempt's outcome (retry, `failed`,
+//! `completed`). A due call that finds no capacity waits in the queue; it does not fail.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::config::{Rounding, TelephonyConfig};
 use crate::domain::{Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry};
+use crate::limits::{CallLimits, Limit, OutboundRoom};
 use crate::outcome::Outcome;
 use crate::store::{started_seconds, Store, Transition};
 
@@ -21,6 +24,13 @@ const LEASE: Duration = Duration::from_secs(30);
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(500);
 const RETRY_CLAIM: Duration = Duration::from_millis(50);
+/// A claimed call the node found no capacity for goes back to the queue, due this much later
+/// (not at once: the claim would only fail again).
+const GIVE_BACK_DELAY: Duration = Duration::from_secs(1);
+/// How often the waiting-calls gauges are recounted (one query) while calls wait.
+const COUNT_WAITING: Duration = Duration::from_secs(1);
+/// The window the dials-per-second gauge averages over.
+const DIAL_RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// What one dial attempt came to.
 #[derive(Debug, Clone)]
@@ -39,6 +49,9 @@ pub enum AttemptOutcome {
         outcome: Outcome,
         sip_status: Option<u16>,
     },
+    /// Nothing was sent: the node had no capacity for the call after all (media ports,
+    /// speech recognition). The call waits in the queue again; no attempt is counted.
+    NotPlaced,
 }
 
 /// What a dialer reports while an attempt runs.
@@ -98,15 +111,51 @@ pub struct Dispatcher {
     /// How answered calls are billed (`[billing] rounding`).
     rounding: Rounding,
     node: String,
+    limits: CallLimits,
+    /// The trunk calls are dialled through, and the INVITEs per second it allows.
+    trunk: String,
+    calls_per_second: u32,
+}
+
+/// Why due calls wait instead of being dialled (the `reason` of `voxbridge_calls_waiting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holdup {
+    /// `calls_per_second`.
+    Rate,
+    Limit(Limit),
+    /// Media ports or speech recognition.
+    Capacity,
+}
+
+impl Holdup {
+    const ALL: [Holdup; 5] = [
+        Holdup::Rate,
+        Holdup::Limit(Limit::Node),
+        Holdup::Limit(Limit::Trunk),
+        Holdup::Limit(Limit::Org),
+        Holdup::Capacity,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Holdup::Rate => "rate",
+            Holdup::Limit(limit) => limit.as_str(),
+            Holdup::Capacity => "capacity",
+        }
+    }
 }
 
 impl Dispatcher {
+    /// `trunk` names the trunk the dialer calls through; `calls_per_second` is the lower of
+    /// the node's and the trunk's rate.
     pub fn new(
         store: Store,
         dialer: Arc<dyn Dialer>,
         config: TelephonyConfig,
         rounding: Rounding,
         node: String,
+        limits: CallLimits,
+        (trunk, calls_per_second): (String, u32),
     ) -> Self {
         Self {
             store,
@@ -114,6 +163,9 @@ impl Dispatcher {
             config,
             rounding,
             node,
+            limits,
+            trunk,
+            calls_per_second,
         }
     }
 
@@ -121,63 +173,116 @@ impl Dispatcher {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let clock = this.clock().clone();
-        let slots = Arc::new(Semaphore::new(this.config.max_concurrent_calls));
-        let mut pacer = Pacer::new(this.config.calls_per_second, clock.now_ms());
+        let mut pacer = Pacer::new(this.calls_per_second, clock.now_ms());
+        let mut dials = DialRate::default();
         let mut attempts = JoinSet::new();
         let mut next_recovery = clock.now_ms();
+        let mut next_count = clock.now_ms();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            if clock.now_ms() >= next_recovery {
-                next_recovery = clock.now_ms() + millis(LEASE / 3);
+            let now = clock.now_ms();
+            if now >= next_recovery {
+                next_recovery = now + millis(LEASE / 3);
                 this.recover_expired().await;
             }
-            let room = u32::try_from(this.dialer.room()).unwrap_or(u32::MAX);
-            let budget = pacer
-                .available(clock.now_ms())
-                .min(slots.available_permits() as u32)
-                .min(room);
+            let room = this.limits.outbound_room(&this.trunk);
+            let (budget, holdup) = budget(&room, pacer.available(now), this.dialer.room());
+            if now >= next_count {
+                next_count = now + millis(COUNT_WAITING);
+                this.count_waiting(&room, holdup, now).await;
+            }
             let claimed = if budget > 0 {
-                this.claim(budget).await
+                this.claim(budget, &room.full_orgs).await
             } else {
                 Vec::new()
             };
             let claimed_any = !claimed.is_empty();
             for call in claimed {
-                pacer.take();
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
+                let slot = match this.limits.take(call.org_id, &this.trunk) {
+                    Ok(slot) => slot,
+                    Err(limit) => {
+                        // An inbound call took the place since the room was read.
+                        tracing::debug!(call = %call.id, limit = limit.as_str(), "no place for a claimed call");
+                        this.give_back(&call).await;
+                        continue;
+                    }
                 };
+                pacer.take();
+                dials.dialled(now);
                 let (this, shutdown) = (this.clone(), shutdown.clone());
                 attempts.spawn(async move {
                     this.attempt(call, shutdown).await;
-                    drop(permit);
+                    drop(slot);
                 });
             }
+            metrics::gauge!("voxbridge_dials_per_second").set(dials.per_second(now));
             while attempts.try_join_next().is_some() {}
-            let paced = pacer.available(clock.now_ms()) == 0;
-            if claimed_any && !paced && slots.available_permits() > 0 {
+            let paced = pacer.available(now) == 0;
+            if claimed_any && !paced {
                 continue;
             }
             let wait = if paced {
-                pacer.until_next(clock.now_ms())
+                pacer.until_next(now)
             } else if budget > 0 {
                 // Nothing due now: sleep until the next scheduled call (a new one, or one
                 // queued by another node, wakes us or is seen at the poll).
                 this.until_next_due().await
             } else {
-                // Every slot taken (a finished attempt wakes us) or no room on the node.
+                // At a cap (a freed slot wakes us) or no media capacity (seen at the poll).
                 POLL
             };
             tokio::select! {
                 _ = this.store.dispatch_changed() => {}
                 _ = clock.sleep(wait.max(Duration::from_millis(1)).min(POLL)) => {}
                 Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+                () = this.limits.freed() => {}
                 _ = shutdown.changed() => {}
             }
         }
         while attempts.join_next().await.is_some() {}
+    }
+
+    /// Sets `voxbridge_calls_waiting` by reason: due calls of orgs at their cap wait for
+    /// their org; the rest wait for whatever holds the whole dispatcher back, if anything.
+    async fn count_waiting(&self, room: &OutboundRoom, holdup: Option<Holdup>, now: i64) {
+        let mut waiting = [0i64; Holdup::ALL.len()];
+        if holdup.is_some() || !room.full_orgs.is_empty() {
+            match self.store.due_calls_by_org(now).await {
+                Ok(due) => {
+                    for (org, calls) in due {
+                        let why = if room.full_orgs.contains(&org) {
+                            Some(Holdup::Limit(Limit::Org))
+                        } else {
+                            holdup
+                        };
+                        if let Some(i) = why.and_then(|h| Holdup::ALL.iter().position(|a| *a == h))
+                        {
+                            waiting[i] += calls;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "counting the waiting calls failed"),
+            }
+        }
+        for (holdup, calls) in Holdup::ALL.iter().zip(waiting) {
+            metrics::gauge!("voxbridge_calls_waiting", "reason" => holdup.as_str())
+                .set(calls as f64);
+        }
+    }
+
+    /// Returns a claimed call, never dialled, to the queue.
+    async fn give_back(&self, call: &Call) {
+        let due = self.clock().now_ms() + millis(GIVE_BACK_DELAY);
+        metrics::counter!("voxbridge_dial_claims_returned_total").increment(1);
+        match self.store.release_claim(call, &self.node, due).await {
+            Ok(_) => {}
+            // Its lease runs out and recovery books it as an error.
+            Err(e) => {
+                tracing::warn!(error = %e, call = %call.id, "returning a claimed call failed")
+            }
+        }
     }
 
     fn clock(&self) -> &Clock {
@@ -205,11 +310,12 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(&self, budget: u32) -> Vec<Call> {
+    async fn claim(&self, budget: usize, skip_orgs: &[uuid::Uuid]) -> Vec<Call> {
         let now_ms = self.clock().now_ms();
+        let limit = i64::try_from(budget).unwrap_or(i64::MAX);
         match self
             .store
-            .claim_due_calls(&self.node, now_ms, self.lease_until(), i64::from(budget))
+            .claim_due_calls(&self.node, now_ms, self.lease_until(), limit, skip_orgs)
             .await
         {
             Ok(calls) => calls,
@@ -296,6 +402,10 @@ impl Dispatcher {
         // Progress reported in the same instant the dial returned.
         while let Ok(progress) = progress_rx.try_recv() {
             status = self.progressed(&mut call, status, progress).await;
+        }
+        if let AttemptOutcome::NotPlaced = outcome {
+            self.give_back(&call).await;
+            return;
         }
         self.book(&mut call, status, outcome).await;
     }
@@ -389,6 +499,7 @@ impl Dispatcher {
                 }
                 charge = call.billed_seconds(self.rounding);
             }
+            AttemptOutcome::NotPlaced => return,
             AttemptOutcome::Failed {
                 outcome,
                 sip_status,
@@ -433,6 +544,43 @@ impl Dispatcher {
             }
             Err(e) => tracing::error!(error = %e, call = %call.id, "booking the attempt failed"),
         }
+    }
+}
+
+/// How many calls to claim now, and, when none, what holds them back: the pacer's tokens,
+/// the room under the node's and trunk's caps and under the fewest any capped org has left,
+/// and the dialer's media capacity.
+fn budget(room: &OutboundRoom, tokens: u32, capacity: usize) -> (usize, Option<Holdup>) {
+    let tokens = tokens as usize;
+    let org_room = room.org_room.unwrap_or(usize::MAX);
+    let budget = tokens.min(room.calls).min(capacity).min(org_room);
+    let holdup = if budget > 0 {
+        None
+    } else if tokens == 0 {
+        Some(Holdup::Rate)
+    } else if let Some(limit) = room.bound {
+        Some(Holdup::Limit(limit))
+    } else {
+        Some(Holdup::Capacity)
+    };
+    (budget, holdup)
+}
+
+/// Dials in the last [`DIAL_RATE_WINDOW`], for the dials-per-second gauge.
+#[derive(Default)]
+struct DialRate(VecDeque<i64>);
+
+impl DialRate {
+    fn dialled(&mut self, now_ms: i64) {
+        self.0.push_back(now_ms);
+    }
+
+    fn per_second(&mut self, now_ms: i64) -> f64 {
+        let window = millis(DIAL_RATE_WINDOW);
+        while self.0.front().is_some_and(|at| *at <= now_ms - window) {
+            self.0.pop_front();
+        }
+        self.0.len() as f64 * 1000.0 / window as f64
     }
 }
 
@@ -485,8 +633,44 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
-    use super::Pacer;
-    use std::time::Duration;
+    use super::*;
+
+    #[test]
+    fn the_budget_is_the_scarcest_of_rate_caps_and_capacity_and_names_what_holds_it_back() {
+        let room = |calls, bound, org_room| OutboundRoom {
+            calls,
+            bound,
+            full_orgs: Vec::new(),
+            org_room,
+        };
+        assert_eq!(budget(&room(8, None, None), 5, 100), (5, None));
+        assert_eq!(budget(&room(8, None, Some(2)), 5, 100), (2, None));
+        assert_eq!(budget(&room(8, None, None), 5, 3), (3, None));
+        assert_eq!(budget(&room(8, None, None), 0, 3), (0, Some(Holdup::Rate)));
+        assert_eq!(
+            budget(&room(0, Some(Limit::Trunk), None), 5, 3),
+            (0, Some(Holdup::Limit(Limit::Trunk)))
+        );
+        assert_eq!(
+            budget(&room(8, None, None), 5, 0),
+            (0, Some(Holdup::Capacity))
+        );
+    }
+
+    #[test]
+    fn the_dial_rate_averages_the_last_ten_seconds() {
+        let mut rate = DialRate::default();
+        for at in 0..50 {
+            rate.dialled(at * 100);
+        }
+        assert_eq!(rate.per_second(4_900), 5.0);
+        assert_eq!(
+            rate.per_second(12_000),
+            2.9,
+            "the first 21 dials left the window"
+        );
+        assert_eq!(rate.per_second(60_000), 0.0);
+    }
 
     #[test]
     fn pacer_allows_the_configured_rate() {

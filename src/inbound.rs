@@ -96,6 +96,8 @@ mod tests {
             password: None,
             inbound_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
             from_number: None,
+            calls_per_second: None,
+            max_concurrent: None,
         }
     }
 

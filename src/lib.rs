@@ -8,6 +8,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod domain;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod outcome;
 pub mod phone;

@@ -1,11 +1,14 @@
 //! Applies the config's organizations, keys, DIDs, agents and trunks to the store.
 
+use uuid::Uuid;
+
 use crate::api::extract::hash_api_key;
 use crate::config::Config;
 use crate::phone::{PhoneError, PhoneNormalizer};
 use crate::store::{ProvisionOrg, Result, Store, StoreError};
 
-pub async fn provision(store: &Store, config: &Config) -> Result<()> {
+/// Returns the ids of the config's orgs, in its order.
+pub async fn provision(store: &Store, config: &Config) -> Result<Vec<Uuid>> {
     let phones = PhoneNormalizer::new(&config.telephony.default_region).map_err(phone_error)?;
     let mut orgs = Vec::with_capacity(config.orgs.len());
     for org in &config.orgs {

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::dispatcher::{Dialer, Dispatcher};
 use crate::inbound::InboundRouter;
+use crate::limits::CallLimits;
 use crate::phone::PhoneNormalizer;
 use crate::store::{Store, StoreError};
 use crate::webhooks::DeliveryWorker;
@@ -56,7 +57,8 @@ impl Server {
         let store =
             Store::connect(&config.database.url, config.database.max_connections, clock).await?;
         store.migrate().await?;
-        crate::provision::provision(&store, &config).await?;
+        let org_ids = crate::provision::provision(&store, &config).await?;
+        let limits = call_limits(&config, &org_ids);
 
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -64,9 +66,15 @@ impl Server {
         tasks.spawn(worker.run(stop.clone()));
         let phones = PhoneNormalizer::new(&config.telephony.default_region)?;
         let router = InboundRouter::new(store.clone(), config.trunks.clone(), phones);
-        let telephony =
-            crate::telephony::start(&config, router, store.clone(), stop.clone(), &mut tasks)
-                .await?;
+        let telephony = crate::telephony::start(
+            &config,
+            router,
+            store.clone(),
+            limits.clone(),
+            stop.clone(),
+            &mut tasks,
+        )
+        .await?;
         let sip_addr = telephony.sip.local_addr();
         if config.telephony.enabled {
             let dialer = dialer.or(telephony.dialer).ok_or(ServerError::NoDialer)?;
@@ -81,6 +89,8 @@ impl Server {
                 config.telephony.clone(),
                 config.billing.rounding,
                 node,
+                limits,
+                outbound_rate(&config),
             );
             tasks.spawn(dispatcher.run(stop.clone()));
         }
@@ -135,4 +145,33 @@ impl Server {
         while self.tasks.join_next().await.is_some() {}
         self.store.close().await;
     }
+}
+
+/// The caps on calls at once: the node's, each trunk's and each org's (by the id provisioning
+/// gave it).
+fn call_limits(config: &Config, org_ids: &[uuid::Uuid]) -> CallLimits {
+    let trunks = config
+        .trunks
+        .iter()
+        .filter_map(|t| Some((t.name.clone(), t.max_concurrent?)))
+        .collect();
+    let orgs = config
+        .orgs
+        .iter()
+        .zip(org_ids)
+        .filter_map(|(org, id)| Some((*id, org.max_concurrent_calls?)))
+        .collect();
+    CallLimits::new(config.telephony.max_concurrent_calls, trunks, orgs)
+}
+
+/// The trunk outbound calls go through, and the lower of the node's and its own INVITE rate.
+fn outbound_rate(config: &Config) -> (String, u32) {
+    let name = config.telephony.outbound_trunk.clone().unwrap_or_default();
+    let trunk_rate = config
+        .trunks
+        .iter()
+        .find(|t| t.name == name)
+        .and_then(|t| t.calls_per_second);
+    let rate = config.telephony.calls_per_second;
+    (name, trunk_rate.map_or(rate, |r| r.min(rate)))
 }

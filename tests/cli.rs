@@ -67,6 +67,10 @@ fn check_config_names_the_bad_key() {
         ("", &[("VOXBRIDGE__HTTP__LISTEN", "not-an-address")], "http.listen"),
         ("", &[("VOXBRIDGE__TELEPHONY__ENABLED", "true")], "telephony.outbound_trunk"),
         ("", &[("VOXBRIDGE__BOGUS__KEY", "1")], "bogus"),
+        ("[[orgs]]\nslug = \"a\"\nname = \"A\"\nmax_concurrent_calls = 0\n", &[], "orgs[0].max_concurrent_calls"),
+        ("[[trunks]]\nname = \"t\"\nhost = \"h\"\nmax_concurrent = 0\n", &[], "trunks[0].max_concurrent"),
+        ("[[trunks]]\nname = \"t\"\nhost = \"h\"\ncalls_per_second = 0\n", &[], "trunks[0].calls_per_second"),
+        ("[[trunks]]\nname = \"t\"\nhost = \"h\"\nmax_concurent = 3\n", &[], "trunks[0].max_concurent"),
     ];
     for (extra, env, key) in cases {
         let config = write_config(dir.path(), extra);

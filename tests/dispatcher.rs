@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Db, TestApp, ACME_KEY};
+use common::{Db, TestApp, ACME_KEY, GLOBEX_KEY};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use voxbridge::clock::{Clock, ManualClock};
-use voxbridge::config::RetryConfig;
+use voxbridge::config::{Config, RetryConfig};
 use voxbridge::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
 use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
 use voxbridge::outcome::Outcome;
@@ -41,14 +41,22 @@ struct ScriptedDialer {
     dropped: AtomicUsize,
     /// Calls the node has room for; `None`: unlimited.
     room: Mutex<Option<usize>>,
+    /// The server's clock, and when (on it) each dial started.
+    clock: Mutex<Clock>,
+    dialled_at: Mutex<Vec<OffsetDateTime>>,
+    /// Calls being dialled or talking now by org, and the most there ever were.
+    org_active: Mutex<HashMap<uuid::Uuid, (usize, usize)>>,
 }
 
-struct ActiveGuard<'a>(&'a ScriptedDialer);
+struct ActiveGuard<'a>(&'a ScriptedDialer, uuid::Uuid);
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::SeqCst);
         self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        if let Some((now, _)) = self.0.org_active.lock().unwrap().get_mut(&self.1) {
+            *now -= 1;
+        }
     }
 }
 
@@ -70,7 +78,15 @@ impl Dialer for ScriptedDialer {
     ) -> AttemptOutcome {
         let active = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_active.fetch_max(active, Ordering::SeqCst);
-        let _guard = ActiveGuard(self);
+        {
+            let mut orgs = self.org_active.lock().unwrap();
+            let (now, max) = orgs.entry(call.org_id).or_default();
+            *now += 1;
+            *max = (*max).max(*now);
+        }
+        let _guard = ActiveGuard(self, call.org_id);
+        let now = self.clock.lock().unwrap().now();
+        self.dialled_at.lock().unwrap().push(now);
         self.dials
             .lock()
             .unwrap()
@@ -136,26 +152,31 @@ const RETRY_AT_ONCE: RetryConfig = RetryConfig {
 };
 
 async fn start(db: Db, dialer: Arc<ScriptedDialer>, max_concurrent: usize) -> TestApp {
-    start_on(db, dialer, max_concurrent, RETRY_AT_ONCE, Clock::system()).await
+    start_on(db, dialer, Clock::system(), |c| {
+        c.telephony.max_concurrent_calls = max_concurrent
+    })
+    .await
 }
 
 /// A server on virtual time: nothing that waits on its clock moves until the test moves it.
 async fn start_virtual(
     db: Db,
     dialer: Arc<ScriptedDialer>,
-    retry: RetryConfig,
+    tweak: impl FnOnce(&mut Config),
 ) -> (TestApp, ManualClock) {
     let clock = ManualClock::starting_at(common::virtual_start());
-    let app = start_on(db, dialer, 10, retry, clock.clock()).await;
+    *dialer.clock.lock().unwrap() = clock.clock();
+    let app = start_on(db, dialer, clock.clock(), tweak).await;
     (app, clock)
 }
 
+/// Dialling through the loopback trunk, 50 calls per second, 10 at once, failed attempts
+/// retried at once; then `tweak`.
 async fn start_on(
     db: Db,
     dialer: Arc<ScriptedDialer>,
-    max_concurrent: usize,
-    retry: RetryConfig,
     clock: Clock,
+    tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
     TestApp::start_with_clock(
         db,
@@ -163,10 +184,11 @@ async fn start_on(
         |c| {
             c.telephony.enabled = true;
             c.telephony.outbound_trunk = Some("carrier".into());
-            c.telephony.retry = retry;
+            c.telephony.retry = RETRY_AT_ONCE;
             c.telephony.calls_per_second = 50;
-            c.telephony.max_concurrent_calls = max_concurrent;
+            c.telephony.max_concurrent_calls = 10;
             c.trunks.push(common::loopback_trunk("127.0.0.0/8"));
+            tweak(c);
         },
         Some(dialer),
         clock,
@@ -230,6 +252,7 @@ on_both_databases!(
     concurrency_limit_is_respected,
     a_node_without_room_leaves_due_calls_queued,
     an_expired_lease_fails_the_call_without_redialling,
+    org_and_trunk_caps_hold_while_calls_wait,
 );
 
 async fn answered_call_completes_and_charges_minutes(db: Db) {
@@ -323,7 +346,8 @@ async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
         no_answer_seconds: 3600,
         trunk_error_seconds: 0,
     };
-    let (app, clock) = start_virtual(Db::Sqlite, dialer.clone(), retry).await;
+    let (app, clock) =
+        start_virtual(Db::Sqlite, dialer.clone(), |c| c.telephony.retry = retry).await;
     let was_busy = app.queue_call(r#"{"to": "+12025550144"}"#).await;
     let was_away = app.queue_call(r#"{"to": "+12025550145"}"#).await;
     let completed = wait_status(&app, was_busy["id"].as_str().unwrap(), "completed").await;
@@ -362,7 +386,7 @@ async fn the_wait_before_a_retry_depends_on_why_the_attempt_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_due_after_the_minutes_ran_out_is_not_dialed() {
     let dialer = Arc::new(ScriptedDialer::default());
-    let (app, clock) = start_virtual(Db::Sqlite, dialer.clone(), RETRY_AT_ONCE).await;
+    let (app, clock) = start_virtual(Db::Sqlite, dialer.clone(), |_| {}).await;
     let at = rfc3339(clock.now() + time::Duration::minutes(10));
     let body = format!(r#"{{"to": "+12025550148", "schedule_at": "{at}"}}"#);
     let id = app.queue_call(&body).await["id"]
@@ -395,7 +419,7 @@ async fn invalid_number_is_not_retried(db: Db) {
 
 async fn schedule_at_is_honoured(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
-    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
+    let (app, clock) = start_virtual(db, dialer.clone(), |_| {}).await;
     let scheduled = clock.now() + time::Duration::hours(1);
     let body = format!(
         r#"{{"to": "+12025550147", "schedule_at": "{}"}}"#,
@@ -426,7 +450,7 @@ async fn schedule_at_is_honoured(db: Db) {
 async fn a_ringing_attempt_keeps_its_lease_until_canceled(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     dialer.script("+12025550148", &[Step::RingForever]);
-    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
+    let (app, clock) = start_virtual(db, dialer.clone(), |_| {}).await;
     let call = app.queue_call(r#"{"to": "+12025550148"}"#).await;
     let id = call["id"].as_str().unwrap();
     wait_status(&app, id, "calling").await;
@@ -482,7 +506,7 @@ async fn concurrency_limit_is_respected(db: Db) {
 async fn a_node_without_room_leaves_due_calls_queued(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     *dialer.room.lock().unwrap() = Some(0);
-    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
+    let (app, clock) = start_virtual(db, dialer.clone(), |_| {}).await;
     let call = app.queue_call(r#"{"to": "+12025550143"}"#).await;
     let id = call["id"].as_str().unwrap();
     // A minute of dispatcher polls while the node has no room (media ports, recognition).
@@ -510,14 +534,14 @@ async fn an_expired_lease_fails_the_call_without_redialling(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
     // This node takes no calls of its own; it only recovers.
     *dialer.room.lock().unwrap() = Some(0);
-    let (app, clock) = start_virtual(db, dialer.clone(), RETRY_AT_ONCE).await;
+    let (app, clock) = start_virtual(db, dialer.clone(), |_| {}).await;
     let call = app.queue_call(r#"{"to": "+12025550149"}"#).await;
     let id = call["id"].as_str().unwrap();
     let claimed_at = clock.now();
     let now_ms = voxbridge::domain::to_millis(claimed_at);
     let claimed = app
         .store()
-        .claim_due_calls("dead-node", now_ms, now_ms + 30_000, 10)
+        .claim_due_calls("dead-node", now_ms, now_ms + 30_000, 10, &[])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -549,5 +573,101 @@ async fn an_expired_lease_fails_the_call_without_redialling(db: Db) {
         "recovered once"
     );
     assert!(dialer.dials.lock().unwrap().is_empty(), "never redialled");
+    app.stop().await;
+}
+
+/// 20 calls due at once at `calls_per_second = 5`: a second's burst, then one every 200 ms of
+/// virtual time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dials_keep_to_calls_per_second() {
+    let dialer = Arc::new(ScriptedDialer::default());
+    let (app, clock) = start_virtual(Db::Sqlite, dialer.clone(), |c| {
+        c.telephony.calls_per_second = 5;
+        c.telephony.max_concurrent_calls = 100;
+    })
+    .await;
+    let start = clock.now();
+    for i in 0..20 {
+        app.queue_call(&format!(r#"{{"to": "+1202555{:04}"}}"#, 400 + i))
+            .await;
+    }
+    common::tick_until(
+        &clock,
+        Duration::from_millis(50),
+        30,
+        "20 dials",
+        || async { (dialer.dialled_at.lock().unwrap().len() == 20).then_some(()) },
+    )
+    .await;
+    let mut at: Vec<i128> = dialer
+        .dialled_at
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| (*t - start).whole_milliseconds())
+        .collect();
+    at.sort_unstable();
+    for (i, ms) in at.iter().enumerate() {
+        let allowed = 5 + ms / 200;
+        assert!(
+            (i as i128) < allowed,
+            "dial {} at {ms} ms: at most {allowed} by then ({at:?})",
+            i + 1
+        );
+    }
+    assert!(
+        (3000..4000).contains(&at[19]),
+        "5 at once, then 15 at 5/s: the last at {} ms",
+        at[19]
+    );
+    app.stop().await;
+}
+
+/// Calls of two orgs wait on three caps at once: acme may have 2 calls at once, the trunk 3,
+/// the node 10. Every call is dialled once, and no cap is ever exceeded.
+async fn org_and_trunk_caps_hold_while_calls_wait(db: Db) {
+    let dialer = Arc::new(ScriptedDialer::default());
+    let app = start_on(db, dialer.clone(), Clock::system(), |c| {
+        c.orgs[0].max_concurrent_calls = Some(2);
+        c.trunks[0].max_concurrent = Some(3);
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let call = app
+            .queue_call(&format!(r#"{{"to": "+1202555{:04}"}}"#, 500 + i))
+            .await;
+        ids.push(call["id"].as_str().unwrap().to_owned());
+    }
+    for i in 0..3 {
+        let body = format!(r#"{{"to": "+1202555{:04}"}}"#, 600 + i);
+        let (status, call) = app.post("/v1/calls/outbound", GLOBEX_KEY, &body).await;
+        assert_eq!(status, 201, "{call}");
+    }
+    for id in &ids {
+        wait_status(&app, id, "completed").await;
+    }
+    common::eventually(15, "globex's calls to be dialled", || async {
+        (dialer.dials.lock().unwrap().len() == 8).then_some(())
+    })
+    .await;
+    let acme = acme(&app).await.id;
+    let org_max = dialer.org_active.lock().unwrap()[&acme].1;
+    assert_eq!(org_max, 2, "acme's cap held and was reached");
+    assert_eq!(
+        dialer.max_active.load(Ordering::SeqCst),
+        3,
+        "the trunk's cap held and was reached"
+    );
+    let mut dialled: Vec<String> = dialer
+        .dials
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.0.clone())
+        .collect();
+    dialled.sort();
+    dialled.dedup();
+    assert_eq!(dialled.len(), 8, "each call dialled once");
     app.stop().await;
 }

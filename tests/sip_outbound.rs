@@ -627,3 +627,57 @@ async fn the_callee_hanging_up_completes_the_call() {
     ports_released(&app).await;
     app.stop().await;
 }
+
+/// Inbound and outbound calls share the node's cap (`max_concurrent_calls = 1`): while an
+/// outbound call talks, an INVITE is refused with 503 + Retry-After and a second queued call
+/// waits (no attempt spent); once the first ends, the second is dialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_and_outbound_calls_share_the_node_cap() {
+    let port = carrier_port();
+    let app = start(Db::Sqlite, None, port, |c| {
+        c.telephony.max_concurrent_calls = 1;
+    })
+    .await;
+    let sipp = carrier(port, answering(None, None), 2);
+    let first = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    reaches(&app, &first, "in_progress", 10).await;
+
+    let sip = app.server.as_ref().unwrap().sip_addr;
+    let media_port = common::sipp::media_port().to_string();
+    let refused = tokio::task::spawn_blocking(move || {
+        let args = ["-s", "+12025550142", "-i", "127.0.0.1", "-mi", "127.0.0.1"];
+        let scenario = include_str!("sipp/refused_busy.xml");
+        common::sipp::run(sip, scenario, &[&args[..], &["-mp", &media_port]].concat())
+    })
+    .await
+    .unwrap();
+    assert!(refused, "the INVITE is refused with 503 + Retry-After");
+
+    let second = queue(&app, json!({"to": "+12025550198", "context": {}})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, waiting) = app.get(&format!("/v1/calls/{second}"), ACME_KEY).await;
+    assert_eq!(
+        (waiting["status"].as_str(), waiting["attempts"].as_i64()),
+        (Some("queued"), Some(0)),
+        "{waiting}"
+    );
+    let cancel = |id: String| {
+        let app = &app;
+        async move {
+            let (status, call) = app
+                .post(&format!("/v1/calls/{id}/cancel"), ACME_KEY, "")
+                .await;
+            assert_eq!(status, 200, "{call}");
+        }
+    };
+    cancel(first.clone()).await;
+    reaches(&app, &second, "in_progress", 10).await;
+    cancel(second.clone()).await;
+    assert!(
+        sipp.await.unwrap(),
+        "the carrier got both calls, and a BYE for each"
+    );
+    let (_, second) = app.get(&format!("/v1/calls/{second}"), ACME_KEY).await;
+    assert_eq!(second["attempts"], 1);
+    app.stop().await;
+}

@@ -334,7 +334,9 @@ pub struct TelephonyConfig {
     pub outbound_trunk: Option<String>,
     /// Region for numbers written without a country code (ISO 3166 alpha-2).
     pub default_region: String,
+    /// Calls at once on this node, inbound and outbound together.
     pub max_concurrent_calls: usize,
+    /// Outbound INVITEs per second from this node (a trunk may set fewer).
     pub calls_per_second: u32,
     /// How long an outbound call may ring before it is canceled as `no_answer`.
     pub ring_timeout_seconds: u64,
@@ -432,6 +434,10 @@ pub struct TrunkConfig {
     #[serde(default)]
     pub inbound_cidrs: Vec<IpNet>,
     pub from_number: Option<String>,
+    /// The carrier's cap on new outbound calls per second (this node's share of it).
+    pub calls_per_second: Option<u32>,
+    /// The carrier's cap on calls at once through this trunk, inbound and outbound.
+    pub max_concurrent: Option<usize>,
 }
 
 fn default_sip_port() -> u16 {
@@ -456,6 +462,8 @@ pub struct OrgConfig {
     pub numbers: Vec<String>,
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// The org's cap on calls at once, inbound and outbound (unlimited when absent).
+    pub max_concurrent_calls: Option<usize>,
 }
 
 /// An agent as the config and `POST /v1/agents` describe it.
@@ -720,6 +728,17 @@ impl Config {
                     .normalize(from)
                     .map_err(|e| invalid(format!("trunks[{i}].from_number"), e.to_string()))?;
             }
+            if trunk.calls_per_second == Some(0) || trunk.max_concurrent == Some(0) {
+                let field = if trunk.calls_per_second == Some(0) {
+                    "calls_per_second"
+                } else {
+                    "max_concurrent"
+                };
+                return Err(invalid(
+                    format!("trunks[{i}].{field}"),
+                    "must be at least 1 (leave it out for no cap)",
+                ));
+            }
         }
         Ok(())
     }
@@ -737,6 +756,12 @@ impl Config {
                 return Err(invalid(
                     at("slug"),
                     format!("duplicate org slug {:?}", org.slug),
+                ));
+            }
+            if org.max_concurrent_calls == Some(0) {
+                return Err(invalid(
+                    at("max_concurrent_calls"),
+                    "must be at least 1 (leave it out for no cap)",
                 ));
             }
             if org.minutes_included < 0 {

@@ -1,6 +1,7 @@
 //! Dispatcher leases: claiming due calls, keeping the lease alive, and recovering calls whose
 //! node died mid-attempt.
 
+use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -10,30 +11,42 @@ use super::{Result, Store};
 use crate::domain::{from_millis, to_millis, Call, EventType};
 
 impl Store {
-    /// Moves up to `limit` due queued calls to `calling` under this node's lease, counting the
-    /// attempt and announcing `call.calling`, in one transaction.
+    /// Moves up to `limit` due queued calls, none of the orgs in `skip_orgs`, to `calling`
+    /// under this node's lease, counting the attempt and announcing `call.calling`, in one
+    /// transaction.
     pub async fn claim_due_calls(
         &self,
         owner: &str,
         now_ms: i64,
         lease_until: i64,
         limit: i64,
+        skip_orgs: &[Uuid],
     ) -> Result<Vec<Call>> {
+        let skip = if skip_orgs.is_empty() {
+            String::new()
+        } else {
+            let params: Vec<String> = (0..skip_orgs.len())
+                .map(|i| format!("${}", i + 5))
+                .collect();
+            format!(" AND org_id NOT IN ({})", params.join(", "))
+        };
         let sql = format!(
             "UPDATE calls SET status = 'calling', attempts = attempts + 1, lease_owner = $1, lease_until = $2, \
              end_reason = NULL, sip_status = NULL, ringing_at = NULL \
-             WHERE status = 'queued' AND id IN (SELECT id FROM calls WHERE status = 'queued' AND next_attempt_at <= $3 \
+             WHERE status = 'queued' AND id IN (SELECT id FROM calls WHERE status = 'queued' AND next_attempt_at <= $3{skip} \
              ORDER BY next_attempt_at LIMIT $4{}) RETURNING {CALL_COLUMNS}",
             self.dialect().skip_locked()
         );
-        let mut tx = self.write().begin().await?;
-        let rows = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(owner)
             .bind(lease_until)
             .bind(now_ms)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(limit);
+        for org in skip_orgs {
+            query = query.bind(org.to_string());
+        }
+        let mut tx = self.write().begin().await?;
+        let rows = query.fetch_all(&mut *tx).await?;
         let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
         let mut outbox = false;
         for call in &calls {
@@ -44,6 +57,50 @@ impl Store {
             self.notify_outbox();
         }
         Ok(calls)
+    }
+
+    /// Hands a claimed call that was never dialled back to the queue, due at `due_ms`: the
+    /// attempt is not counted, and `call.queued` says it waits again. False when the call is no
+    /// longer this node's to give back (canceled, or its lease expired and was recovered).
+    pub async fn release_claim(&self, call: &Call, owner: &str, due_ms: i64) -> Result<bool> {
+        let sql = format!(
+            "UPDATE calls SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, \
+             lease_until = NULL, next_attempt_at = $1 WHERE id = $2 AND lease_owner = $3 \
+             AND status = 'calling' RETURNING {CALL_COLUMNS}"
+        );
+        let mut tx = self.write().begin().await?;
+        let row = sqlx::query(&sql)
+            .bind(due_ms)
+            .bind(call.id.to_string())
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let queued = rows::call(&row)?;
+        let outbox = insert_event(&mut tx, &queued, EventType::Queued, self.clock().now()).await?;
+        tx.commit().await?;
+        if outbox {
+            self.notify_outbox();
+        }
+        self.notify_dispatch();
+        Ok(true)
+    }
+
+    /// Due queued calls by org: what waits for the dispatcher now.
+    pub async fn due_calls_by_org(&self, now_ms: i64) -> Result<Vec<(Uuid, i64)>> {
+        let rows = sqlx::query(
+            "SELECT org_id, COUNT(*) AS due FROM calls WHERE status = 'queued' AND next_attempt_at <= $1 \
+             GROUP BY org_id",
+        )
+        .bind(now_ms)
+        .fetch_all(self.read())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((rows::uuid(row, "org_id")?, row.try_get("due")?)))
+            .collect()
     }
 
     /// When the earliest queued call comes due (ms since the epoch; it may be past), so an

@@ -51,12 +51,19 @@ impl Store {
 
     /// Applies the config's orgs, keys, DIDs, agents and trunks in one transaction. Running it
     /// again with the same config changes nothing; usage counters and API-made agents survive.
-    /// API keys that came from config and are no longer in it are revoked.
-    pub async fn provision(&self, orgs: &[ProvisionOrg<'_>], trunks: &[TrunkConfig]) -> Result<()> {
+    /// API keys that came from config and are no longer in it are revoked. Returns the orgs'
+    /// ids, in the order given.
+    pub async fn provision(
+        &self,
+        orgs: &[ProvisionOrg<'_>],
+        trunks: &[TrunkConfig],
+    ) -> Result<Vec<Uuid>> {
         let now_ms = self.clock().now_ms();
+        let mut ids = Vec::with_capacity(orgs.len());
         let mut tx = self.write().begin().await?;
         for org in orgs {
             let org_id = upsert_org(&mut tx, org.config, now_ms).await?;
+            ids.push(org_id);
             sync_api_keys(&mut tx, org_id, &org.key_hashes, now_ms).await?;
             for number in &org.numbers {
                 sqlx::query(
@@ -76,7 +83,7 @@ impl Store {
             upsert_trunk(&mut tx, trunk).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(ids)
     }
 }
 

@@ -32,7 +32,8 @@ use crate::agents::conversation::DEFAULT_CLOSING;
 use crate::agents::tts::Tts;
 use crate::config::{AsrConfig, Config, MediaConfig, Rounding};
 use crate::dispatcher::Dialer;
-use crate::inbound::InboundRouter;
+use crate::inbound::{InboundRouter, Route};
+use crate::limits::{CallLimits, CallSlot};
 use crate::outcome::Outcome;
 use crate::store::Store;
 
@@ -163,6 +164,8 @@ pub(crate) struct CallServices {
     media_config: MediaConfig,
     /// `[billing] rounding`: how talk time is drawn from the org's minutes.
     rounding: Rounding,
+    /// The caps on calls at once, shared with the dispatcher.
+    limits: CallLimits,
     live: LiveCalls,
     /// Turns true when the server shuts down: live calls are hung up and stored, new ones
     /// refused with 503 (another node takes them).
@@ -212,10 +215,12 @@ impl LiveCalls {
 }
 
 /// A call's hold on capacity: its RTP ports and, with transcription on, an `[asr] max_calls`
-/// slot. Dropping it gives both back.
+/// slot; an inbound call's place under the caps too (the dispatcher holds an outbound call's).
+/// Dropping it gives everything back.
 pub(crate) struct Admission {
     ports: MediaPorts,
     transcription: Option<OwnedSemaphorePermit>,
+    _place: Option<CallSlot>,
 }
 
 impl CallServices {
@@ -245,6 +250,25 @@ impl CallServices {
         Ok(Admission {
             ports,
             transcription,
+            _place: None,
+        })
+    }
+
+    /// An inbound call's admission: its place under the node's, trunk's and org's caps, then
+    /// media and transcription capacity.
+    fn admit_inbound(&self, route: &Route) -> Result<Admission, Outcome> {
+        let place = self
+            .limits
+            .take(route.org.id, &route.trunk)
+            .map_err(|limit| {
+                metrics::counter!("voxbridge_calls_refused_total", "reason" => limit.as_str())
+                    .increment(1);
+                Outcome::NoCapacity
+            })?;
+        let admission = self.admit()?;
+        Ok(Admission {
+            _place: Some(place),
+            ..admission
         })
     }
 }
@@ -264,6 +288,7 @@ pub async fn start(
     config: &Config,
     router: InboundRouter,
     store: Store,
+    limits: CallLimits,
     stop: watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Telephony, TelephonyError> {
@@ -332,6 +357,7 @@ pub async fn start(
             .or((!listen_ip.is_unspecified()).then_some(listen_ip)),
         media_config: config.media.clone(),
         rounding: config.billing.rounding,
+        limits,
         live: LiveCalls::default(),
         stop: stop.clone(),
     });
@@ -431,7 +457,9 @@ async fn answer_incoming(services: Arc<CallServices>, router: &InboundRouter, ca
     let admitted = match router.route(call.source.ip(), &call.did).await {
         // A node shutting down sends callers elsewhere.
         Ok(_) if services.stopping() => Err(Outcome::NoCapacity),
-        Ok(route) => services.admit().map(|admission| (route, admission)),
+        Ok(route) => services
+            .admit_inbound(&route)
+            .map(|admission| (route, admission)),
         Err(refusal) => Err(refusal),
     };
     match admitted {

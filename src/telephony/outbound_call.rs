@@ -119,10 +119,11 @@ impl SipDialer {
         };
         let admission = match self.services.admit() {
             Ok(admission) => admission,
-            Err(outcome) => {
-                tracing::warn!(call = %call.id, ?outcome, "no capacity (RTP ports or transcription) to dial");
-                return failed(outcome, None);
+            Err(Outcome::NoCapacity) => {
+                tracing::info!(call = %call.id, "no capacity (RTP ports or transcription) to dial; the call waits");
+                return AttemptOutcome::NotPlaced;
             }
+            Err(outcome) => return failed(outcome, None),
         };
         let placed = match self
             .services

@@ -131,6 +131,8 @@ pub fn loopback_trunk(cidr: &str) -> voxbridge::config::TrunkConfig {
         password: None,
         inbound_cidrs: vec![cidr.parse().expect("cidr")],
         from_number: Some("+12025550100".into()),
+        calls_per_second: None,
+        max_concurrent: None,
     }
 }
 
