@@ -16,12 +16,9 @@ use crate::clock::Clock;
 use crate::config::{Rounding, TelephonyConfig};
 use crate::domain::{Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry};
 use crate::limits::{CallLimits, Limit, OutboundRoom};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, RetryWait};
 use crate::store::{started_seconds, Store, Transition};
 
-/// How long a claimed call stays ours without a heartbeat.
-const LEASE: Duration = Duration::from_secs(30);
-const HEARTBEAT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(500);
 const RETRY_CLAIM: Duration = Duration::from_millis(50);
 /// A claimed call the node found no capacity for goes back to the queue, due this much later
@@ -184,7 +181,7 @@ impl Dispatcher {
             }
             let now = clock.now_ms();
             if now >= next_recovery {
-                next_recovery = now + millis(LEASE / 3);
+                next_recovery = now + millis(this.heartbeat());
                 this.recover_expired().await;
             }
             let room = this.limits.outbound_room(&this.trunk);
@@ -205,7 +202,7 @@ impl Dispatcher {
                     Err(limit) => {
                         // An inbound call took the place since the room was read.
                         tracing::debug!(call = %call.id, limit = limit.as_str(), "no place for a claimed call");
-                        this.give_back(&call).await;
+                        this.give_back(&call, GIVE_BACK_DELAY).await;
                         continue;
                     }
                 };
@@ -272,9 +269,9 @@ impl Dispatcher {
         }
     }
 
-    /// Returns a claimed call, never dialled, to the queue.
-    async fn give_back(&self, call: &Call) {
-        let due = self.clock().now_ms() + millis(GIVE_BACK_DELAY);
+    /// Returns a claimed call, never dialled, to the queue, due after `delay`.
+    async fn give_back(&self, call: &Call, delay: Duration) {
+        let due = self.clock().now_ms() + millis(delay);
         metrics::counter!("voxbridge_dial_claims_returned_total").increment(1);
         match self.store.release_claim(call, &self.node, due).await {
             Ok(_) => {}
@@ -291,7 +288,19 @@ impl Dispatcher {
 
     /// When a lease taken now runs out (ms since the epoch).
     fn lease_until(&self) -> i64 {
-        self.clock().now_ms() + millis(LEASE)
+        self.clock().now_ms() + millis(self.lease())
+    }
+
+    /// How long a claimed call stays this node's without a heartbeat (`lease_seconds`).
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.lease_seconds)
+    }
+
+    /// Leases are renewed, and expired ones looked for, three times per lease: a node keeps
+    /// its calls through two missed heartbeats (a slow database), and a dead node's calls are
+    /// picked up within a lease and a third.
+    fn heartbeat(&self) -> Duration {
+        self.lease() / 3
     }
 
     /// How long until the next queued call comes due. One already due that the claim just
@@ -326,13 +335,25 @@ impl Dispatcher {
         }
     }
 
+    /// Ends the attempts of nodes that stopped heartbeating; calls with attempts left are
+    /// retried after the trunk-trouble wait.
     async fn recover_expired(&self) {
-        match self.store.fail_expired_leases(self.clock().now_ms()).await {
+        let now = self.clock().now_ms();
+        let wait = self.config.retry.backoff(RetryWait::Trouble);
+        let retry = now + millis(wait.delay(1, rand::random()));
+        match self.store.recover_expired_leases(now, retry).await {
             Ok(calls) if !calls.is_empty() => {
+                let retried = calls
+                    .iter()
+                    .filter(|c| c.status == CallStatus::Queued)
+                    .count();
                 tracing::warn!(
                     count = calls.len(),
-                    "failed calls whose dispatcher lease expired mid-attempt"
+                    retried,
+                    "ended attempts whose dispatcher lease expired (a node died or lost the database)"
                 );
+                metrics::counter!("voxbridge_dial_leases_expired_total")
+                    .increment(calls.len() as u64);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
@@ -357,7 +378,7 @@ impl Dispatcher {
             }
         }
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-        let (hang_up, hang_up_rx) = watch::channel(false);
+        let (hang_up, hang_up_rx) = watch::channel(*shutdown.borrow());
         let dialer = self.dialer.clone();
         let dialled = call.clone();
         let progress = AttemptProgress {
@@ -368,7 +389,7 @@ impl Dispatcher {
         let dial = dialer.dial(&dialled, progress);
         tokio::pin!(dial);
         let mut status = CallStatus::Calling;
-        let mut next_heartbeat = self.clock().now_ms() + millis(HEARTBEAT);
+        let mut next_heartbeat = self.clock().now_ms() + millis(self.heartbeat());
         let outcome = loop {
             let check = async {
                 tokio::select! {
@@ -382,7 +403,7 @@ impl Dispatcher {
                     status = self.progressed(&mut call, status, progress).await;
                 }
                 () = check, if !*hang_up.borrow() => {
-                    next_heartbeat = self.clock().now_ms() + millis(HEARTBEAT);
+                    next_heartbeat = self.clock().now_ms() + millis(self.heartbeat());
                     if !self.still_ours(&call).await {
                         if status == CallStatus::Calling {
                             // Canceled or taken over before an answer: dropping `dial` sends
@@ -404,7 +425,13 @@ impl Dispatcher {
             status = self.progressed(&mut call, status, progress).await;
         }
         if let AttemptOutcome::NotPlaced = outcome {
-            self.give_back(&call).await;
+            // Stopping: due at once, for another node to dial.
+            let delay = if *shutdown.borrow() {
+                Duration::ZERO
+            } else {
+                GIVE_BACK_DELAY
+            };
+            self.give_back(&call, delay).await;
             return;
         }
         self.book(&mut call, status, outcome).await;

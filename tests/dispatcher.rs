@@ -20,6 +20,7 @@ use voxbridge::config::{Config, RetryConfig};
 use voxbridge::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
 use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
 use voxbridge::outcome::Outcome;
+use voxbridge::store::Store;
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -30,6 +31,8 @@ enum Step {
     Fail(Outcome, u16),
     /// Rings until dropped.
     RingForever,
+    /// Still getting ready to send the INVITE when the server stops: sends nothing.
+    StoppedBeforeInvite,
 }
 
 #[derive(Default)]
@@ -137,6 +140,10 @@ impl Dialer for ScriptedDialer {
                 sip_status: Some(code),
             },
             Step::RingForever => std::future::pending().await,
+            Step::StoppedBeforeInvite => {
+                let _ = answer.hang_up().wait_for(|stop| *stop).await;
+                AttemptOutcome::NotPlaced
+            }
         }
     }
 
@@ -251,8 +258,9 @@ on_both_databases!(
     a_ringing_attempt_keeps_its_lease_until_canceled,
     concurrency_limit_is_respected,
     a_node_without_room_leaves_due_calls_queued,
-    an_expired_lease_fails_the_call_without_redialling,
+    an_expired_lease_ends_the_attempt_and_retries_if_attempts_remain,
     org_and_trunk_caps_hold_while_calls_wait,
+    a_stop_gives_back_claims_not_yet_dialled,
 );
 
 async fn answered_call_completes_and_charges_minutes(db: Db) {
@@ -528,15 +536,22 @@ async fn a_node_without_room_leaves_due_calls_queued(db: Db) {
     app.stop().await;
 }
 
-/// A node claimed the call and stopped heartbeating (it died): once its 30 s lease has run
-/// out, the running dispatcher fails the attempt as an error, and never dials it again.
-async fn an_expired_lease_fails_the_call_without_redialling(db: Db) {
+/// A node claimed two calls and stopped heartbeating (it died). Once its 30 s lease has run
+/// out, the running dispatcher ends both attempts as errors: the call with attempts left is
+/// dialled again, the other fails. Neither is dialled while the lease holds.
+async fn an_expired_lease_ends_the_attempt_and_retries_if_attempts_remain(db: Db) {
     let dialer = Arc::new(ScriptedDialer::default());
-    // This node takes no calls of its own; it only recovers.
+    // This node takes no call before the dead one has claimed both.
     *dialer.room.lock().unwrap() = Some(0);
     let (app, clock) = start_virtual(db, dialer.clone(), |_| {}).await;
-    let call = app.queue_call(r#"{"to": "+12025550149"}"#).await;
-    let id = call["id"].as_str().unwrap();
+    let retried = app.queue_call(r#"{"to": "+12025550149"}"#).await;
+    let last = app
+        .queue_call(r#"{"to": "+12025550150", "max_attempts": 1}"#)
+        .await;
+    let (retried, last) = (
+        retried["id"].as_str().unwrap(),
+        last["id"].as_str().unwrap(),
+    );
     let claimed_at = clock.now();
     let now_ms = voxbridge::domain::to_millis(claimed_at);
     let claimed = app
@@ -544,35 +559,48 @@ async fn an_expired_lease_fails_the_call_without_redialling(db: Db) {
         .claim_due_calls("dead-node", now_ms, now_ms + 30_000, 10, &[])
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed.len(), 2);
+    *dialer.room.lock().unwrap() = None;
     clock.advance(Duration::from_secs(29));
     settle().await;
-    let (_, held) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
-    assert_eq!(held["status"], "calling", "the lease still holds: {held}");
+    for id in [retried, last] {
+        let (_, held) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+        assert_eq!(held["status"], "calling", "the lease still holds: {held}");
+    }
+    assert!(
+        dialer.dials.lock().unwrap().is_empty(),
+        "not dialled while the lease holds"
+    );
 
-    let failed = tick_until_status(&app, &clock, Duration::from_secs(1), id, "failed").await;
+    let failed = tick_until_status(&app, &clock, Duration::from_secs(1), last, "failed").await;
     assert_eq!(failed["end_reason"], "error");
     let late = clock.now() - claimed_at;
     assert!(
         late >= time::Duration::seconds(30) && late <= time::Duration::seconds(45),
-        "failed {late} after the claim: lease 30 s, recovery every 10 s"
+        "ended {late} after the claim: lease 30 s, looked for every 10 s"
     );
-    for _ in 0..10 {
-        clock.advance(Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    settle().await;
-    let events = app
-        .store()
-        .call_events(uuid::Uuid::parse_str(id).unwrap())
-        .await
-        .unwrap();
+    let done = tick_until_status(&app, &clock, Duration::from_secs(1), retried, "completed").await;
+    assert_eq!(done["attempts"], 2);
+    let dials = dialer.dials.lock().unwrap().clone();
     assert_eq!(
-        event_types(&events),
-        ["call.queued", "call.calling", "call.ended"],
-        "recovered once"
+        dials,
+        [("+12025550149".to_owned(), 2)],
+        "one dial, the retry"
     );
-    assert!(dialer.dials.lock().unwrap().is_empty(), "never redialled");
+    assert!(dialer.dialled_at.lock().unwrap()[0] >= claimed_at + time::Duration::seconds(30));
+    let events = |id: &str| {
+        let store = app.store().clone();
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        async move { store.call_events(id).await.unwrap() }
+    };
+    assert_eq!(
+        event_types(&events(last).await),
+        ["call.queued", "call.calling", "call.ended"]
+    );
+    assert_eq!(
+        event_types(&events(retried).await)[..4],
+        ["call.queued", "call.calling", "call.queued", "call.calling"]
+    );
     app.stop().await;
 }
 
@@ -670,4 +698,35 @@ async fn org_and_trunk_caps_hold_while_calls_wait(db: Db) {
     dialled.dedup();
     assert_eq!(dialled.len(), 8, "each call dialled once");
     app.stop().await;
+}
+
+/// A graceful stop hands claimed calls that were not dialled yet back to the queue: no
+/// attempt spent, due at once for another node.
+async fn a_stop_gives_back_claims_not_yet_dialled(db: Db) {
+    let dialer = Arc::new(ScriptedDialer::default());
+    dialer.script("+12025550151", &[Step::StoppedBeforeInvite]);
+    let app = start(db, dialer.clone(), 10).await;
+    let call = app.queue_call(r#"{"to": "+12025550151"}"#).await;
+    let id = uuid::Uuid::parse_str(call["id"].as_str().unwrap()).unwrap();
+    wait_status(&app, &id.to_string(), "calling").await;
+    let org = acme(&app).await.id;
+    let mut app = app;
+    app.server.take().unwrap().shutdown().await;
+
+    let store = Store::connect(&app.database_url, 1, Clock::system())
+        .await
+        .unwrap();
+    let after = store.call(org, id).await.unwrap().unwrap();
+    assert_eq!(after.status.as_str(), "queued");
+    assert_eq!(after.attempts, 0, "no attempt spent");
+    assert!(
+        after.next_attempt_at <= Clock::system().now(),
+        "due at once"
+    );
+    let events = store.call_events(id).await.unwrap();
+    assert_eq!(
+        event_types(&events),
+        ["call.queued", "call.calling", "call.queued"]
+    );
+    store.close().await;
 }

@@ -340,6 +340,9 @@ pub struct TelephonyConfig {
     pub calls_per_second: u32,
     /// How long an outbound call may ring before it is canceled as `no_answer`.
     pub ring_timeout_seconds: u64,
+    /// How long a dialling node's claim on a call outlives its last heartbeat (renewed every
+    /// third of it): after a crash, its calls are retried or failed within about this long.
+    pub lease_seconds: u64,
     pub retry: RetryConfig,
 }
 
@@ -391,6 +394,7 @@ impl Default for TelephonyConfig {
             max_concurrent_calls: 100,
             calls_per_second: 10,
             ring_timeout_seconds: 30,
+            lease_seconds: 30,
             retry: RetryConfig::default(),
         }
     }
@@ -667,6 +671,12 @@ impl Config {
             return Err(invalid(
                 "telephony.calls_per_second",
                 "telephony.calls_per_second and max_concurrent_calls must be at least 1",
+            ));
+        }
+        if !(3..=600).contains(&t.lease_seconds) {
+            return Err(invalid(
+                "telephony.lease_seconds",
+                "must be between 3 and 600",
             ));
         }
         if !(1..=600).contains(&t.ring_timeout_seconds) {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::events::insert_event;
 use super::rows::{self, CALL_COLUMNS};
 use super::{Result, Store};
-use crate::domain::{from_millis, to_millis, Call, EventType};
+use crate::domain::{from_millis, to_millis, Call, CallStatus, EventType};
 
 impl Store {
     /// Moves up to `limit` due queued calls, none of the orgs in `skip_orgs`, to `calling`
@@ -32,7 +32,7 @@ impl Store {
         };
         let sql = format!(
             "UPDATE calls SET status = 'calling', attempts = attempts + 1, lease_owner = $1, lease_until = $2, \
-             end_reason = NULL, sip_status = NULL, ringing_at = NULL \
+             end_reason = NULL, sip_status = NULL, ringing_at = NULL, answered_at = NULL \
              WHERE status = 'queued' AND id IN (SELECT id FROM calls WHERE status = 'queued' AND next_attempt_at <= $3{skip} \
              ORDER BY next_attempt_at LIMIT $4{}) RETURNING {CALL_COLUMNS}",
             self.dialect().skip_locked()
@@ -141,25 +141,41 @@ impl Store {
         Ok(())
     }
 
-    /// Fails calls whose lease expired mid-attempt (their node died). They are not dialled
-    /// again: the dead node may have reached the callee, and ringing someone twice is worse
-    /// than reporting the attempt as an error.
-    pub async fn fail_expired_leases(&self, now_ms: i64) -> Result<Vec<Call>> {
+    /// Ends the attempts whose lease expired (their node died or lost the database for longer
+    /// than the lease) with `end_reason = error`: a call with attempts left goes back to the
+    /// queue, due at `retry_ms` (`call.queued`); the others fail (`call.ended`). The lease is
+    /// what keeps a call from being dialled twice at once: only once it has run out, and the
+    /// dead node's heartbeats with it, is the call anyone's again.
+    pub async fn recover_expired_leases(&self, now_ms: i64, retry_ms: i64) -> Result<Vec<Call>> {
         let sql = format!(
-            "UPDATE calls SET status = 'failed', end_reason = 'error', ended_at = $1, lease_owner = NULL, \
-             lease_until = NULL WHERE status IN ('calling', 'in_progress') AND lease_until < $1 \
+            "UPDATE calls SET end_reason = 'error', lease_owner = NULL, lease_until = NULL, \
+             status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END, \
+             ended_at = CASE WHEN attempts < max_attempts THEN NULL ELSE $1 END, \
+             next_attempt_at = CASE WHEN attempts < max_attempts THEN $2 ELSE next_attempt_at END \
+             WHERE status IN ('calling', 'in_progress') AND lease_until < $1 \
              RETURNING {CALL_COLUMNS}"
         );
         let mut tx = self.write().begin().await?;
-        let rows = sqlx::query(&sql).bind(now_ms).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(retry_ms)
+            .fetch_all(&mut *tx)
+            .await?;
         let calls = rows.iter().map(rows::call).collect::<Result<Vec<_>>>()?;
         let mut outbox = false;
         for call in &calls {
-            outbox |= insert_event(&mut tx, call, EventType::Ended, from_millis(now_ms)).await?;
+            let event = match call.status {
+                CallStatus::Queued => EventType::Queued,
+                _ => EventType::Ended,
+            };
+            outbox |= insert_event(&mut tx, call, event, from_millis(now_ms)).await?;
         }
         tx.commit().await?;
         if outbox {
             self.notify_outbox();
+        }
+        if calls.iter().any(|c| c.status == CallStatus::Queued) {
+            self.notify_dispatch();
         }
         Ok(calls)
     }

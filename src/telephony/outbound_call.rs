@@ -125,6 +125,10 @@ impl SipDialer {
             }
             Err(outcome) => return failed(outcome, None),
         };
+        if *progress.hang_up().borrow() {
+            // The server is stopping: the call goes back to the queue for another node.
+            return AttemptOutcome::NotPlaced;
+        }
         let placed = match self
             .services
             .sip
