@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::process::{free_port, spawn_server, wait_healthy};
 use common::receiver::{signature_is_valid, Answer, Receiver};
 use common::{Db, TestApp, SECRET};
 use time::OffsetDateTime;
@@ -163,39 +163,13 @@ async fn a_calls_events_arrive_in_order_across_retries(db: Db) {
     app.stop().await;
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_server(config: &std::path::Path) -> Process {
-    Process(
-        Command::new(env!("CARGO_BIN_EXE_voxbridge"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start voxbridge"),
-    )
-}
-
 async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
     let hooks = Receiver::start().await;
     // The first delivery is accepted by the receiver and never answered: the server has
     // committed the event but not seen it delivered when it is killed.
     hooks.script(&[Answer::Hang]);
     let (url, _guard) = common::database(db).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let toml = common::base_config_toml(&url, Some(&hooks.url))
         // The first `listen` is [http]'s; SIP keeps port 0.
         .replacen(
@@ -212,20 +186,9 @@ async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
     std::fs::write(&config, toml).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let up = || async {
-        common::eventually(30, "the server to answer /healthz", || async {
-            http.get(format!("{base}/healthz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        })
-        .await
-    };
 
     let mut server = spawn_server(&config);
-    up().await;
+    wait_healthy(&http, &base).await;
     let response = http
         .post(format!("{base}/v1/calls/outbound"))
         .bearer_auth(common::ACME_KEY)
@@ -236,11 +199,10 @@ async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
     assert_eq!(response.status(), 201);
     let call: serde_json::Value = response.json().await.unwrap();
     hooks.wait_for(1, 10).await;
-    server.0.kill().expect("kill -9");
-    server.0.wait().unwrap();
+    server.kill_9();
 
     let _restarted = spawn_server(&config);
-    up().await;
+    wait_healthy(&http, &base).await;
     let got = hooks.wait_for(2, 30).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got_after = hooks.received();

@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod caller_rtp;
 pub mod postgres;
+pub mod process;
 pub mod receiver;
 pub mod sipp;
 
