@@ -4,6 +4,7 @@
 //! `completed`). A due call that finds no capacity waits in the queue; it does not fail.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,7 @@ pub struct AttemptProgress {
     hang_up: watch::Receiver<bool>,
     /// The dispatcher's clock: it stamps when the phone rang and when it was answered.
     clock: Clock,
+    lease: Lease,
 }
 
 impl AttemptProgress {
@@ -84,6 +86,38 @@ impl AttemptProgress {
     /// Turns true when the dialer should end the call and return its outcome.
     pub fn hang_up(&self) -> watch::Receiver<bool> {
         self.hang_up.clone()
+    }
+
+    /// Whether the INVITE may go out now: the server is not stopping, and the lease on the
+    /// call surely still holds. Asked right before sending: an attempt that was slow to get
+    /// there (a busy database, a starved CPU) may have lost the call to another node's
+    /// recovery, and must then not ring the callee a second time. Returning
+    /// [`AttemptOutcome::NotPlaced`] after a `false` gives the call back if it is still ours.
+    pub fn may_dial(&self) -> bool {
+        !*self.hang_up.borrow() && self.lease.holds(self.clock.now_ms())
+    }
+}
+
+/// Until when (ms since the epoch, on this node's clock) a claimed call is surely still this
+/// node's: the lease it last wrote, less a margin for the clocks of the nodes that might
+/// recover it. Shared by an attempt and its dialer.
+#[derive(Clone)]
+struct Lease {
+    until_ms: Arc<AtomicI64>,
+    margin_ms: i64,
+}
+
+impl Lease {
+    fn holds(&self, now_ms: i64) -> bool {
+        now_ms < self.until_ms.load(Ordering::Relaxed) - self.margin_ms
+    }
+
+    fn renewed(&self, until_ms: i64) {
+        self.until_ms.store(until_ms, Ordering::Relaxed);
+    }
+
+    fn lapses_at(&self) -> i64 {
+        self.until_ms.load(Ordering::Relaxed) - self.margin_ms
     }
 }
 
@@ -190,10 +224,10 @@ impl Dispatcher {
                 next_count = now + millis(COUNT_WAITING);
                 this.count_waiting(&room, holdup, now).await;
             }
-            let claimed = if budget > 0 {
+            let (claimed, lease) = if budget > 0 {
                 this.claim(budget, &room.full_orgs).await
             } else {
-                Vec::new()
+                (Vec::new(), 0)
             };
             let claimed_any = !claimed.is_empty();
             for call in claimed {
@@ -210,7 +244,7 @@ impl Dispatcher {
                 dials.dialled(now);
                 let (this, shutdown) = (this.clone(), shutdown.clone());
                 attempts.spawn(async move {
-                    this.attempt(call, shutdown).await;
+                    this.attempt(call, lease, shutdown).await;
                     drop(slot);
                 });
             }
@@ -319,18 +353,20 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(&self, budget: usize, skip_orgs: &[uuid::Uuid]) -> Vec<Call> {
+    /// Claims up to `budget` due calls; returns them and when their lease runs out.
+    async fn claim(&self, budget: usize, skip_orgs: &[uuid::Uuid]) -> (Vec<Call>, i64) {
         let now_ms = self.clock().now_ms();
+        let until = self.lease_until();
         let limit = i64::try_from(budget).unwrap_or(i64::MAX);
         match self
             .store
-            .claim_due_calls(&self.node, now_ms, self.lease_until(), limit, skip_orgs)
+            .claim_due_calls(&self.node, now_ms, until, limit, skip_orgs)
             .await
         {
-            Ok(calls) => calls,
+            Ok(calls) => (calls, until),
             Err(e) => {
                 tracing::warn!(error = %e, "claiming due calls failed");
-                Vec::new()
+                (Vec::new(), until)
             }
         }
     }
@@ -361,7 +397,11 @@ impl Dispatcher {
     }
 
     /// One attempt: check the quota, dial, keep the lease alive, and book the outcome.
-    async fn attempt(&self, mut call: Call, mut shutdown: watch::Receiver<bool>) {
+    async fn attempt(&self, mut call: Call, lease_until: i64, mut shutdown: watch::Receiver<bool>) {
+        let lease = Lease {
+            until_ms: Arc::new(AtomicI64::new(lease_until)),
+            margin_ms: millis(self.heartbeat()) / 2,
+        };
         metrics::counter!("voxbridge_dial_attempts_total").increment(1);
         match self.store.org(call.org_id).await {
             Ok(Some(org)) if org.quota_exhausted() => {
@@ -385,6 +425,7 @@ impl Dispatcher {
             progress: progress_tx,
             hang_up: hang_up_rx,
             clock: self.clock().clone(),
+            lease: lease.clone(),
         };
         let dial = dialer.dial(&dialled, progress);
         tokio::pin!(dial);
@@ -404,7 +445,7 @@ impl Dispatcher {
                 }
                 () = check, if !*hang_up.borrow() => {
                     next_heartbeat = self.clock().now_ms() + millis(self.heartbeat());
-                    if !self.still_ours(&call).await {
+                    if !self.still_ours(&call, &lease).await {
                         if status == CallStatus::Calling {
                             // Canceled or taken over before an answer: dropping `dial` sends
                             // the CANCEL.
@@ -437,17 +478,26 @@ impl Dispatcher {
         self.book(&mut call, status, outcome).await;
     }
 
-    /// Extends the lease; false when the call was canceled or another node took it over.
-    async fn still_ours(&self, call: &Call) -> bool {
-        match self
-            .store
-            .heartbeat(call.id, &self.node, self.lease_until())
-            .await
-        {
-            Ok(ours) => ours,
-            Err(e) => {
-                tracing::warn!(error = %e, call = %call.id, "lease heartbeat failed");
-                true
+    /// Extends the lease; false when it is lost: the call was canceled, another node took it
+    /// over, or no heartbeat got through before the lease ran out (a database gone for that
+    /// long: another node may recover the call, so this one lets go of it).
+    async fn still_ours(&self, call: &Call, lease: &Lease) -> bool {
+        let until = self.lease_until();
+        tokio::select! {
+            beat = self.store.heartbeat(call.id, &self.node, until) => match beat {
+                Ok(true) => {
+                    lease.renewed(until);
+                    true
+                }
+                Ok(false) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, call = %call.id, "lease heartbeat failed");
+                    lease.holds(self.clock().now_ms())
+                }
+            },
+            () = self.clock().sleep_until(lease.lapses_at()) => {
+                tracing::warn!(call = %call.id, "no lease heartbeat got through in time; letting the call go");
+                false
             }
         }
     }

@@ -324,6 +324,12 @@ pub async fn start(
         .public_addr
         .map(|ip| SocketAddr::new(ip, config.sip.listen.port()));
     // A trunk carries many calls from one address; only unknown sources are rate limited.
+    // That includes a trunk we only dial out through: at a few hundred calls at once its
+    // BYEs alone would exceed the limit and get it banned.
+    let trunk_hosts = config.trunks.iter().filter_map(|t| {
+        let ip: IpAddr = t.host.parse().ok()?;
+        Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
+    });
     driver_config.endpoint.rate_limit = Some(RateLimit {
         per_second: config.sip.rate_limit_per_second,
         burst: config.sip.rate_limit_burst,
@@ -333,6 +339,7 @@ pub async fn start(
             .iter()
             .flat_map(|t| &t.inbound_cidrs)
             .map(|net| (net.network(), net.prefix_len()))
+            .chain(trunk_hosts)
             .collect(),
     });
     let (sip, events) =

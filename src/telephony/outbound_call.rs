@@ -125,8 +125,9 @@ impl SipDialer {
             }
             Err(outcome) => return failed(outcome, None),
         };
-        if *progress.hang_up().borrow() {
-            // The server is stopping: the call goes back to the queue for another node.
+        if !progress.may_dial() {
+            // The server is stopping, or the lease may have run out: the call goes back to
+            // the queue (if still ours) for another node or a later try.
             return AttemptOutcome::NotPlaced;
         }
         let placed = match self

@@ -74,37 +74,65 @@ pub fn carrier_tracing(
     (super::process::Process(child), trace)
 }
 
-/// The INVITEs a tracing carrier received, as distinct SIP dialogs (Call-ID) per VoxBridge call
-/// (`X-VoxBridge-Call-Id`), so retransmissions and re-sent INVITEs count once.
-pub fn invites_per_call(trace: &std::path::Path) -> std::collections::HashMap<String, usize> {
+/// One INVITE dialog a tracing carrier received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Invite {
+    /// The VoxBridge call (`X-VoxBridge-Call-Id`).
+    pub call: String,
+    pub sip_call_id: String,
+    /// Who sent it: the top Via's host:port (one per node).
+    pub sender: String,
+}
+
+/// The INVITEs in a carrier's trace, once per SIP dialog (retransmissions and re-sent INVITEs
+/// count once).
+pub fn invites(trace: &std::path::Path) -> Vec<Invite> {
     let text = std::fs::read_to_string(trace).unwrap_or_default();
-    let mut dialogs = std::collections::HashSet::new();
-    let (mut in_invite, mut call_id, mut ours) = (false, None, None);
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    let mut headers: Option<[Option<String>; 3]> = None;
     for line in text.lines() {
         if line.starts_with("INVITE ") {
-            (in_invite, call_id, ours) = (true, None, None);
-        } else if line.starts_with("SIP/2.0 ")
-            || line.starts_with("ACK ")
-            || line.starts_with("BYE ")
-            || line.starts_with("CANCEL ")
-        {
-            in_invite = false;
-        } else if in_invite {
-            let value = |name: &str| {
-                line.split_once(':')
-                    .filter(|(h, _)| h.trim().eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.trim().to_owned())
-            };
-            call_id = call_id.or_else(|| value("Call-ID"));
-            ours = ours.or_else(|| value("X-VoxBridge-Call-Id"));
-            if let (Some(sip), Some(vb)) = (&call_id, &ours) {
-                dialogs.insert((sip.clone(), vb.clone()));
+            headers = Some([None, None, None]);
+            continue;
+        }
+        let Some(fields) = headers.as_mut() else {
+            continue;
+        };
+        let Some((name, value)) = line.split_once(':') else {
+            // The blank line after the headers, or the next message's banner.
+            headers = None;
+            continue;
+        };
+        let value = value.trim().to_owned();
+        let slot = match name.trim().to_ascii_lowercase().as_str() {
+            "x-voxbridge-call-id" => 0,
+            "call-id" => 1,
+            "via" => 2,
+            _ => continue,
+        };
+        fields[slot].get_or_insert(value);
+        if let [Some(call), Some(sip_call_id), Some(via)] = fields.clone() {
+            let sender = via.split_whitespace().nth(1).unwrap_or_default();
+            let sender = sender.split(';').next().unwrap_or_default().to_owned();
+            if seen.insert(sip_call_id.clone()) {
+                found.push(Invite {
+                    call,
+                    sip_call_id,
+                    sender,
+                });
             }
+            headers = None;
         }
     }
+    found
+}
+
+/// [`invites`] counted per VoxBridge call.
+pub fn invites_per_call(trace: &std::path::Path) -> std::collections::HashMap<String, usize> {
     let mut per_call = std::collections::HashMap::new();
-    for (_, vb) in dialogs {
-        *per_call.entry(vb).or_default() += 1;
+    for invite in invites(trace) {
+        *per_call.entry(invite.call).or_default() += 1;
     }
     per_call
 }
