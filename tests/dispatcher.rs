@@ -49,6 +49,8 @@ struct ScriptedDialer {
     dialled_at: Mutex<Vec<OffsetDateTime>>,
     /// Calls being dialled or talking now by org, and the most there ever were.
     org_active: Mutex<HashMap<uuid::Uuid, (usize, usize)>>,
+    /// The carrier answers 503 to everything.
+    carrier_down: std::sync::atomic::AtomicBool,
 }
 
 struct ActiveGuard<'a>(&'a ScriptedDialer, uuid::Uuid);
@@ -103,6 +105,12 @@ impl Dialer for ScriptedDialer {
                 .unwrap_or(Step::Answer { secs: 30 })
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if self.carrier_down.load(Ordering::SeqCst) {
+            return AttemptOutcome::Failed {
+                outcome: Outcome::TrunkError,
+                sip_status: Some(503),
+            };
+        }
         match step {
             Step::Answer { secs } => {
                 let answered = answer.answered(Some(200));
@@ -729,4 +737,60 @@ async fn a_stop_gives_back_claims_not_yet_dialled(db: Db) {
         ["call.queued", "call.calling", "call.queued"]
     );
     store.close().await;
+}
+
+/// A carrier that answers 503 to everything gets probes, one call at a time after pauses that
+/// double, not the batch again at every call's retry; the calls wait without spending their
+/// attempts, and all go once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_failing_every_call_is_probed_not_stormed() {
+    let dialer = Arc::new(ScriptedDialer::default());
+    dialer.carrier_down.store(true, Ordering::SeqCst);
+    let (app, clock) = start_virtual(Db::Sqlite, dialer.clone(), |c| {
+        c.telephony.retry.trunk_error_seconds = 60;
+        c.telephony.max_concurrent_calls = 100;
+    })
+    .await;
+    // All due at once: one burst of 50 (a second's worth) before any 503 comes back.
+    let due = rfc3339(clock.now() + time::Duration::SECOND);
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let body = format!(
+            r#"{{"to": "+1202555{:04}", "schedule_at": "{due}"}}"#,
+            700 + i
+        );
+        ids.push(
+            app.queue_call(&body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    clock.advance(Duration::from_secs(1));
+    common::eventually(15, "the first burst to fail", || async {
+        (dialer.dials.lock().unwrap().len() == 50).then_some(())
+    })
+    .await;
+    // Five virtual minutes of outage: every call's retry comes due after about a minute.
+    for _ in 0..300 {
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    let during = dialer.dials.lock().unwrap().len() - 50;
+    assert!(
+        (2..=10).contains(&during),
+        "probes during the outage, not the batch again: {during} dials"
+    );
+    let org = acme(&app).await;
+    for id in &ids {
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        let call = app.store().call(org.id, id).await.unwrap().unwrap();
+        assert_eq!(call.status.as_str(), "queued", "none failed for good");
+    }
+
+    dialer.carrier_down.store(false, Ordering::SeqCst);
+    for id in &ids {
+        tick_until_status(&app, &clock, Duration::from_secs(2), id, "completed").await;
+    }
+    app.stop().await;
 }

@@ -3,7 +3,6 @@
 //! node's caps ([`CallLimits`]), and books each attempt's outcome (retry, `failed`,
 //! `completed`). A due call that finds no capacity waits in the queue; it does not fail.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+mod pacing;
+
+use pacing::{budget, DialRate, Holdup, Pacer, TrunkGate, Verdict};
 
 use crate::clock::Clock;
 use crate::config::{Rounding, TelephonyConfig};
@@ -27,8 +30,6 @@ const RETRY_CLAIM: Duration = Duration::from_millis(50);
 const GIVE_BACK_DELAY: Duration = Duration::from_secs(1);
 /// How often the waiting-calls gauges are recounted (one query) while calls wait.
 const COUNT_WAITING: Duration = Duration::from_secs(1);
-/// The window the dials-per-second gauge averages over.
-const DIAL_RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// What one dial attempt came to.
 #[derive(Debug, Clone)]
@@ -146,34 +147,7 @@ pub struct Dispatcher {
     /// The trunk calls are dialled through, and the INVITEs per second it allows.
     trunk: String,
     calls_per_second: u32,
-}
-
-/// Why due calls wait instead of being dialled (the `reason` of `voxbridge_calls_waiting`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Holdup {
-    /// `calls_per_second`.
-    Rate,
-    Limit(Limit),
-    /// Media ports or speech recognition.
-    Capacity,
-}
-
-impl Holdup {
-    const ALL: [Holdup; 5] = [
-        Holdup::Rate,
-        Holdup::Limit(Limit::Node),
-        Holdup::Limit(Limit::Trunk),
-        Holdup::Limit(Limit::Org),
-        Holdup::Capacity,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Holdup::Rate => "rate",
-            Holdup::Limit(limit) => limit.as_str(),
-            Holdup::Capacity => "capacity",
-        }
-    }
+    gate: std::sync::Mutex<TrunkGate>,
 }
 
 impl Dispatcher {
@@ -197,6 +171,24 @@ impl Dispatcher {
             limits,
             trunk,
             calls_per_second,
+            gate: Default::default(),
+        }
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, TrunkGate> {
+        // The gate is a few numbers changed in one statement each: usable after a panic.
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Feeds an attempt's verdict on the carrier to the gate; says so when it closes.
+    fn report(&self, verdict: Verdict) {
+        let mut gate = self.gate();
+        let was_closed = gate.is_closed();
+        gate.report(verdict, self.clock().now_ms());
+        if gate.is_closed() && !was_closed {
+            tracing::warn!(trunk = %self.trunk, "the carrier fails every call; dialling paused, probing with one call at a time");
+        } else if was_closed && !gate.is_closed() {
+            tracing::info!(trunk = %self.trunk, "the carrier answers again; dialling resumed");
         }
     }
 
@@ -219,7 +211,8 @@ impl Dispatcher {
                 this.recover_expired().await;
             }
             let room = this.limits.outbound_room(&this.trunk);
-            let (budget, holdup) = budget(&room, pacer.available(now), this.dialer.room());
+            let gate = this.gate().allows(now);
+            let (budget, holdup) = budget(gate, &room, pacer.available(now), this.dialer.room());
             if now >= next_count {
                 next_count = now + millis(COUNT_WAITING);
                 this.count_waiting(&room, holdup, now).await;
@@ -242,10 +235,12 @@ impl Dispatcher {
                 };
                 pacer.take();
                 dials.dialled(now);
+                this.gate().dialled();
                 let (this, shutdown) = (this.clone(), shutdown.clone());
                 attempts.spawn(async move {
-                    this.attempt(call, lease, shutdown).await;
+                    let verdict = this.attempt(call, lease, shutdown).await;
                     drop(slot);
+                    this.report(verdict);
                 });
             }
             metrics::gauge!("voxbridge_dials_per_second").set(dials.per_second(now));
@@ -254,7 +249,9 @@ impl Dispatcher {
             if claimed_any && !paced {
                 continue;
             }
-            let wait = if paced {
+            let wait = if holdup == Some(Holdup::TrunkTrouble) {
+                this.gate().until_probe(now).unwrap_or(POLL)
+            } else if paced {
                 pacer.until_next(now)
             } else if budget > 0 {
                 // Nothing due now: sleep until the next scheduled call (a new one, or one
@@ -266,7 +263,8 @@ impl Dispatcher {
             };
             tokio::select! {
                 _ = this.store.dispatch_changed() => {}
-                _ = clock.sleep(wait.max(Duration::from_millis(1)).min(POLL)) => {}
+                // From the `now` this round decided on: time that passed meanwhile counts.
+                _ = clock.sleep_until(now + millis(wait.max(Duration::from_millis(1)).min(POLL))) => {}
                 Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
                 () = this.limits.freed() => {}
                 _ = shutdown.changed() => {}
@@ -396,8 +394,14 @@ impl Dispatcher {
         }
     }
 
-    /// One attempt: check the quota, dial, keep the lease alive, and book the outcome.
-    async fn attempt(&self, mut call: Call, lease_until: i64, mut shutdown: watch::Receiver<bool>) {
+    /// One attempt: check the quota, dial, keep the lease alive, and book the outcome. Returns
+    /// what it says about the carrier.
+    async fn attempt(
+        &self,
+        mut call: Call,
+        lease_until: i64,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Verdict {
         let lease = Lease {
             until_ms: Arc::new(AtomicI64::new(lease_until)),
             margin_ms: millis(self.heartbeat()) / 2,
@@ -410,7 +414,7 @@ impl Dispatcher {
                     sip_status: None,
                 };
                 self.book(&mut call, CallStatus::Calling, outcome).await;
-                return;
+                return Verdict::Unknown;
             }
             Ok(_) => {}
             Err(e) => {
@@ -449,7 +453,7 @@ impl Dispatcher {
                         if status == CallStatus::Calling {
                             // Canceled or taken over before an answer: dropping `dial` sends
                             // the CANCEL.
-                            return;
+                            return Verdict::Unknown;
                         }
                         // Canceled while talking: the dialer says goodbye (BYE) and returns
                         // the conversation, which is kept with the canceled call.
@@ -473,9 +477,11 @@ impl Dispatcher {
                 GIVE_BACK_DELAY
             };
             self.give_back(&call, delay).await;
-            return;
+            return Verdict::Unknown;
         }
+        let verdict = verdict(&outcome);
         self.book(&mut call, status, outcome).await;
+        verdict
     }
 
     /// Extends the lease; false when it is lost: the call was canceled, another node took it
@@ -624,142 +630,21 @@ impl Dispatcher {
     }
 }
 
-/// How many calls to claim now, and, when none, what holds them back: the pacer's tokens,
-/// the room under the node's and trunk's caps and under the fewest any capped org has left,
-/// and the dialer's media capacity.
-fn budget(room: &OutboundRoom, tokens: u32, capacity: usize) -> (usize, Option<Holdup>) {
-    let tokens = tokens as usize;
-    let org_room = room.org_room.unwrap_or(usize::MAX);
-    let budget = tokens.min(room.calls).min(capacity).min(org_room);
-    let holdup = if budget > 0 {
-        None
-    } else if tokens == 0 {
-        Some(Holdup::Rate)
-    } else if let Some(limit) = room.bound {
-        Some(Holdup::Limit(limit))
-    } else {
-        Some(Holdup::Capacity)
-    };
-    (budget, holdup)
-}
-
-/// Dials in the last [`DIAL_RATE_WINDOW`], for the dials-per-second gauge.
-#[derive(Default)]
-struct DialRate(VecDeque<i64>);
-
-impl DialRate {
-    fn dialled(&mut self, now_ms: i64) {
-        self.0.push_back(now_ms);
-    }
-
-    fn per_second(&mut self, now_ms: i64) -> f64 {
-        let window = millis(DIAL_RATE_WINDOW);
-        while self.0.front().is_some_and(|at| *at <= now_ms - window) {
-            self.0.pop_front();
-        }
-        self.0.len() as f64 * 1000.0 / window as f64
+/// What an attempt's outcome says about the carrier.
+fn verdict(outcome: &AttemptOutcome) -> Verdict {
+    match outcome {
+        AttemptOutcome::Completed { .. } => Verdict::Works,
+        AttemptOutcome::Failed { outcome, .. } => match outcome {
+            Outcome::TrunkError => Verdict::Trouble,
+            Outcome::Busy | Outcome::Rejected | Outcome::NoAnswer | Outcome::InvalidNumber => {
+                Verdict::Works
+            }
+            _ => Verdict::Unknown,
+        },
+        AttemptOutcome::NotPlaced => Verdict::Unknown,
     }
 }
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A token bucket for `calls_per_second`, holding at most one second of burst. Time is an
-/// input (ms since the epoch); a clock set back refills nothing rather than failing.
-struct Pacer {
-    rate: f64,
-    tokens: f64,
-    last_ms: i64,
-}
-
-impl Pacer {
-    fn new(per_second: u32, now_ms: i64) -> Self {
-        let rate = f64::from(per_second.max(1));
-        Self {
-            rate,
-            tokens: rate,
-            last_ms: now_ms,
-        }
-    }
-
-    fn refill(&mut self, now_ms: i64) {
-        let elapsed = (now_ms - self.last_ms).max(0) as f64 / 1000.0;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
-        self.last_ms = self.last_ms.max(now_ms);
-    }
-
-    fn available(&mut self, now_ms: i64) -> u32 {
-        self.refill(now_ms);
-        self.tokens.floor() as u32
-    }
-
-    fn take(&mut self) {
-        self.tokens -= 1.0;
-    }
-
-    fn until_next(&mut self, now_ms: i64) -> Duration {
-        self.refill(now_ms);
-        if self.tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_is_the_scarcest_of_rate_caps_and_capacity_and_names_what_holds_it_back() {
-        let room = |calls, bound, org_room| OutboundRoom {
-            calls,
-            bound,
-            full_orgs: Vec::new(),
-            org_room,
-        };
-        assert_eq!(budget(&room(8, None, None), 5, 100), (5, None));
-        assert_eq!(budget(&room(8, None, Some(2)), 5, 100), (2, None));
-        assert_eq!(budget(&room(8, None, None), 5, 3), (3, None));
-        assert_eq!(budget(&room(8, None, None), 0, 3), (0, Some(Holdup::Rate)));
-        assert_eq!(
-            budget(&room(0, Some(Limit::Trunk), None), 5, 3),
-            (0, Some(Holdup::Limit(Limit::Trunk)))
-        );
-        assert_eq!(
-            budget(&room(8, None, None), 5, 0),
-            (0, Some(Holdup::Capacity))
-        );
-    }
-
-    #[test]
-    fn the_dial_rate_averages_the_last_ten_seconds() {
-        let mut rate = DialRate::default();
-        for at in 0..50 {
-            rate.dialled(at * 100);
-        }
-        assert_eq!(rate.per_second(4_900), 5.0);
-        assert_eq!(
-            rate.per_second(12_000),
-            2.9,
-            "the first 21 dials left the window"
-        );
-        assert_eq!(rate.per_second(60_000), 0.0);
-    }
-
-    #[test]
-    fn pacer_allows_the_configured_rate() {
-        let mut pacer = Pacer::new(10, 5_000);
-        assert_eq!(pacer.available(5_000), 10);
-        for _ in 0..10 {
-            pacer.take();
-        }
-        assert_eq!(pacer.available(5_000), 0);
-        assert_eq!(pacer.until_next(5_000), Duration::from_millis(100));
-        assert_eq!(pacer.available(5_250), 2);
-        assert_eq!(pacer.available(4_000), 2, "a clock set back adds nothing");
-        assert_eq!(pacer.available(15_250), 10, "burst is capped at one second");
-    }
 }
