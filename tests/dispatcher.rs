@@ -29,7 +29,7 @@ enum Step {
         secs: i64,
     },
     Fail(Outcome, u16),
-    /// Rings until dropped.
+    /// Rings until dropped, or until the server stops.
     RingForever,
     /// Still getting ready to send the INVITE when the server stops: sends nothing.
     StoppedBeforeInvite,
@@ -147,7 +147,14 @@ impl Dialer for ScriptedDialer {
                 outcome,
                 sip_status: Some(code),
             },
-            Step::RingForever => std::future::pending().await,
+            Step::RingForever => {
+                // Until canceled (the dial is dropped) or the server stops: then CANCEL.
+                let _ = answer.hang_up().wait_for(|stop| *stop).await;
+                AttemptOutcome::Failed {
+                    outcome: Outcome::NoCapacity,
+                    sip_status: None,
+                }
+            }
             Step::StoppedBeforeInvite => {
                 let _ = answer.hang_up().wait_for(|stop| *stop).await;
                 AttemptOutcome::NotPlaced
@@ -792,5 +799,57 @@ async fn a_carrier_failing_every_call_is_probed_not_stormed() {
     for id in &ids {
         tick_until_status(&app, &clock, Duration::from_secs(2), id, "completed").await;
     }
+    app.stop().await;
+}
+
+/// Two nodes on one PostgreSQL whose clocks disagree by 5 s: the node ahead, looking for
+/// expired leases, never takes a call from the node that holds it and heartbeats, through
+/// three virtual minutes of ringing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_runs_ahead_takes_no_call_another_holds() {
+    let holder = Arc::new(ScriptedDialer::default());
+    let (app, clock) = start_virtual(Db::Postgres, holder.clone(), |_| {}).await;
+    let ahead = ManualClock::starting_at(clock.now() + time::Duration::seconds(5));
+    let other = Arc::new(ScriptedDialer::default());
+    // The other node only recovers; it has no room to dial.
+    *other.room.lock().unwrap() = Some(0);
+    let mut config = common::parse_config(&common::base_config_toml(&app.database_url, None));
+    config.telephony.enabled = true;
+    config.telephony.outbound_trunk = Some("carrier".into());
+    config.trunks.push(common::loopback_trunk("127.0.0.0/8"));
+    let second = voxbridge::server::Server::start(config, Some(other.clone()), ahead.clock())
+        .await
+        .expect("the second node starts");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let to = format!("+1202555{:04}", 800 + i);
+        holder.script(&to, &[Step::RingForever]);
+        let call = app.queue_call(&format!(r#"{{"to": "{to}"}}"#)).await;
+        ids.push(call["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        wait_status(&app, id, "calling").await;
+    }
+    for _ in 0..180 {
+        clock.advance(Duration::from_secs(1));
+        ahead.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    settle().await;
+    for id in &ids {
+        let (_, call) = app.get(&format!("/v1/calls/{id}"), ACME_KEY).await;
+        assert_eq!(
+            (call["status"].as_str(), call["attempts"].as_i64()),
+            (Some("calling"), Some(1)),
+            "{call}"
+        );
+    }
+    assert_eq!(holder.dials.lock().unwrap().len(), 5);
+    assert_eq!(
+        holder.dropped.load(Ordering::SeqCst),
+        0,
+        "no dial was dropped"
+    );
+    second.shutdown().await;
     app.stop().await;
 }
