@@ -180,10 +180,14 @@ impl DialRate {
     }
 }
 
-/// A token bucket for `calls_per_second`, holding at most one second of burst. Time is an
-/// input (ms since the epoch); a clock set back refills nothing rather than failing.
+/// A token bucket for `calls_per_second` that holds 20 ms worth (at least one call): any
+/// one-second window then sees at most 2 % more than the rate. A second's worth of burst
+/// sent twice the rate in the first second of every batch, which a carrier counting calls
+/// per second refuses. Time is an input (ms since the epoch); a clock set back refills
+/// nothing rather than failing.
 pub(super) struct Pacer {
     rate: f64,
+    burst: f64,
     tokens: f64,
     last_ms: i64,
 }
@@ -191,16 +195,18 @@ pub(super) struct Pacer {
 impl Pacer {
     pub(super) fn new(per_second: u32, now_ms: i64) -> Self {
         let rate = f64::from(per_second.max(1));
+        let burst = (rate / 50.0).floor().max(1.0);
         Self {
             rate,
-            tokens: rate,
+            burst,
+            tokens: burst,
             last_ms: now_ms,
         }
     }
 
     fn refill(&mut self, now_ms: i64) {
         let elapsed = (now_ms - self.last_ms).max(0) as f64 / 1000.0;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.last_ms = self.last_ms.max(now_ms);
     }
 
@@ -312,16 +318,21 @@ mod tests {
     }
 
     #[test]
-    fn pacer_allows_the_configured_rate() {
-        let mut pacer = Pacer::new(10, 5_000);
-        assert_eq!(pacer.available(5_000), 10);
+    fn pacer_allows_the_configured_rate_with_a_burst_of_20_ms() {
+        let mut pacer = Pacer::new(500, 5_000);
+        assert_eq!(pacer.available(5_000), 10, "20 ms worth at once");
         for _ in 0..10 {
             pacer.take();
         }
         assert_eq!(pacer.available(5_000), 0);
-        assert_eq!(pacer.until_next(5_000), Duration::from_millis(100));
-        assert_eq!(pacer.available(5_250), 2);
-        assert_eq!(pacer.available(4_000), 2, "a clock set back adds nothing");
-        assert_eq!(pacer.available(15_250), 10, "burst is capped at one second");
+        assert_eq!(pacer.until_next(5_000), Duration::from_millis(2));
+        assert_eq!(pacer.available(5_010), 5);
+        assert_eq!(pacer.available(4_000), 5, "a clock set back adds nothing");
+        assert_eq!(pacer.available(15_000), 10, "the burst is capped");
+        let mut slow = Pacer::new(10, 0);
+        assert_eq!(slow.available(0), 1, "at least one call");
+        slow.take();
+        assert_eq!(slow.until_next(0), Duration::from_millis(100));
+        assert_eq!(slow.available(10_000), 1);
     }
 }

@@ -30,11 +30,16 @@ impl Store {
                 .collect();
             format!(" AND org_id NOT IN ({})", params.join(", "))
         };
+        // The picked ids are materialized first: as `id IN (SELECT … LIMIT n FOR UPDATE SKIP
+        // LOCKED)`, PostgreSQL may run the subquery once per row it scans, each run locking
+        // and returning another row, and claim every due call whatever `limit` says (seen: 40
+        // claimed at a budget of 1).
         let sql = format!(
-            "UPDATE calls SET status = 'calling', attempts = attempts + 1, lease_owner = $1, lease_until = $2, \
+            "WITH picked AS MATERIALIZED (SELECT id FROM calls WHERE status = 'queued' AND next_attempt_at <= $3{skip} \
+             ORDER BY next_attempt_at, id LIMIT $4{}) \
+             UPDATE calls SET status = 'calling', attempts = attempts + 1, lease_owner = $1, lease_until = $2, \
              end_reason = NULL, sip_status = NULL, ringing_at = NULL, answered_at = NULL \
-             WHERE status = 'queued' AND id IN (SELECT id FROM calls WHERE status = 'queued' AND next_attempt_at <= $3{skip} \
-             ORDER BY next_attempt_at LIMIT $4{}) RETURNING {CALL_COLUMNS}",
+             WHERE status = 'queued' AND id IN (SELECT id FROM picked) RETURNING {CALL_COLUMNS}",
             self.dialect().skip_locked()
         );
         let mut query = sqlx::query(&sql)

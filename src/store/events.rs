@@ -130,13 +130,15 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<OutboxEvent>> {
+        // Materialized first, as in `claim_due_calls`: else `limit` may not hold.
         let sql = format!(
-            "UPDATE events SET lease_until = $1 WHERE id IN (SELECT id FROM events e \
+            "WITH picked AS MATERIALIZED (SELECT id FROM events e \
              WHERE delivery_status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
              AND NOT EXISTS (SELECT 1 FROM events earlier WHERE earlier.call_id = e.call_id \
              AND earlier.delivery_status = 'pending' AND (earlier.created_at < e.created_at \
              OR (earlier.created_at = e.created_at AND earlier.id < e.id))) \
              ORDER BY next_attempt_at LIMIT $3{}) \
+             UPDATE events SET lease_until = $1 WHERE id IN (SELECT id FROM picked) \
              RETURNING id, org_id, target_url, payload, attempts, created_at",
             self.dialect().skip_locked()
         );

@@ -203,3 +203,40 @@ fn remove_stale_servers() {
         }
     }
 }
+
+/// Makes this test process's PostgreSQL server stop answering for `pause` (SIGSTOP to the
+/// postmaster and every backend, then SIGCONT), as a database host that hangs or a network
+/// that drops it would: connections stay open, queries and new connections wait.
+pub fn freeze_for(pause: Duration) {
+    let data = std::env::temp_dir()
+        .join(format!("voxbridge-pg-{}", std::process::id()))
+        .join("data");
+    let pidfile = std::fs::read_to_string(data.join("postmaster.pid")).expect("a running server");
+    let postmaster: i32 = pidfile
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the postmaster's pid");
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid …: the ppid follows the closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    for pid in &pids {
+        unsafe { libc::kill(*pid, libc::SIGSTOP) };
+    }
+    std::thread::sleep(pause);
+    for pid in &pids {
+        unsafe { libc::kill(*pid, libc::SIGCONT) };
+    }
+}
