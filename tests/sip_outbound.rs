@@ -681,3 +681,37 @@ async fn inbound_and_outbound_calls_share_the_node_cap() {
     assert_eq!(second["attempts"], 1);
     app.stop().await;
 }
+
+/// A graceful stop hangs up an answered outbound call as it does an inbound one: BYE to the
+/// carrier, and the call stored completed (`agent_hangup`), with its minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_hangs_up_answered_outbound_calls() {
+    let port = carrier_port();
+    let mut app = start(Db::Sqlite, None, port, |_| {}).await;
+    let sipp = carrier(port, answering(None, None), 1);
+    let id = queue(&app, json!({"to": "+12025550199", "context": {}})).await;
+    reaches(&app, &id, "in_progress", 10).await;
+    let org = app
+        .store()
+        .org_by_number("+12025550142")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    app.server.take().unwrap().shutdown().await;
+    assert!(sipp.await.unwrap(), "the carrier got our BYE");
+
+    let store =
+        voxbridge::store::Store::connect(&app.database_url, 1, voxbridge::clock::Clock::system())
+            .await
+            .unwrap();
+    let call = store
+        .call(org, uuid::Uuid::parse_str(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(call.status.as_str(), "completed");
+    assert_eq!(call.end_reason.map(|r| r.as_str()), Some("agent_hangup"));
+    assert!(call.duration_seconds.is_some());
+    store.close().await;
+}
