@@ -72,12 +72,9 @@ async fn a_killed_nodes_calls_are_retried_after_the_lease_and_dialled_once_per_a
     let (_carrier, trace) = common::sipp::carrier_tracing(port, &scenario, dir.path());
     let (url, _guard) = common::database(db).await;
     let http_port = free_port();
-    let toml = common::base_config_toml(&url, None).replacen(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:{http_port}\""),
-        1,
-    ) + &format!(
-        r#"
+    let toml = common::config_on_port(&url, None, http_port)
+        + &format!(
+            r#"
 [telephony]
 enabled = true
 outbound_trunk = "carrier"
@@ -93,7 +90,7 @@ port = {port}
 inbound_cidrs = ["127.0.0.1/32"]
 from_number = "+12025550100"
 "#
-    );
+        );
     let config = dir.path().join("voxbridge.toml");
     std::fs::write(&config, toml).unwrap();
     let api = Api {

@@ -37,12 +37,9 @@ async fn start_node(
     lease: u64,
 ) -> Node {
     let http_port = free_port();
-    let toml = common::base_config_toml(url, None).replacen(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:{http_port}\""),
-        1,
-    ) + &format!(
-        r#"
+    let toml = common::config_on_port(url, None, http_port)
+        + &format!(
+            r#"
 [telephony]
 enabled = true
 outbound_trunk = "carrier"
@@ -61,8 +58,8 @@ host = "127.0.0.1"
 port = {carrier}
 from_number = "+12025550100"
 "#,
-        rtp_base + 999
-    );
+            rtp_base + 999
+        );
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(&config, toml).unwrap();
     let node = Node {

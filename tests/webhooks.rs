@@ -170,17 +170,10 @@ async fn outbox_survives_kill_9_between_insert_and_delivery(db: Db) {
     hooks.script(&[Answer::Hang]);
     let (url, _guard) = common::database(db).await;
     let port = free_port();
-    let toml = common::base_config_toml(&url, Some(&hooks.url))
-        // The first `listen` is [http]'s; SIP keeps port 0.
-        .replacen(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-            1,
-        )
-        .replace(
-            "first_retry_seconds = 1",
-            "first_retry_seconds = 1\ntimeout_seconds = 2",
-        );
+    let toml = common::config_on_port(&url, Some(&hooks.url), port).replace(
+        "first_retry_seconds = 1",
+        "first_retry_seconds = 1\ntimeout_seconds = 2",
+    );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("voxbridge.toml");
     std::fs::write(&config, toml).unwrap();

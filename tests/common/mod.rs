@@ -121,6 +121,17 @@ direction = "outbound"
     )
 }
 
+/// [`base_config_toml`] with the HTTP API on `http_port` (SIP keeps port 0), for a server run
+/// as a process of its own, which the test reaches at a port it knows.
+pub fn config_on_port(database_url: &str, webhook_url: Option<&str>, http_port: u16) -> String {
+    // The first `listen` is [http]'s.
+    base_config_toml(database_url, webhook_url).replacen(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{http_port}\""),
+        1,
+    )
+}
+
 /// A trunk named "carrier" on loopback that admits INVITEs from `cidr`.
 pub fn loopback_trunk(cidr: &str) -> voxbridge::config::TrunkConfig {
     voxbridge::config::TrunkConfig {
