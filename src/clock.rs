@@ -87,7 +87,8 @@ impl ManualClock {
     }
 }
 
-fn millis(d: Duration) -> i64 {
+/// A duration in whole milliseconds, as times are stored (saturating).
+pub fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -20,7 +20,6 @@ use voxbridge::config::{Config, RetryConfig};
 use voxbridge::dispatcher::{AttemptOutcome, AttemptProgress, Dialer};
 use voxbridge::domain::{Analysis, EndReason, Speaker, TranscriptEntry};
 use voxbridge::outcome::Outcome;
-use voxbridge::store::Store;
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -731,11 +730,7 @@ async fn a_stop_gives_back_claims_not_yet_dialled(db: Db) {
     wait_status(&app, &id.to_string(), "calling").await;
     let org = acme(&app).await.id;
     let mut app = app;
-    app.server.take().unwrap().shutdown().await;
-
-    let store = Store::connect(&app.database_url, 1, Clock::system())
-        .await
-        .unwrap();
+    let store = app.shut_down_and_reopen().await;
     let after = store.call(org, id).await.unwrap().unwrap();
     assert_eq!(after.status.as_str(), "queued");
     assert_eq!(after.attempts, 0, "no attempt spent");

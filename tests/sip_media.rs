@@ -255,12 +255,8 @@ async fn shutdown_hangs_up_and_stores_live_calls(db: Db) {
     let caller = tokio::task::spawn_blocking(move || sipp(sip, &silent_call()));
     a_call_in_progress(&app).await;
 
-    app.server.take().unwrap().shutdown().await;
+    let store = app.shut_down_and_reopen().await;
     assert!(caller.await.unwrap(), "the caller got a BYE");
-    let store =
-        voxbridge::store::Store::connect(&app.database_url, 1, voxbridge::clock::Clock::system())
-            .await
-            .unwrap();
     let filter = voxbridge::store::CallFilter {
         limit: 10,
         ..Default::default()

@@ -465,19 +465,14 @@ async fn an_answer_with_unusable_media_is_hung_up_as_a_trunk_error() {
     assert!(call["answered_at"].is_null());
 }
 
-/// A free TCP port on loopback for the server's HTTP listener.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// `voxbridge serve` on the repository's demo config, with telephony, the trunk and its
 /// credentials set by environment variables alone. The password and numbers look like numbers
 /// and must stay strings; the carrier checks the credentials.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_alone_configures_dialing() {
     let dir = tempfile::tempdir().unwrap();
-    let (carrier_port, http, sip) = (carrier_port(), free_port(), carrier_port() + 1);
+    let http = common::process::free_port();
+    let (carrier_port, sip) = (carrier_port(), carrier_port() + 1);
     let db = format!("sqlite://{}", dir.path().join("env.db").display());
     let (http_listen, sip_listen) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{sip}"));
     let env = [
@@ -698,13 +693,8 @@ async fn a_graceful_stop_hangs_up_answered_outbound_calls() {
         .unwrap()
         .unwrap()
         .id;
-    app.server.take().unwrap().shutdown().await;
+    let store = app.shut_down_and_reopen().await;
     assert!(sipp.await.unwrap(), "the carrier got our BYE");
-
-    let store =
-        voxbridge::store::Store::connect(&app.database_url, 1, voxbridge::clock::Clock::system())
-            .await
-            .unwrap();
     let call = store
         .call(org, uuid::Uuid::parse_str(&id).unwrap())
         .await

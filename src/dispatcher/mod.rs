@@ -16,7 +16,7 @@ mod pacing;
 
 use pacing::{budget, DialRate, Holdup, Pacer, TrunkGate, Verdict};
 
-use crate::clock::Clock;
+use crate::clock::{millis, Clock};
 use crate::config::{Rounding, TelephonyConfig};
 use crate::domain::{Analysis, Call, CallStatus, EndReason, EventType, TranscriptEntry};
 use crate::limits::{CallLimits, Limit, OutboundRoom};
@@ -110,7 +110,7 @@ struct Lease {
 
 impl Lease {
     fn holds(&self, now_ms: i64) -> bool {
-        now_ms < self.until_ms.load(Ordering::Relaxed) - self.margin_ms
+        now_ms < self.lapses_at()
     }
 
     fn renewed(&self, until_ms: i64) {
@@ -643,8 +643,4 @@ fn verdict(outcome: &AttemptOutcome) -> Verdict {
         },
         AttemptOutcome::NotPlaced => Verdict::Unknown,
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::millis;
+use crate::clock::millis;
 use crate::limits::{Limit, OutboundRoom};
 
 /// The window the dials-per-second gauge averages over.

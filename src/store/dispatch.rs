@@ -25,10 +25,10 @@ impl Store {
         let skip = if skip_orgs.is_empty() {
             String::new()
         } else {
-            let params: Vec<String> = (0..skip_orgs.len())
-                .map(|i| format!("${}", i + 5))
-                .collect();
-            format!(" AND org_id NOT IN ({})", params.join(", "))
+            format!(
+                " AND org_id NOT IN ({})",
+                rows::list_from(5, skip_orgs.len())
+            )
         };
         // The picked ids are materialized first: as `id IN (SELECT … LIMIT n FOR UPDATE SKIP
         // LOCKED)`, PostgreSQL may run the subquery once per row it scans, each run locking

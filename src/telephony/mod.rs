@@ -326,10 +326,10 @@ pub async fn start(
     // A trunk carries many calls from one address; only unknown sources are rate limited.
     // That includes a trunk we only dial out through: at a few hundred calls at once its
     // BYEs alone would exceed the limit and get it banned.
-    let trunk_hosts = config.trunks.iter().filter_map(|t| {
-        let ip: IpAddr = t.host.parse().ok()?;
-        Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
-    });
+    let trunk_hosts = config
+        .trunks
+        .iter()
+        .filter_map(|t| t.host.parse::<IpAddr>().ok().map(ipnet::IpNet::from));
     driver_config.endpoint.rate_limit = Some(RateLimit {
         per_second: config.sip.rate_limit_per_second,
         burst: config.sip.rate_limit_burst,
@@ -337,9 +337,9 @@ pub async fn start(
         exempt: config
             .trunks
             .iter()
-            .flat_map(|t| &t.inbound_cidrs)
-            .map(|net| (net.network(), net.prefix_len()))
+            .flat_map(|t| t.inbound_cidrs.iter().copied())
             .chain(trunk_hosts)
+            .map(|net| (net.network(), net.prefix_len()))
             .collect(),
     });
     let (sip, events) =

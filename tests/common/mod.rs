@@ -284,6 +284,17 @@ impl TestApp {
         call
     }
 
+    /// Shuts the server down gracefully and opens its database again, to look at what the
+    /// shutdown left (the app keeps a SQLite file alive until it is dropped).
+    pub async fn shut_down_and_reopen(&mut self) -> voxbridge::store::Store {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        voxbridge::store::Store::connect(&self.database_url, 1, Clock::system())
+            .await
+            .expect("the database opens again")
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
